@@ -1,0 +1,33 @@
+//! `account_health`: STUB, to be written (see design.md section 4).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Evaluation;
+use crate::config::RuleContext;
+use crate::config::reader::TableReader;
+use crate::model::Snapshot;
+
+/// The kind name.
+pub const KIND: &str = "account_health";
+/// The codes it emits.
+pub const CODES: &[&str] = &["account_blocked", "negative_buying_power", "shorting_enabled"];
+/// Its parameters.
+pub const PARAMS: &[&str] = &[];
+
+/// Parameters.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Params {}
+
+impl Params {
+    /// Reads the parameters.
+    pub fn read(_r: &mut TableReader<'_, '_>, _ctx: &RuleContext) -> Option<Self> {
+        Some(Self {})
+    }
+
+    /// Runs the check.
+    #[must_use]
+    pub fn evaluate(&self, _snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
+        Evaluation::Unknown("not implemented".into())
+    }
+}

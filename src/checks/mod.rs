@@ -1,0 +1,175 @@
+//! Check kinds: one file per kind, each a pure function of the snapshot.
+//!
+//! Adding a kind is one new file plus one line in each `match` below (an explicit list, like
+//! ripgrep's flags, rather than registration magic). A check that cannot see its inputs says
+//! `Unknown`; it never guesses, and never reads a failed source as empty.
+
+pub mod account_health;
+pub mod exposure_limits;
+pub mod log_activity;
+pub mod log_freshness;
+pub mod metadata_complete;
+pub mod no_short_positions;
+pub mod open_order_hazard;
+pub mod position_match;
+#[cfg(test)]
+pub mod testkit;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::RuleContext;
+use crate::config::reader::TableReader;
+use crate::model::{Issue, LogQuery, Snapshot};
+
+/// The result of running a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evaluation {
+    /// The check saw all it needed; these are its issues (none means OK).
+    Checked(Vec<Issue>),
+    /// An input was unavailable or malformed: the reason. No issues are emitted.
+    Unknown(String),
+}
+
+/// A check kind with its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum CheckConfig {
+    /// `no_short_positions`.
+    NoShortPositions(no_short_positions::Params),
+    /// `position_match`.
+    PositionMatch(position_match::Params),
+    /// `metadata_complete`.
+    MetadataComplete(metadata_complete::Params),
+    /// `log_freshness`.
+    LogFreshness(log_freshness::Params),
+    /// `log_activity`.
+    LogActivity(log_activity::Params),
+    /// `open_order_hazard`.
+    OpenOrderHazard(open_order_hazard::Params),
+    /// `exposure_limits`.
+    ExposureLimits(exposure_limits::Params),
+    /// `account_health`.
+    AccountHealth(account_health::Params),
+}
+
+/// Every check kind, in documentation order.
+pub const KINDS: [&str; 8] = [
+    no_short_positions::KIND,
+    position_match::KIND,
+    metadata_complete::KIND,
+    log_freshness::KIND,
+    log_activity::KIND,
+    open_order_hazard::KIND,
+    exposure_limits::KIND,
+    account_health::KIND,
+];
+
+impl CheckConfig {
+    /// Reads a check's parameters from its rule table. Problems go to the reader.
+    pub fn read(kind: &str, r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Self> {
+        Some(match kind {
+            no_short_positions::KIND => Self::NoShortPositions(no_short_positions::Params::read(r, ctx)?),
+            position_match::KIND => Self::PositionMatch(position_match::Params::read(r, ctx)?),
+            metadata_complete::KIND => Self::MetadataComplete(metadata_complete::Params::read(r, ctx)?),
+            log_freshness::KIND => Self::LogFreshness(log_freshness::Params::read(r, ctx)?),
+            log_activity::KIND => Self::LogActivity(log_activity::Params::read(r, ctx)?),
+            open_order_hazard::KIND => Self::OpenOrderHazard(open_order_hazard::Params::read(r, ctx)?),
+            exposure_limits::KIND => Self::ExposureLimits(exposure_limits::Params::read(r, ctx)?),
+            account_health::KIND => Self::AccountHealth(account_health::Params::read(r, ctx)?),
+            other => {
+                r.problem_key("check", format!("unknown check kind `{other}`; expected one of: {}", KINDS.join(", ")));
+                return None;
+            }
+        })
+    }
+
+    /// The parameter names a kind accepts (empty for an unknown kind).
+    #[must_use]
+    pub fn param_names(kind: &str) -> &'static [&'static str] {
+        match kind {
+            no_short_positions::KIND => no_short_positions::PARAMS,
+            position_match::KIND => position_match::PARAMS,
+            metadata_complete::KIND => metadata_complete::PARAMS,
+            log_freshness::KIND => log_freshness::PARAMS,
+            log_activity::KIND => log_activity::PARAMS,
+            open_order_hazard::KIND => open_order_hazard::PARAMS,
+            exposure_limits::KIND => exposure_limits::PARAMS,
+            account_health::KIND => account_health::PARAMS,
+            _ => &[],
+        }
+    }
+
+    /// The finding codes a kind emits.
+    #[must_use]
+    pub fn codes(kind: &str) -> &'static [&'static str] {
+        match kind {
+            no_short_positions::KIND => no_short_positions::CODES,
+            position_match::KIND => position_match::CODES,
+            metadata_complete::KIND => metadata_complete::CODES,
+            log_freshness::KIND => log_freshness::CODES,
+            log_activity::KIND => log_activity::CODES,
+            open_order_hazard::KIND => open_order_hazard::CODES,
+            exposure_limits::KIND => exposure_limits::CODES,
+            account_health::KIND => account_health::CODES,
+            _ => &[],
+        }
+    }
+
+    /// This check's kind.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NoShortPositions(_) => no_short_positions::KIND,
+            Self::PositionMatch(_) => position_match::KIND,
+            Self::MetadataComplete(_) => metadata_complete::KIND,
+            Self::LogFreshness(_) => log_freshness::KIND,
+            Self::LogActivity(_) => log_activity::KIND,
+            Self::OpenOrderHazard(_) => open_order_hazard::KIND,
+            Self::ExposureLimits(_) => exposure_limits::KIND,
+            Self::AccountHealth(_) => account_health::KIND,
+        }
+    }
+
+    /// Runs the check.
+    #[must_use]
+    pub fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
+        match self {
+            Self::NoShortPositions(p) => p.evaluate(snap, now),
+            Self::PositionMatch(p) => p.evaluate(snap, now),
+            Self::MetadataComplete(p) => p.evaluate(snap, now),
+            Self::LogFreshness(p) => p.evaluate(snap, now),
+            Self::LogActivity(p) => p.evaluate(snap, now),
+            Self::OpenOrderHazard(p) => p.evaluate(snap, now),
+            Self::ExposureLimits(p) => p.evaluate(snap, now),
+            Self::AccountHealth(p) => p.evaluate(snap, now),
+        }
+    }
+
+    /// Adds what this check needs from logs (windows to count) to `queries`.
+    pub fn add_log_needs(&self, queries: &mut BTreeMap<String, LogQuery>) {
+        match self {
+            Self::LogActivity(p) => p.add_log_needs(queries),
+            Self::LogFreshness(p) => p.add_log_needs(queries),
+            _ => {}
+        }
+    }
+
+    /// The parameters as JSON (for `rules list`).
+    #[must_use]
+    pub fn params_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("check");
+        }
+        v
+    }
+}
+
+/// The standard `Unknown` for a failed source.
+#[must_use]
+pub fn unknown_source(err: &crate::model::SourceError) -> Evaluation {
+    Evaluation::Unknown(format!("{} is {}", err.source, err.kind.status()))
+}

@@ -1,0 +1,244 @@
+//! The command line: clap definitions and dispatch. The binary edge, so anyhow is used here.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::clock::SystemClock;
+use crate::collect::broker::{Broker, replay::ReplayBroker};
+use crate::config::{BrokerKind, Config, ConfigError};
+use crate::model::Severity;
+use crate::report::Report;
+
+/// Exit codes: 0 clean, 1 findings at or above `--fail-on`, 2 could not run.
+pub mod exit {
+    /// Clean.
+    pub const CLEAN: u8 = 0;
+    /// Findings at or above the threshold.
+    pub const FINDINGS: u8 = 1;
+    /// Could not run: bad configuration, bad arguments, unusable input.
+    pub const ERROR: u8 = 2;
+}
+
+/// tradewarden: a sidecar watchdog for automated trading bots.
+#[derive(Debug, Parser)]
+#[command(name = "tradewarden", version, about, long_about = None)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+}
+
+/// The configuration file option shared by commands.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(short = 'c', long = "config", env = "TRADEWARDEN_CONFIG", default_value = "tradewarden.toml")]
+    pub config: PathBuf,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// The stable JSON document.
+    Json,
+    /// Markdown, for tickets.
+    Markdown,
+}
+
+/// Severity threshold for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Any finding.
+    Info,
+    /// Warnings and critical findings.
+    Warning,
+    /// Critical findings only.
+    Critical,
+}
+
+impl From<FailOn> for Severity {
+    fn from(f: FailOn) -> Self {
+        match f {
+            FailOn::Info => Self::Info,
+            FailOn::Warning => Self::Warning,
+            FailOn::Critical => Self::Critical,
+        }
+    }
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Collect once, evaluate the rules, print the report.
+    Audit {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Read the broker and bot from a snapshot directory instead.
+        #[arg(long, value_name = "DIR")]
+        replay: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Exit 1 when a finding is at or above this severity.
+        #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+        fail_on: FailOn,
+    },
+    /// Validate, list or test rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+/// `rules` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate the configuration and its rules; list every problem with file:line:column.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List the rules with their kinds and parameters.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+/// Parses arguments and runs; the process exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    crate::logging::init(cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::from(exit::CLEAN);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+fn load(path: &Path) -> Result<Config, u8> {
+    Config::load(path).map_err(|e: ConfigError| {
+        eprintln!("{e}");
+        eprintln!(
+            "{} problem{} found; nothing was run",
+            e.problems.len(),
+            if e.problems.len() == 1 { "" } else { "s" }
+        );
+        exit::ERROR
+    })
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs a parsed command line; the exit code.
+///
+/// # Errors
+/// Unexpected failures (I/O on stdout, ...), reported as exit 2.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Audit { config, replay, format, fail_on } => {
+            let cfg = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let broker = match make_broker(&cfg, replay.as_deref()) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ERROR);
+                }
+            };
+            let snap = match crate::collect::collect(&cfg, &broker, &SystemClock).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ERROR);
+                }
+            };
+            let evaluated = crate::engine::evaluate(&cfg.rules, &snap, snap.taken_at);
+            let report = Report::build(&snap, &evaluated);
+            let text = match format {
+                Format::Text => crate::report::render_text(&report, std::io::stdout().is_terminal()),
+                Format::Json => report.to_json() + "\n",
+                Format::Markdown => crate::report::render_markdown(&report),
+            };
+            print(&text)?;
+            let threshold: Severity = fail_on.into();
+            Ok(if report.worst().is_some_and(|w| w >= threshold) { exit::FINDINGS } else { exit::CLEAN })
+        }
+        Command::Rules { command } => match command {
+            RulesCommand::Check { config } => {
+                let cfg = match load(&config.config) {
+                    Ok(c) => c,
+                    Err(code) => return Ok(code),
+                };
+                print(&format!(
+                    "{}: ok ({} rule{} from {} file{})\n",
+                    cfg.path.display(),
+                    cfg.rules.len(),
+                    if cfg.rules.len() == 1 { "" } else { "s" },
+                    cfg.rule_files.len(),
+                    if cfg.rule_files.len() == 1 { "" } else { "s" }
+                ))?;
+                Ok(exit::CLEAN)
+            }
+            RulesCommand::List { config } => {
+                let cfg = match load(&config.config) {
+                    Ok(c) => c,
+                    Err(code) => return Ok(code),
+                };
+                print(&crate::rules_list::render(&cfg.rules))?;
+                Ok(exit::CLEAN)
+            }
+        },
+    }
+}
+
+/// The broker for a command: `--replay DIR` wins, then `[broker] kind`.
+///
+/// # Errors
+/// When the broker cannot be set up.
+pub fn make_broker(cfg: &Config, replay: Option<&Path>) -> Result<Broker, String> {
+    if let Some(dir) = replay {
+        return Ok(Broker::Replay(ReplayBroker::new(dir)));
+    }
+    match cfg.broker.kind {
+        BrokerKind::Replay => {
+            let dir = cfg.broker.replay_dir.as_deref().ok_or("[broker] kind = \"replay\" needs `dir`")?;
+            Ok(Broker::Replay(ReplayBroker::new(dir)))
+        }
+        BrokerKind::Alpaca => Err("the Alpaca client is not available in this build yet; use --replay DIR".into()),
+    }
+}

@@ -1,0 +1,50 @@
+//! Brokers: where the broker's view of the account comes from (live Alpaca, or a replayed
+//! snapshot directory).
+
+pub mod alpaca;
+pub mod replay;
+pub mod wire;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{BrokerView, Mode};
+
+/// A broker source.
+#[derive(Debug, Clone)]
+pub enum Broker {
+    /// A recorded snapshot directory.
+    Replay(replay::ReplayBroker),
+    /// The Alpaca REST API.
+    Alpaca(alpaca::AlpacaClient),
+}
+
+impl Broker {
+    /// Reads the broker's view: account, positions, open orders, clock, configurations.
+    /// Every endpoint that fails carries its error; nothing is ever read as empty.
+    pub async fn view(&self) -> BrokerView {
+        match self {
+            Self::Replay(r) => r.view(),
+            Self::Alpaca(c) => c.view().await,
+        }
+    }
+
+    /// Paper, live or replay.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        match self {
+            Self::Replay(_) => Mode::Replay,
+            Self::Alpaca(_) => Mode::Paper,
+        }
+    }
+
+    /// For a replay, the recorded time (the audit's "now").
+    ///
+    /// # Errors
+    /// When the snapshot's `snapshot.toml` is missing or invalid.
+    pub fn recorded_at(&self) -> Result<Option<DateTime<Utc>>, String> {
+        match self {
+            Self::Replay(r) => r.taken_at().map(Some),
+            Self::Alpaca(_) => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The replay broker: reads a snapshot directory written by `tradewarden snapshot` (or by
+//! hand). A missing broker file means that source was unavailable when recorded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::wire;
+use crate::model::{BrokerView, SourceError, Sourced};
+
+/// A snapshot directory.
+#[derive(Debug, Clone)]
+pub struct ReplayBroker {
+    dir: PathBuf,
+}
+
+/// `DIR/snapshot.toml`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotMeta {
+    taken_at: String,
+    #[serde(default)]
+    #[expect(dead_code, reason = "recorded for people reading the directory")]
+    mode: Option<String>,
+    #[serde(default)]
+    #[expect(dead_code, reason = "recorded for people reading the directory")]
+    recorded_by: Option<String>,
+}
+
+impl ReplayBroker {
+    /// A replay of `dir`.
+    #[must_use]
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_owned() }
+    }
+
+    /// The snapshot directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The bot root inside the snapshot: `DIR/bot`.
+    #[must_use]
+    pub fn bot_root(&self) -> PathBuf {
+        self.dir.join("bot")
+    }
+
+    /// `taken_at` from `DIR/snapshot.toml`: the audit's "now".
+    ///
+    /// # Errors
+    /// A sentence naming the file and what was wrong.
+    pub fn taken_at(&self) -> Result<DateTime<Utc>, String> {
+        let path = self.dir.join("snapshot.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let meta: SnapshotMeta = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        crate::timestamp::parse_timestamp(&meta.taken_at).map_err(|e| format!("{}: taken_at {e}", path.display()))
+    }
+
+    fn read(&self, file: &str) -> Sourced<Vec<u8>> {
+        let path = self.dir.join("broker").join(file);
+        let endpoint = file.trim_end_matches(".json").replace("account_configurations", "configurations");
+        std::fs::read(&path).map_err(|e| {
+            SourceError::unavailable(format!("broker:{endpoint}"), format!("{} was not recorded ({e})", path.display()))
+        })
+    }
+
+    fn parse<T>(&self, file: &str, parse: impl Fn(&[u8]) -> Result<T, String>) -> Sourced<T> {
+        let body = self.read(file)?;
+        let endpoint = file.trim_end_matches(".json").replace("account_configurations", "configurations");
+        let path = self.dir.join("broker").join(file);
+        parse(&body)
+            .map_err(|e| SourceError::malformed(format!("broker:{endpoint}"), format!("{}: {e}", path.display())))
+    }
+
+    /// Everything recorded.
+    #[must_use]
+    pub fn view(&self) -> BrokerView {
+        let configuration = if self.dir.join("broker/account_configurations.json").exists() {
+            Some(self.parse("account_configurations.json", wire::parse_configuration))
+        } else {
+            None
+        };
+        BrokerView {
+            account: self.parse("account.json", wire::parse_account),
+            positions: self.parse("positions.json", wire::parse_positions),
+            orders: self.parse("orders.json", wire::parse_orders),
+            clock: self.parse("clock.json", wire::parse_clock),
+            configuration,
+            bodies: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,682 @@
+//! Configuration: `tradewarden.toml` and the rule files it names, read into validated runtime
+//! types. Loading reports every problem at once, each with file, line and column.
+
+pub mod duration;
+mod problem;
+pub mod reader;
+pub mod rule;
+pub mod schedule;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use problem::{ConfigError, Problem};
+use reader::{Problems, SourceText, TableReader, parse_document};
+pub use rule::{ActionKind, Hold, Rule, RuleContext, When};
+pub use schedule::Schedule;
+
+use crate::model::{FieldRef, LogQuery, check_pointer};
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The configuration file.
+    pub path: PathBuf,
+    /// Its folder: relative paths resolve against it.
+    pub dir: PathBuf,
+    /// The watchdog's own data.
+    pub state_dir: PathBuf,
+    /// The rule files, resolved.
+    pub rule_files: Vec<PathBuf>,
+    /// Every rule, in file order.
+    pub rules: Vec<Rule>,
+    /// `[broker]`.
+    pub broker: BrokerConfig,
+    /// `[bot]`.
+    pub bot: BotConfig,
+    /// `[logs.NAME]`, by name.
+    pub logs: BTreeMap<String, LogConfig>,
+    /// `[schedule]`.
+    pub schedule: Schedule,
+    /// `[alerts]`.
+    pub alerts: AlertsConfig,
+    /// `[actions]`.
+    pub actions: ActionsConfig,
+    /// `[server]`.
+    pub server: ServerConfig,
+}
+
+/// Which broker to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// The Alpaca REST API.
+    Alpaca,
+    /// A recorded snapshot directory.
+    Replay,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Alpaca or replay.
+    pub kind: BrokerKind,
+    /// The REST base URL; `None` means `APCA_API_BASE_URL`, else paper.
+    pub base_url: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// The snapshot directory for `kind = "replay"` (or `--replay DIR`).
+    pub replay_dir: Option<PathBuf>,
+}
+
+/// Where the bot keeps a view: a JSON file under the bot root, or the last record of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotSource {
+    /// A JSON file, relative to the bot root.
+    File(PathBuf),
+    /// The last record of the named `[logs.NAME]`.
+    Log(String),
+}
+
+/// `[bot.positions]`: how to read the positions the bot tracks.
+#[derive(Debug, Clone)]
+pub struct PositionsMapping {
+    /// File or log.
+    pub source: BotSource,
+    /// JSON pointer to an object keyed by symbol, or to an array.
+    pub at: String,
+    /// Array form: the field naming the symbol.
+    pub symbol: FieldRef,
+    /// The quantity field.
+    pub qty: FieldRef,
+    /// The entry-price field, if the bot keeps one.
+    pub entry_price: Option<FieldRef>,
+    /// The side field; else the sign of qty.
+    pub side: Option<FieldRef>,
+}
+
+/// `[bot.metadata]`: per-position metadata keyed by symbol.
+#[derive(Debug, Clone)]
+pub struct MetadataMapping {
+    /// File or log.
+    pub source: BotSource,
+    /// JSON pointer to the object keyed by symbol (`""` = the root).
+    pub at: String,
+}
+
+/// `[bot]`.
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    /// The base of every bot path.
+    pub root: PathBuf,
+    /// The bot never means to hold a short.
+    pub long_only: bool,
+    /// Its positions.
+    pub positions: PositionsMapping,
+    /// Its metadata, if any.
+    pub metadata: Option<MetadataMapping>,
+}
+
+/// `[logs.NAME]`.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// The JSONL file, relative to the bot root.
+    pub file: PathBuf,
+    /// The event-time field.
+    pub time: FieldRef,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Re-notify a firing alert this often.
+    pub repeat: Duration,
+    /// Send a notice when an alert resolves.
+    pub send_resolved: bool,
+    /// How long resolved alerts are kept in state.
+    pub resolved_retention: Duration,
+    /// Requested after every successful cycle (a dead-man switch for the watchdog).
+    pub heartbeat_url: Option<String>,
+    /// `[alerts.email]`.
+    pub email: EmailConfig,
+}
+
+/// TLS for SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// STARTTLS, required (no downgrade).
+    Starttls,
+    /// Implicit TLS (SMTPS).
+    Tls,
+    /// Plain text: a local relay or tests.
+    None,
+}
+
+/// How email leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailTransport {
+    /// An SMTP server.
+    Smtp {
+        /// Host name.
+        host: String,
+        /// Port.
+        port: u16,
+        /// TLS mode.
+        tls: SmtpTls,
+        /// Environment variable holding the user name.
+        username_env: Option<String>,
+        /// Environment variable holding the password.
+        password_env: Option<String>,
+    },
+    /// `.eml` files in a folder.
+    File {
+        /// The folder.
+        dir: PathBuf,
+    },
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// SMTP or files.
+    pub transport: EmailTransport,
+    /// Sender.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+/// Observe or act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionMode {
+    /// Describe actions; send nothing.
+    Observe,
+    /// Take actions, behind the gates.
+    Act,
+}
+
+/// `[actions.exec.NAME]`.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// argv; run without a shell.
+    pub command: Vec<String>,
+    /// Killed after this long.
+    pub timeout: Duration,
+}
+
+/// `[actions]`.
+#[derive(Debug, Clone)]
+pub struct ActionsConfig {
+    /// Observe (default) or act.
+    pub mode: ActionMode,
+    /// Acting on a live account needs this.
+    pub allow_live: bool,
+    /// At most this many actions per UTC day.
+    pub max_per_day: u32,
+    /// Per fingerprint, at most one action this often.
+    pub cooldown: Duration,
+    /// How long to re-poll for confirmation after an action.
+    pub confirm_timeout: Duration,
+    /// `fix_state` refuses when a bot file changed this recently.
+    pub quiet_for: Duration,
+    /// Fields added to entries `fix_state` creates.
+    pub fix_state_template: serde_json::Map<String, serde_json::Value>,
+    /// Named commands.
+    pub exec: BTreeMap<String, ExecConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the status server listens; `None` disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+const TOP_KEYS: [&str; 9] = ["state_dir", "rules", "broker", "bot", "logs", "schedule", "alerts", "actions", "server"];
+
+impl Config {
+    /// Loads and validates a configuration file and its rule files.
+    ///
+    /// # Errors
+    /// Every problem found, with file, line and column.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
+        let src = SourceText::new(&path, text);
+        let problems = Problems::default();
+        let config = read_config(&src, &problems, &path, &dir);
+        if problems.is_empty() {
+            config.ok_or_else(|| ConfigError::file(&path, "invalid configuration"))
+        } else {
+            Err(ConfigError { problems: problems.into_sorted() })
+        }
+    }
+
+    /// What each configured log must be scanned for, from the rules and the bot mapping.
+    #[must_use]
+    pub fn log_queries(&self) -> BTreeMap<String, LogQuery> {
+        let mut q: BTreeMap<String, LogQuery> = self.logs.keys().map(|k| (k.clone(), LogQuery::default())).collect();
+        for rule in &self.rules {
+            rule.check.add_log_needs(&mut q);
+        }
+        for source in
+            [Some(&self.bot.positions.source), self.bot.metadata.as_ref().map(|m| &m.source)].into_iter().flatten()
+        {
+            if let BotSource::Log(name) = source
+                && let Some(entry) = q.get_mut(name)
+            {
+                entry.last_record = true;
+            }
+        }
+        q
+    }
+
+    /// The rule context (log and exec names) for reading rule files.
+    #[must_use]
+    pub fn rule_context(&self) -> RuleContext {
+        RuleContext { logs: self.logs.keys().cloned().collect(), execs: self.actions.exec.keys().cloned().collect() }
+    }
+}
+
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() { p.to_owned() } else { dir.join(p) }
+}
+
+fn relative_bot_path(r: &TableReader<'_, '_>, key: &str, p: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(p);
+    if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        r.problem_key(
+            key,
+            format!("`{key}` in {} must be a path inside [bot].root (relative, without `..`)", r.name()),
+        );
+        return None;
+    }
+    if p.is_empty() {
+        r.problem_key(key, format!("`{key}` in {} cannot be empty", r.name()));
+        return None;
+    }
+    Some(path)
+}
+
+fn read_config(src: &SourceText, problems: &Problems, path: &Path, dir: &Path) -> Option<Config> {
+    let doc = match parse_document(src) {
+        Ok(d) => d,
+        Err(ps) => {
+            for p in ps {
+                problems.push(p);
+            }
+            return None;
+        }
+    };
+    let mut top = TableReader::new(src, problems, doc.get_ref(), doc.span(), "the top level");
+    let state_dir = resolve(dir, &top.get::<String>("state_dir").unwrap_or_else(|| "state".into()));
+    let rule_names: Vec<String> = top.get("rules").unwrap_or_else(|| vec!["rules/default.toml".into()]);
+    let broker = read_broker(top.table("broker"), dir);
+    let logs = read_logs(&mut top);
+    let bot = if top.has("bot") {
+        read_bot(top.table("bot"), dir, &logs)
+    } else {
+        top.problem("the configuration needs a [bot] table: where the bot keeps its positions, metadata and logs");
+        None
+    };
+    let schedule = read_schedule(top.table("schedule"));
+    let alerts = read_alerts(top.table("alerts"), &state_dir, dir);
+    let actions = read_actions(top.table("actions"));
+    let server = read_server(top.table("server"));
+    top.finish(&TOP_KEYS);
+
+    let ctx = RuleContext { logs: logs.keys().cloned().collect(), execs: actions.exec.keys().cloned().collect() };
+    let mut rule_files = Vec::new();
+    let mut rules: Vec<Rule> = Vec::new();
+    for name in &rule_names {
+        let file = resolve(dir, name);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let rsrc = SourceText::new(&file, text);
+                let before: BTreeSet<String> = rules.iter().map(|r| r.id.clone()).collect();
+                for rule in rule::read_rules_file(&rsrc, problems, &ctx) {
+                    if before.contains(&rule.id) || rules.iter().any(|r| r.id == rule.id) {
+                        let at = rsrc.text().find(&format!("\"{}\"", rule.id)).unwrap_or(0);
+                        problems.push(
+                            rsrc.problem(at, format!("rule id `{}` is defined twice; ids must be unique", rule.id)),
+                        );
+                    } else {
+                        rules.push(rule);
+                    }
+                }
+            }
+            Err(e) => {
+                let at = src.text().find(&format!("\"{name}\"")).unwrap_or(0);
+                problems.push(src.problem(at, format!("cannot read rules file `{}`: {e}", file.display())));
+            }
+        }
+        rule_files.push(file);
+    }
+    Some(Config {
+        path: path.to_owned(),
+        dir: dir.to_owned(),
+        state_dir,
+        rule_files,
+        rules,
+        broker: broker?,
+        bot: bot?,
+        logs,
+        schedule: schedule?,
+        alerts: alerts?,
+        actions,
+        server: server?,
+    })
+}
+
+fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path) -> Option<BrokerConfig> {
+    let Some(mut r) = r else {
+        return Some(BrokerConfig {
+            kind: BrokerKind::Alpaca,
+            base_url: None,
+            timeout: Duration::from_secs(10),
+            replay_dir: None,
+        });
+    };
+    let kind = r
+        .get_parsed("kind", |s| match s {
+            "alpaca" => Ok(BrokerKind::Alpaca),
+            "replay" => Ok(BrokerKind::Replay),
+            other => Err(format!("unknown broker kind `{other}`; expected \"alpaca\" or \"replay\"")),
+        })
+        .unwrap_or(BrokerKind::Alpaca);
+    let base_url = r.get_parsed("base_url", |s| {
+        let u = s.trim_end_matches('/');
+        if u.starts_with("https://") || u.starts_with("http://") {
+            Ok(u.to_owned())
+        } else {
+            Err(format!("`{s}` is not an http(s) URL"))
+        }
+    });
+    let timeout = r.duration("timeout").unwrap_or(Duration::from_secs(10));
+    if timeout.is_zero() {
+        r.problem_key("timeout", "`timeout` in [broker] must be more than zero");
+    }
+    let replay_dir = r.get::<String>("dir").map(|d| resolve(dir, &d));
+    if kind == BrokerKind::Replay && replay_dir.is_none() {
+        r.problem("[broker] kind = \"replay\" needs `dir`, the snapshot directory (or pass --replay DIR)");
+    }
+    r.finish(&["kind", "base_url", "timeout", "dir"]);
+    Some(BrokerConfig { kind, base_url, timeout, replay_dir })
+}
+
+fn read_logs(top: &mut TableReader<'_, '_>) -> BTreeMap<String, LogConfig> {
+    let mut out = BTreeMap::new();
+    for (name, mut t) in top.named_tables("logs") {
+        let file = t.require::<String>("file").and_then(|f| relative_bot_path(&t, "file", &f));
+        let time = t.get_parsed("time", FieldRef::parse).unwrap_or(FieldRef::Name("ts".into()));
+        t.finish(&["file", "time"]);
+        if let Some(file) = file {
+            out.insert(name, LogConfig { file, time });
+        }
+    }
+    out
+}
+
+fn read_source(r: &mut TableReader<'_, '_>, logs: &BTreeMap<String, LogConfig>) -> Option<BotSource> {
+    match (r.has("file"), r.has("log")) {
+        (true, true) => {
+            r.problem_key("log", format!("{} takes `file` or `log`, not both", r.name()));
+            let _ = r.raw("file");
+            let _ = r.raw("log");
+            None
+        }
+        (false, false) => {
+            r.problem(format!("{} needs `file` (a JSON file) or `log` (the last record of a [logs.NAME])", r.name()));
+            None
+        }
+        (true, false) => {
+            let f: String = r.require("file")?;
+            relative_bot_path(r, "file", &f).map(BotSource::File)
+        }
+        (false, true) => {
+            let name: String = r.require("log")?;
+            if logs.contains_key(&name) {
+                Some(BotSource::Log(name))
+            } else {
+                r.problem_key("log", format!("{} names log `{name}`, but there is no [logs.{name}]", r.name()));
+                None
+            }
+        }
+    }
+}
+
+fn read_bot(r: Option<TableReader<'_, '_>>, dir: &Path, logs: &BTreeMap<String, LogConfig>) -> Option<BotConfig> {
+    let Some(mut r) = r else {
+        // Report at the top of the file: [bot] is required.
+        return None;
+    };
+    let root = resolve(dir, &r.get::<String>("root").unwrap_or_else(|| ".".into()));
+    let long_only = r.get::<bool>("long_only").unwrap_or(true);
+    let positions = match r.table("positions") {
+        Some(mut p) => {
+            let source = read_source(&mut p, logs);
+            let at = p.get_parsed("at", |s| check_pointer(s).map(|()| s.to_owned())).unwrap_or_default();
+            let symbol = p.get_parsed("symbol", FieldRef::parse).unwrap_or(FieldRef::Name("symbol".into()));
+            let qty = p.get_parsed("qty", FieldRef::parse).unwrap_or(FieldRef::Name("qty".into()));
+            let entry_price = p.get_parsed("entry_price", FieldRef::parse);
+            let side = p.get_parsed("side", FieldRef::parse);
+            p.finish(&["file", "log", "at", "symbol", "qty", "entry_price", "side"]);
+            source.map(|source| PositionsMapping { source, at, symbol, qty, entry_price, side })
+        }
+        None => {
+            r.problem("[bot] needs a [bot.positions] table: where the bot keeps its open positions");
+            None
+        }
+    };
+    let metadata = match r.table("metadata") {
+        Some(mut m) => {
+            let source = read_source(&mut m, logs);
+            let at = m.get_parsed("at", |s| check_pointer(s).map(|()| s.to_owned())).unwrap_or_default();
+            m.finish(&["file", "log", "at"]);
+            Some(source.map(|source| MetadataMapping { source, at }))
+        }
+        None => None,
+    };
+    r.finish(&["root", "long_only", "positions", "metadata"]);
+    Some(BotConfig {
+        root,
+        long_only,
+        positions: positions?,
+        metadata: match metadata {
+            Some(m) => Some(m?),
+            None => None,
+        },
+    })
+}
+
+fn read_schedule(r: Option<TableReader<'_, '_>>) -> Option<Schedule> {
+    let Some(mut r) = r else { return Some(Schedule::default()) };
+    let tz = r.get_parsed("tz", schedule::parse_tz).unwrap_or(chrono_tz::America::New_York);
+    let out = match (r.has("every"), r.has("cron")) {
+        (true, true) => {
+            r.problem_key("cron", "[schedule] takes `every` or `cron`, not both");
+            let _ = r.raw("every");
+            let _ = r.raw("cron");
+            None
+        }
+        (_, true) => r.get_parsed("cron", |s| schedule::parse_cron(s, tz)),
+        (true, false) => {
+            let every = r.duration("every");
+            if every.is_some_and(|d| d < Duration::from_secs(1)) {
+                r.problem_key("every", "`every` in [schedule] must be at least 1s");
+                None
+            } else {
+                every.map(Schedule::Every)
+            }
+        }
+        (false, false) => Some(Schedule::default()),
+    };
+    r.finish(&["every", "cron", "tz"]);
+    out
+}
+
+fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> Option<AlertsConfig> {
+    let default_email = || EmailConfig {
+        transport: EmailTransport::File { dir: state_dir.join("mail") },
+        from: "tradewarden@localhost".into(),
+        to: vec!["operator@localhost".into()],
+    };
+    let Some(mut r) = r else {
+        return Some(AlertsConfig {
+            repeat: Duration::from_secs(3600),
+            send_resolved: true,
+            resolved_retention: Duration::from_secs(3600),
+            heartbeat_url: None,
+            email: default_email(),
+        });
+    };
+    let repeat = r.duration("repeat").unwrap_or(Duration::from_secs(3600));
+    let send_resolved = r.get::<bool>("send_resolved").unwrap_or(true);
+    let resolved_retention = r.duration("resolved_retention").unwrap_or(Duration::from_secs(3600));
+    let heartbeat_url = r.get_parsed("heartbeat_url", |s| {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            Ok(s.to_owned())
+        } else {
+            Err(format!("`{s}` is not an http(s) URL"))
+        }
+    });
+    let email = match r.table("email") {
+        Some(e) => read_email(e, state_dir, dir),
+        None => Some(default_email()),
+    };
+    r.finish(&["repeat", "send_resolved", "resolved_retention", "heartbeat_url", "email"]);
+    Some(AlertsConfig { repeat, send_resolved, resolved_retention, heartbeat_url, email: email? })
+}
+
+fn check_mailbox(s: &str) -> Result<String, String> {
+    s.parse::<lettre::message::Mailbox>()
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("`{s}` is not an email address ({e})"))
+}
+
+fn read_email(mut r: TableReader<'_, '_>, state_dir: &Path, dir: &Path) -> Option<EmailConfig> {
+    let transport_kind = r
+        .get_parsed("transport", |s| match s {
+            "smtp" | "file" => Ok(s.to_owned()),
+            other => Err(format!("unknown transport `{other}`; expected \"smtp\" or \"file\"")),
+        })
+        .unwrap_or_else(|| if r.has("host") { "smtp".into() } else { "file".into() });
+    let from = r.get_parsed("from", check_mailbox).unwrap_or_else(|| "tradewarden@localhost".into());
+    let to: Vec<String> = match r.raw("to") {
+        Some(_) => {
+            let list: Vec<String> = r.get("to").unwrap_or_default();
+            let mut ok = Vec::new();
+            for a in list {
+                match check_mailbox(&a) {
+                    Ok(a) => ok.push(a),
+                    Err(e) => r.problem_key("to", format!("`to` in [alerts.email]: {e}")),
+                }
+            }
+            ok
+        }
+        None => vec!["operator@localhost".into()],
+    };
+    let transport = if transport_kind == "smtp" {
+        let host: Option<String> = r.require("host");
+        let tls = r
+            .get_parsed("tls", |s| match s {
+                "starttls" => Ok(SmtpTls::Starttls),
+                "tls" => Ok(SmtpTls::Tls),
+                "none" => Ok(SmtpTls::None),
+                other => Err(format!("unknown tls mode `{other}`; expected \"starttls\", \"tls\" or \"none\"")),
+            })
+            .unwrap_or(SmtpTls::Starttls);
+        let default_port = match tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        };
+        let port = r.get::<u16>("port").unwrap_or(default_port);
+        let username_env: Option<String> = r.get("username_env");
+        let password_env: Option<String> = r.get("password_env");
+        if username_env.is_some() != password_env.is_some() {
+            r.problem("[alerts.email] needs both `username_env` and `password_env`, or neither");
+        }
+        let _ = r.raw("dir");
+        host.map(|host| EmailTransport::Smtp { host, port, tls, username_env, password_env })
+    } else {
+        for k in ["host", "port", "tls", "username_env", "password_env"] {
+            if r.has(k) {
+                r.problem_key(k, format!("`{k}` in [alerts.email] only applies to transport = \"smtp\""));
+                let _ = r.raw(k);
+            }
+        }
+        let d = r.get::<String>("dir").map_or_else(|| state_dir.join("mail"), |d| resolve(dir, &d));
+        Some(EmailTransport::File { dir: d })
+    };
+    r.finish(&["transport", "host", "port", "tls", "username_env", "password_env", "from", "to", "dir"]);
+    Some(EmailConfig { transport: transport?, from, to })
+}
+
+fn read_actions(r: Option<TableReader<'_, '_>>) -> ActionsConfig {
+    let mut cfg = ActionsConfig {
+        mode: ActionMode::Observe,
+        allow_live: false,
+        max_per_day: 5,
+        cooldown: Duration::from_secs(600),
+        confirm_timeout: Duration::from_secs(30),
+        quiet_for: Duration::from_secs(30),
+        fix_state_template: serde_json::Map::new(),
+        exec: BTreeMap::new(),
+    };
+    let Some(mut r) = r else { return cfg };
+    if let Some(mode) = r.get_parsed("mode", |s| match s {
+        "observe" => Ok(ActionMode::Observe),
+        "act" => Ok(ActionMode::Act),
+        other => Err(format!("unknown mode `{other}`; expected \"observe\" or \"act\"")),
+    }) {
+        cfg.mode = mode;
+    }
+    cfg.allow_live = r.get("allow_live").unwrap_or(false);
+    cfg.max_per_day = r.get("max_per_day").unwrap_or(5);
+    cfg.cooldown = r.duration("cooldown").unwrap_or(cfg.cooldown);
+    cfg.confirm_timeout = r.duration("confirm_timeout").unwrap_or(cfg.confirm_timeout);
+    if let Some(mut f) = r.table("fix_state") {
+        cfg.quiet_for = f.duration("quiet_for").unwrap_or(cfg.quiet_for);
+        if let Some(t) = f.get::<serde_json::Map<String, serde_json::Value>>("template") {
+            cfg.fix_state_template = t;
+        }
+        f.finish(&["quiet_for", "template"]);
+    }
+    for (name, mut e) in r.named_tables("exec") {
+        let command: Option<Vec<String>> = e.require("command");
+        if command.as_ref().is_some_and(Vec::is_empty) {
+            e.problem_key("command", format!("`command` in {} cannot be empty", e.name()));
+        }
+        let timeout = e.duration("timeout").unwrap_or(Duration::from_secs(30));
+        e.finish(&["command", "timeout"]);
+        if let Some(command) = command.filter(|c| !c.is_empty()) {
+            cfg.exec.insert(name, ExecConfig { command, timeout });
+        }
+    }
+    r.finish(&["mode", "allow_live", "max_per_day", "cooldown", "confirm_timeout", "fix_state", "exec"]);
+    cfg
+}
+
+fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig> {
+    let default: SocketAddr = "127.0.0.1:9464".parse().expect("valid address");
+    let Some(mut r) = r else { return Some(ServerConfig { listen: Some(default) }) };
+    let listen = match r.raw("listen") {
+        None => Some(Some(default)),
+        Some(_) => r.get_parsed("listen", |s| {
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                s.parse::<SocketAddr>()
+                    .map(Some)
+                    .map_err(|_| format!("`{s}` is not an address like \"127.0.0.1:9464\""))
+            }
+        }),
+    };
+    r.finish(&["listen"]);
+    listen.map(|listen| ServerConfig { listen })
+}

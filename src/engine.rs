@@ -1,0 +1,146 @@
+//! Evaluation: rules over a snapshot, giving findings and per-rule outcomes. Pure.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::checks::Evaluation;
+use crate::config::{Rule, When};
+use crate::model::{Finding, Outcome, RuleOutcome, Severity, Snapshot};
+
+/// The rule id of built-in source findings.
+pub const SOURCE_RULE: &str = "source";
+
+/// Findings and outcomes of one audit.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evaluated {
+    /// Source findings first, then rule findings in rule order.
+    pub findings: Vec<Finding>,
+    /// One outcome per rule, in rule order.
+    pub outcomes: Vec<RuleOutcome>,
+}
+
+impl Evaluated {
+    /// The outcome of a rule, by id.
+    #[must_use]
+    pub fn outcome(&self, id: &str) -> Option<Outcome> {
+        self.outcomes.iter().find(|o| o.id == id).map(|o| o.outcome)
+    }
+}
+
+/// Whether a rule's `when` holds: `Ok(true)` evaluate, `Ok(false)` skip, `Err` unknown.
+fn gate(when: When, snap: &Snapshot) -> Result<bool, String> {
+    let market_open = || match &snap.broker.clock {
+        Ok(c) => Ok(c.is_open),
+        Err(e) => Err(format!("`when` needs the market clock, but {} is {}", e.source, e.kind.status())),
+    };
+    let has_positions = || match &snap.broker.positions {
+        Ok(p) => Ok(!p.is_empty()),
+        Err(e) => Err(format!("`when` needs broker positions, but {} is {}", e.source, e.kind.status())),
+    };
+    match when {
+        When::Always => Ok(true),
+        When::MarketOpen => market_open(),
+        When::PositionsOpen => has_positions(),
+        When::MarketOpenWithPositions => Ok(market_open()? && has_positions()?),
+    }
+}
+
+/// Runs every rule over the snapshot.
+#[must_use]
+pub fn evaluate(rules: &[Rule], snap: &Snapshot, now: DateTime<Utc>) -> Evaluated {
+    let mut out = Evaluated { findings: source_findings(snap), outcomes: Vec::with_capacity(rules.len()) };
+    for rule in rules {
+        let (outcome, reason) = match gate(rule.when, snap) {
+            Err(reason) => (Outcome::Unknown, Some(reason)),
+            Ok(false) => (Outcome::Skipped, Some(skip_reason(rule.when))),
+            Ok(true) => match rule.check.evaluate(snap, now) {
+                Evaluation::Unknown(reason) => (Outcome::Unknown, Some(reason)),
+                Evaluation::Checked(issues) if issues.is_empty() => (Outcome::Ok, None),
+                Evaluation::Checked(issues) => {
+                    out.findings.extend(issues.into_iter().map(|i| Finding {
+                        rule: rule.id.clone(),
+                        check: rule.check.kind().to_owned(),
+                        code: i.code.to_owned(),
+                        severity: rule.severity,
+                        subject: i.subject,
+                        message: i.message,
+                        observed: i.observed,
+                        expected: i.expected,
+                    }));
+                    (Outcome::Violated, None)
+                }
+            },
+        };
+        out.outcomes.push(RuleOutcome { id: rule.id.clone(), check: rule.check.kind().to_owned(), outcome, reason });
+    }
+    out
+}
+
+fn skip_reason(when: When) -> String {
+    match when {
+        When::Always => "never skipped".into(),
+        When::MarketOpen => "the market is closed".into(),
+        When::PositionsOpen => "no open positions".into(),
+        When::MarketOpenWithPositions => "the market is closed or there are no open positions".into(),
+    }
+}
+
+/// One finding per failed source (`source_unavailable` / `source_malformed`, warning), plus an
+/// info finding per log with malformed lines in its scanned part.
+#[must_use]
+pub fn source_findings(snap: &Snapshot) -> Vec<Finding> {
+    let mut v: Vec<Finding> = snap
+        .source_errors()
+        .into_iter()
+        .map(|e| Finding {
+            rule: SOURCE_RULE.into(),
+            check: SOURCE_RULE.into(),
+            code: e.kind.code().into(),
+            severity: Severity::Warning,
+            subject: e.source.clone(),
+            message: e.message.clone(),
+            observed: json!({ "status": e.kind.status() }),
+            expected: json!({ "status": "ok" }),
+        })
+        .collect();
+    for (name, log) in &snap.logs {
+        if let Ok(s) = log
+            && s.malformed_count > 0
+        {
+            {
+                let examples: Vec<String> = s
+                    .malformed
+                    .iter()
+                    .take(3)
+                    .map(|m| match m.line {
+                        Some(l) => format!("line {l}: {}", m.reason),
+                        None => format!("byte {} ({} from the end): {}", m.offset, ordinal(m.from_end), m.reason),
+                    })
+                    .collect();
+                v.push(Finding {
+                    rule: SOURCE_RULE.into(),
+                    check: SOURCE_RULE.into(),
+                    code: "source_malformed".into(),
+                    severity: Severity::Info,
+                    subject: format!("log:{name}"),
+                    message: format!(
+                        "{} malformed line(s) in the scanned part of {} (skipped): {}",
+                        s.malformed_count,
+                        s.file,
+                        examples.join("; ")
+                    ),
+                    observed: json!({ "malformed_lines": s.malformed_count, "lines_scanned": s.lines_scanned }),
+                    expected: json!({ "malformed_lines": 0 }),
+                });
+            }
+        }
+    }
+    v
+}
+
+fn ordinal(n: u64) -> String {
+    match n {
+        1 => "last line".into(),
+        n => format!("line {n}"),
+    }
+}

@@ -1,0 +1,23 @@
+//! The domain model: plain data shared by collectors, checks, reports and actions.
+//!
+//! Quantities, prices and money are `rust_decimal::Decimal`, never floats.
+
+mod account;
+mod field;
+mod finding;
+mod log;
+mod order;
+mod position;
+mod side;
+mod snapshot;
+mod symbol;
+
+pub use account::{Account, AccountConfiguration, MarketClock};
+pub use field::{FieldRef, check_pointer};
+pub use finding::{Finding, Issue, Outcome, RuleOutcome, Severity};
+pub use log::{LogQuery, LogSummary, MalformedLine, Matcher, Window, WindowCount};
+pub use order::{Order, TERMINAL_STATUSES};
+pub use position::{Metadata, Position, TrackedPosition};
+pub use side::{OrderSide, Side};
+pub use snapshot::{BotView, BrokerView, Mode, Snapshot, SourceError, SourceErrorKind, Sourced};
+pub use symbol::Symbol;

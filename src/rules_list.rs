@@ -1,0 +1,46 @@
+//! `rules list`: each rule with its kind, severity, timing, actions and parameters.
+
+use std::fmt::Write;
+
+use crate::config::Rule;
+
+/// Renders the rule list as text.
+#[must_use]
+pub fn render(rules: &[Rule]) -> String {
+    let mut out = String::new();
+    for r in rules {
+        let _ = writeln!(out, "{} ({}, {})", r.id, r.check.kind(), r.severity);
+        if let Some(d) = &r.description {
+            let _ = writeln!(out, "    {d}");
+        }
+        let mut timing = vec![format!(
+            "when {}",
+            serde_json::to_value(r.when).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        )];
+        if let Some(h) = r.hold {
+            timing.push(format!("for {h}"));
+        }
+        if let Some(rep) = r.repeat {
+            timing.push(format!("repeat {}", crate::config::duration::format(rep)));
+        }
+        let _ = writeln!(out, "    {}", timing.join(", "));
+        if !r.actions.is_empty() {
+            let _ = writeln!(
+                out,
+                "    actions: {}",
+                r.actions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            );
+        }
+        if let Some(params) = r.check.params_json().as_object() {
+            for (k, v) in params {
+                if !v.is_null() {
+                    let _ = writeln!(out, "    {k} = {v}");
+                }
+            }
+        }
+    }
+    if rules.is_empty() {
+        out.push_str("no rules\n");
+    }
+    out
+}
