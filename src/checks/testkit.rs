@@ -303,6 +303,7 @@ pub fn log_summary(newest_age_secs: Option<i64>, counts: Vec<crate::model::Windo
         malformed_count: 0,
         malformed: vec![],
         last_record: None,
+        last_record_error: None,
         torn_tail: false,
     }
 }

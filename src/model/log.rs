@@ -118,6 +118,9 @@ pub struct LogSummary {
     pub malformed: Vec<MalformedLine>,
     /// The last complete parseable record, when asked for.
     pub last_record: Option<Value>,
+    /// Why the newest complete line could not serve as the last record (it was malformed):
+    /// an older record is never silently used in its place.
+    pub last_record_error: Option<String>,
     /// True when the last line had no newline and did not parse (being written; ignored).
     pub torn_tail: bool,
 }
