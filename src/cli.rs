@@ -111,6 +111,11 @@ pub enum RulesCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Run rule tests (cases of snapshot + expected findings) from a TOML file.
+    Test {
+        /// The test file.
+        file: PathBuf,
+    },
 }
 
 /// Parses arguments and runs; the process exit code.
@@ -222,6 +227,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 print(&crate::rules_list::render(&cfg.rules))?;
                 Ok(exit::CLEAN)
             }
+            RulesCommand::Test { file } => match crate::rules_test::run(&file).await {
+                Ok(run) => {
+                    print(&run.output)?;
+                    Ok(if run.failed == 0 { exit::CLEAN } else { exit::FINDINGS })
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(exit::ERROR)
+                }
+            },
         },
     }
 }

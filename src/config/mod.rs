@@ -281,9 +281,24 @@ impl Config {
     }
 }
 
+/// Resolves a configured path against the config's folder, folding `.` and `..` lexically so
+/// messages show `/srv/rules/default.toml`, not `/srv/bot/../rules/default.toml`.
 fn resolve(dir: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
-    if p.is_absolute() { p.to_owned() } else { dir.join(p) }
+    let joined = if p.is_absolute() { p.to_owned() } else { dir.join(p) };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn relative_bot_path(r: &TableReader<'_, '_>, key: &str, p: &str) -> Option<PathBuf> {
@@ -337,13 +352,10 @@ fn read_config(src: &SourceText, problems: &Problems, path: &Path, dir: &Path) -
         match std::fs::read_to_string(&file) {
             Ok(text) => {
                 let rsrc = SourceText::new(&file, text);
-                let before: BTreeSet<String> = rules.iter().map(|r| r.id.clone()).collect();
                 for rule in rule::read_rules_file(&rsrc, problems, &ctx) {
-                    if before.contains(&rule.id) || rules.iter().any(|r| r.id == rule.id) {
-                        let at = rsrc.text().find(&format!("\"{}\"", rule.id)).unwrap_or(0);
-                        problems.push(
-                            rsrc.problem(at, format!("rule id `{}` is defined twice; ids must be unique", rule.id)),
-                        );
+                    if rules.iter().any(|r| r.id == rule.id) {
+                        let msg = format!("rule id `{}` is defined twice; ids must be unique", rule.id);
+                        problems.push(rsrc.problem(rule.id_offset, msg));
                     } else {
                         rules.push(rule);
                     }

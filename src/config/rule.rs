@@ -36,9 +36,12 @@ pub struct Rule {
     /// What it is for, in a sentence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Where it was defined.
+    /// Where it was defined: the file.
     #[serde(skip)]
     pub origin: String,
+    /// Byte offset of its `id` value in that file (for duplicate-id messages).
+    #[serde(skip)]
+    pub id_offset: usize,
 }
 
 mod opt_duration {
@@ -206,6 +209,7 @@ pub struct RuleContext {
 
 /// Reads one `[[rule]]` table.
 pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule> {
+    let id_offset = r.raw("id").map_or(0, |v| v.span().start);
     let id: Option<String> = r.require("id");
     if let Some(id) = &id {
         if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
@@ -248,6 +252,7 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule>
         actions: parsed_actions,
         description,
         origin,
+        id_offset,
     })
 }
 
