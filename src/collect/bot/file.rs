@@ -57,25 +57,10 @@ fn describe(t: FileType) -> &'static str {
     if t.is_dir() { "a directory" } else { "not a file" }
 }
 
-/// `O_NONBLOCK`, spelled out so as not to need the `libc` crate for one constant.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const O_NONBLOCK: i32 = if cfg!(any(target_arch = "mips", target_arch = "mips64")) {
-    0x80
-} else if cfg!(any(target_arch = "sparc", target_arch = "sparc64")) {
-    0x4000
-} else {
-    0o4000
-};
-#[cfg(any(target_os = "solaris", target_os = "illumos"))]
-const O_NONBLOCK: i32 = 0x80;
-/// macOS and the BSDs.
-#[cfg(all(unix, not(any(target_os = "linux", target_os = "android", target_os = "solaris", target_os = "illumos"))))]
-const O_NONBLOCK: i32 = 4;
-
 #[cfg(unix)]
 fn open_nonblocking(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path)
+    OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
 }
 
 /// Elsewhere there are no FIFOs to block on; the stat above is the guard.
