@@ -265,6 +265,9 @@ mod tests {
         v.iter().map(|(c, s)| (*c, (*s).to_owned())).collect()
     }
 
+    /// (case, parameters, snapshot, expected (code, subject) pairs).
+    type Case = (&'static str, Params, SnapshotBuilder, Vec<(&'static str, &'static str)>);
+
     #[test]
     fn within_limits_is_ok() {
         let b = SnapshotBuilder::new().position("AAPL", "40", "180").position("MSFT", "15", "400");
@@ -293,7 +296,7 @@ mod tests {
 
     #[test]
     fn each_limit() {
-        let cases: Vec<(&str, Params, SnapshotBuilder, Vec<(&str, &str)>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "gross above the default 200%",
                 Params::default(),

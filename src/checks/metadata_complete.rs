@@ -191,6 +191,9 @@ mod tests {
         json!({"entry_score": "0.82", "entry_ts": "2026-11-20T14:30:00+00:00", "components": {"rsi": 31}})
     }
 
+    /// (case, metadata, expected (field, message fragment) pairs).
+    type Case = (&'static str, Value, Vec<(&'static str, &'static str)>);
+
     #[test]
     fn complete_metadata_is_ok() {
         let b = SnapshotBuilder::new().position("AAPL", "10", "180").metadata("AAPL", good());
@@ -211,7 +214,7 @@ mod tests {
 
     #[test]
     fn each_problem_by_field() {
-        let cases: Vec<(&str, Value, Vec<(&str, &str)>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "missing everything",
                 json!({}),

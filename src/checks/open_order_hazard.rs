@@ -311,6 +311,9 @@ mod tests {
         issues(eval(b)).into_iter().filter(|i| i.code == code).collect()
     }
 
+    /// (case, broker qty (None = flat), sells as (qty, filled), expected order ids).
+    type Case = (&'static str, Option<&'static str>, Vec<(&'static str, &'static str)>, Vec<&'static str>);
+
     #[test]
     fn calm_orders_are_ok() {
         let b = SnapshotBuilder::new()
@@ -323,8 +326,7 @@ mod tests {
 
     #[test]
     fn sell_exceeds_position_table() {
-        // (case, broker qty (None = flat), sells (qty, filled), expected order ids)
-        let cases: Vec<(&str, Option<&str>, Vec<(&str, &str)>, Vec<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             ("sell all of a long", Some("10"), vec![("10", "0")], vec![]),
             ("phantom exit from flat", None, vec![("16", "0")], vec!["s0"]),
             ("two sells add up past the long", Some("10"), vec![("6", "0"), ("6", "0")], vec!["s0", "s1"]),

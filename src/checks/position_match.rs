@@ -252,7 +252,8 @@ fn sum_tracked(tracked: &[TrackedPosition]) -> BTreeMap<&Symbol, BotPos> {
         l.qty += signed;
         l.abs_qty += signed.abs();
         l.cost = match (l.cost, t.entry_price) {
-            (Some(c), Some(p)) => c.checked_add(signed.abs().checked_mul(p).unwrap_or(Decimal::MAX)),
+            // An overflow drops the price comparison rather than inventing a price.
+            (Some(c), Some(p)) => signed.abs().checked_mul(p).and_then(|x| c.checked_add(x)),
             _ => None,
         };
     }
@@ -317,6 +318,9 @@ mod tests {
         p.evaluate(&snap, snap.taken_at)
     }
 
+    /// (case, snapshot, expected (code, subject) pairs).
+    type Case = (&'static str, SnapshotBuilder, Vec<(&'static str, &'static str)>);
+
     #[test]
     fn matching_books_are_ok() {
         let b = SnapshotBuilder::new()
@@ -331,8 +335,7 @@ mod tests {
 
     #[test]
     fn each_code_on_its_symbol() {
-        // (case, builder, expected (code, subject) pairs)
-        let cases: Vec<(&str, SnapshotBuilder, Vec<(&str, &str)>)> = vec![
+        let cases: Vec<Case> = vec![
             ("broker only", SnapshotBuilder::new().position("AAPL", "10", "180"), vec![("untracked_position", "AAPL")]),
             ("bot only", SnapshotBuilder::new().tracked("COIN", "72", None), vec![("orphaned_position", "COIN")]),
             (
