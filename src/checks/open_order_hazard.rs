@@ -20,12 +20,15 @@
 //! Every finding's `observed.order_ids` lists the orders `cancel_hazard_orders` would cancel:
 //! the offending sells, the stale order, the duplicates (never the oldest), the early buys.
 //!
-//! False positives: the two exit legs of a bracket or OCO order (take-profit and stop-loss, both
-//! sells for the full position; the stop leg shows as `held`) add up to twice the position, so
-//! they show as `sell_exceeds_position` although only one can fill; a resting protective stop sell
-//! makes every later buy a `buy_before_sell`; good-till-cancelled limit orders that are meant to
-//! rest for days are `stale_order`s (raise `stale_after`). Orders without any timestamp are
-//! never stale and never take part in `buy_before_sell`.
+//! Conditional orders are treated for what they are: a bracket's stop-loss leg waits with status
+//! `held` and cannot fill while the take-profit leg is live, so `held` orders are left out of
+//! `sell_exceeds_position`; protective stop sells (`stop`, `stop_limit`, `trailing_stop`) free no
+//! buying power on a schedule, so only market and limit sells count for `buy_before_sell`.
+//!
+//! False positives: the two live legs of an OCO exit (both sells for the full position) still
+//! add up to twice the position; good-till-cancelled limit orders that are meant to rest for days
+//! are `stale_order`s (raise `stale_after`). Orders without any timestamp are never stale and
+//! never take part in `buy_before_sell`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -159,7 +162,7 @@ fn by_placement(a: &&Order, b: &&Order) -> std::cmp::Ordering {
 
 fn sells_exceeding(open: &[&Order], held: &BTreeMap<&Symbol, Decimal>) -> Vec<Issue> {
     let mut sells: BTreeMap<&Symbol, (Decimal, Vec<&Order>)> = BTreeMap::new();
-    for o in open.iter().filter(|o| o.side == OrderSide::Sell) {
+    for o in open.iter().filter(|o| o.side == OrderSide::Sell && o.status != "held") {
         if let Some(q) = o.remaining_qty().filter(|q| *q > Decimal::ZERO) {
             let e = sells.entry(&o.symbol).or_default();
             e.0 += q;
@@ -270,7 +273,8 @@ fn buys_before_sells(open: &[&Order]) -> Vec<Issue> {
         v.sort_by(|a, b| (a.1, &a.0.id).cmp(&(b.1, &b.0.id)));
         v
     };
-    let sells = timed(OrderSide::Sell);
+    let mut sells = timed(OrderSide::Sell);
+    sells.retain(|(o, _)| matches!(o.order_type.as_str(), "market" | "limit"));
     let Some(first_sell) = sells.first().map(|s| s.1) else { return Vec::new() };
     let buys: Vec<(&Order, DateTime<Utc>)> = timed(OrderSide::Buy).into_iter().filter(|b| b.1 >= first_sell).collect();
     let Some(last_buy) = buys.last().map(|b| b.1) else { return Vec::new() };
@@ -474,6 +478,32 @@ mod tests {
         assert_eq!(got[0].observed["order_ids"], json!(["same-time-buy", "late-buy"]));
         assert_eq!(got[0].observed["sell_order_ids"], json!(["sell-1"]));
         assert!(got[0].message.starts_with("2 open buy order(s) were placed at or after 1 still-open sell order(s)"));
+    }
+
+    #[test]
+    fn held_bracket_legs_and_protective_stops_are_not_hazards() {
+        let b = SnapshotBuilder::new()
+            .position("AAPL", "10", "180")
+            .order_with("tp", "AAPL", OrderSide::Sell, "10", 60, |o| o.order_type = "limit".into())
+            .order_with("sl", "AAPL", OrderSide::Sell, "10", 60, |o| {
+                o.order_type = "stop".into();
+                o.stop_price = Some(crate::checks::testkit::d("170"));
+                o.status = "held".into();
+            })
+            .order_with("stop2", "AAPL", OrderSide::Sell, "10", 120, |o| {
+                o.order_type = "stop".into();
+                o.stop_price = Some(crate::checks::testkit::d("165"));
+            })
+            .order("buy", "MSFT", OrderSide::Buy, "5", 30);
+        let issues = match eval(b) {
+            Evaluation::Checked(i) => i,
+            other => panic!("{other:?}"),
+        };
+        let codes: Vec<&str> = issues.iter().map(|i| i.code).collect();
+        // tp (10) + stop2 (10) exceed the 10 held; the held leg is not counted.
+        assert_eq!(codes, ["sell_exceeds_position", "buy_before_sell"], "{issues:#?}");
+        assert_eq!(issues[0].observed["sell_qty"], "20");
+        assert_eq!(issues[1].observed["sell_order_ids"], json!(["tp"]));
     }
 
     #[test]
