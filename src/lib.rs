@@ -20,4 +20,5 @@ pub mod num;
 pub mod report;
 pub mod rules_list;
 pub mod rules_test;
+pub mod server;
 pub mod timestamp;
