@@ -8,6 +8,7 @@
 //!
 //! The broker is the source of truth; unknown is never OK and never flat.
 
+pub mod alert;
 pub mod checks;
 pub mod cli;
 pub mod clock;
