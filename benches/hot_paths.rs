@@ -39,12 +39,20 @@ fn benches(c: &mut Criterion) {
     c.bench_function("jsonl reverse scan, 64 MB log, 1 h window", |b| {
         b.iter(|| black_box(jsonl::scan(&log, "run", &ts, &hour, now).unwrap()))
     });
-    let day = LogQuery { windows: vec![Window { within: Duration::from_secs(86_400), matcher: Matcher::default() }], last_record: false };
+    let day = LogQuery {
+        windows: vec![Window { within: Duration::from_secs(86_400), matcher: Matcher::default() }],
+        last_record: false,
+    };
     c.bench_function("jsonl reverse scan, 64 MB log, 24 h window", |b| {
         b.iter(|| black_box(jsonl::scan(&log, "run", &ts, &day, now).unwrap()))
     });
 
-    let samples = [json!("2026-11-20T15:29:59.878296+00:00"), json!("2026-11-20T10:29:59-05:00"), json!(1_795_188_599_000_i64), json!("2026-11-20 15:29:59")];
+    let samples = [
+        json!("2026-11-20T15:29:59.878296+00:00"),
+        json!("2026-11-20T10:29:59-05:00"),
+        json!(1_795_188_599_000_i64),
+        json!("2026-11-20 15:29:59"),
+    ];
     c.bench_function("timestamp parsing (4 formats)", |b| {
         b.iter(|| {
             for s in &samples {

@@ -31,6 +31,7 @@ fn rule(id: &str, hold: Option<Hold>, repeat: Option<Duration>) -> Rule {
         actions: vec![],
         description: None,
         origin: "rules/test.toml".into(),
+        id_offset: 0,
     }
 }
 
