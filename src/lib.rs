@@ -11,6 +11,7 @@
 //!
 //! The broker is the source of truth; unknown is never OK and never flat.
 
+pub mod act;
 pub mod alert;
 pub mod checks;
 pub mod cli;
