@@ -19,4 +19,5 @@ pub mod model;
 pub mod num;
 pub mod report;
 pub mod rules_list;
+pub mod sim;
 pub mod timestamp;
