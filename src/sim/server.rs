@@ -444,3 +444,6 @@ pub async fn spawn_sim(sim: Arc<Sim>, addr: SocketAddr) -> std::io::Result<SimHa
     });
     Ok(SimHandle { addr, sim, stop, task: Some(task) })
 }
+
+#[cfg(test)]
+mod tests;
