@@ -28,4 +28,5 @@ pub mod rules_list;
 pub mod rules_test;
 pub mod server;
 pub mod state;
+pub mod sim;
 pub mod timestamp;
