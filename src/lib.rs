@@ -17,6 +17,7 @@ pub mod engine;
 pub mod logging;
 pub mod model;
 pub mod num;
+pub mod record;
 pub mod report;
 pub mod rules_list;
 pub mod rules_test;
