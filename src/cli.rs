@@ -212,32 +212,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let threshold: Severity = fail_on.into();
             Ok(if report.worst().is_some_and(|w| w >= threshold) { exit::FINDINGS } else { exit::CLEAN })
         }
-        Command::Snapshot { config, out } => {
-            let cfg = match load(&config.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let broker = match make_broker(&cfg, None) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::ERROR);
-                }
-            };
-            match crate::record::record(&cfg, &broker, &SystemClock, &out).await {
-                Ok(rec) => {
-                    for e in &rec.source_errors {
-                        eprintln!("warning: recorded as failed: {e}");
-                    }
-                    print(&crate::record::summary(&rec, &cfg.path))?;
-                    Ok(exit::CLEAN)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(exit::ERROR)
-                }
-            }
-        }
         Command::Rules { command } => match command {
             RulesCommand::Check { config } => {
                 let cfg = match load(&config.config) {
@@ -273,6 +247,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             },
         },
+        Command::Snapshot { config, out } => {
+            let cfg = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let broker = match make_broker(&cfg, None) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ERROR);
+                }
+            };
+            match crate::record::record(&cfg, &broker, &SystemClock, &out).await {
+                Ok(rec) => {
+                    for e in &rec.source_errors {
+                        eprintln!("warning: recorded as failed: {e}");
+                    }
+                    print(&crate::record::summary(&rec, &cfg.path))?;
+                    Ok(exit::CLEAN)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(exit::ERROR)
+                }
+            }
+        }
     }
 }
 
