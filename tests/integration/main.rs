@@ -2,5 +2,8 @@
 //! real servers over loopback sockets.
 
 mod audit;
+mod client;
 mod config_errors;
+mod live_audit;
+mod simulator;
 mod support;

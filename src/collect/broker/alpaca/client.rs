@@ -128,10 +128,10 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The transport error's chain, deduplicated: `error sending request for url (...): client
-/// error (Connect): tcp connect error: Connection refused (os error 111)`.
-fn chain(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
+/// What the transport said, without reqwest's and hyper's wrappers: the innermost causes,
+/// e.g. `tcp connect error: Connection refused (os error 111)` or `dns error: ...`.
+fn cause(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         let text = s.to_string();
@@ -140,7 +140,10 @@ fn chain(e: &reqwest::Error) -> String {
         }
         source = s.source();
     }
-    parts.join(": ")
+    // The outer layers are generic ("client error (Connect)"); the last two say what happened.
+    let keep = parts.len().saturating_sub(2);
+    let inner = parts.split_off(keep);
+    if inner.is_empty() { e.to_string() } else { inner.join(": ") }
 }
 
 impl AlpacaClient {
@@ -295,6 +298,10 @@ impl AlpacaClient {
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, BrokerError> {
         let method: Method = endpoint.method();
+        let target = match (url.host_str(), url.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            _ => url.to_string(),
+        };
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
             req = req.json(b);
@@ -303,7 +310,7 @@ impl AlpacaClient {
             if e.is_timeout() {
                 BrokerError::Timeout { endpoint, after: self.timeout }
             } else {
-                BrokerError::Unreachable { endpoint, message: chain(&e) }
+                BrokerError::Unreachable { endpoint, message: format!("{target}: {}", cause(&e)) }
             }
         };
         let resp = req.send().await.map_err(transport)?;
