@@ -105,6 +105,15 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
+    Sim {
+        /// The scenario file (JSON) that seeds the state.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+        /// The address to listen on (loopback only); port 0 picks a free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: String,
+    },
 }
 
 /// `rules` subcommands.
@@ -212,6 +221,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let threshold: Severity = fail_on.into();
             Ok(if report.worst().is_some_and(|w| w >= threshold) { exit::FINDINGS } else { exit::CLEAN })
         }
+        Command::Sim { scenario, listen } => crate::sim::command::run(scenario.as_deref(), &listen).await,
         Command::Rules { command } => match command {
             RulesCommand::Check { config } => {
                 let cfg = match load(&config.config) {

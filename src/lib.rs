@@ -21,4 +21,5 @@ pub mod record;
 pub mod report;
 pub mod rules_list;
 pub mod rules_test;
+pub mod sim;
 pub mod timestamp;
