@@ -136,7 +136,9 @@ pub fn phantom_exit_scenario() -> Value {
             { "symbol": "OKTA", "qty": "-170", "avg_entry_price": "108.00" }
         ],
         "orders": [
-            { "symbol": "CHWY", "side": "sell", "qty": "1596", "type": "limit", "limit_price": "45.00" }
+            // Two minutes old, as in the recorded incident: older than position_match's `settle`.
+            { "symbol": "CHWY", "side": "sell", "qty": "1596", "type": "limit", "limit_price": "45.00",
+              "submitted_at": (chrono::Utc::now() - chrono::Duration::minutes(2)).to_rfc3339() }
         ],
         "prices": { "AAPL": "190.10", "CHWY": "40.00", "BILL": "85.00", "COIN": "330.00", "OKTA": "110.00" },
         "clock": { "is_open": true },
