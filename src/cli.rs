@@ -114,6 +114,16 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Add, list or remove silences (mute an alert's email and actions, not its report line).
+    Silence {
+        #[command(subcommand)]
+        command: crate::alert::cmd::SilenceCommand,
+    },
+    /// Alert email: `alerts test` sends a test message.
+    Alerts {
+        #[command(subcommand)]
+        command: crate::notify::cmd::AlertsCommand,
+    },
 }
 
 /// `rules` subcommands.
@@ -165,7 +175,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
-fn load(path: &Path) -> Result<Config, u8> {
+pub(crate) fn load(path: &Path) -> Result<Config, u8> {
     Config::load(path).map_err(|e: ConfigError| {
         eprintln!("{e}");
         eprintln!(
@@ -177,7 +187,7 @@ fn load(path: &Path) -> Result<Config, u8> {
     })
 }
 
-fn print(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -283,6 +293,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
         }
+        Command::Silence { command } => crate::alert::cmd::run(command, crate::clock::Clock::now(&SystemClock)),
+        Command::Alerts { command } => crate::notify::cmd::run(command, crate::clock::Clock::now(&SystemClock)).await,
     }
 }
 

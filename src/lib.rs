@@ -4,10 +4,15 @@
 //! - `collect` builds a `model::Snapshot` from the broker (`collect::broker`) and the bot's files
 //!   (`collect::bot`); every failed source is an explicit error inside the snapshot.
 //! - `engine` runs the rules (`checks`, one file per kind) over it: pure functions.
+//! - `alert` moves alerts through pending → firing → resolved (pure `step`) and keeps silences;
+//!   `notify` renders one email per cycle, queues it in a durable outbox and delivers it;
+//!   `state` holds the atomic state files and the single-instance lock.
 //! - `report` renders text, JSON and Markdown.
 //!
 //! The broker is the source of truth; unknown is never OK and never flat.
 
+pub mod act;
+pub mod alert;
 pub mod checks;
 pub mod cli;
 pub mod clock;
@@ -16,10 +21,13 @@ pub mod config;
 pub mod engine;
 pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod num;
 pub mod record;
 pub mod report;
 pub mod rules_list;
 pub mod rules_test;
+pub mod server;
 pub mod sim;
+pub mod state;
 pub mod timestamp;

@@ -1,12 +1,38 @@
-//! `exposure_limits`: STUB, to be written (see design.md section 4).
+//! `exposure_limits`: portfolio limits as a percentage of equity, and position counts.
+//!
+//! Field notes §1: the phantom-exit runner ended about 198% of equity short with every position
+//! inverted, and nobody knew until orders failed for lack of buying power; a gross or short
+//! exposure limit would have fired hours earlier. Field notes §2: a plan-based bot at ~142%
+//! deployment had its buys rejected by a $1,000 minimum-position rule it never applied;
+//! maximum positions, maximum % of equity per position and minimum position value are
+//! constraints to check against what the broker actually holds.
+//!
+//! - `gross_exposure` (subject `account`): Σ |market value| / equity × 100 above
+//!   `max_gross_exposure_pct` (always checked, default 200);
+//! - `short_exposure` (`account`): Σ |market value| of shorts / equity × 100 above
+//!   `max_short_exposure_pct`;
+//! - `position_concentration` (symbol): |market value| / equity × 100 above `max_position_pct`;
+//! - `too_many_positions` (`account`): more positions than `max_positions`;
+//! - `position_too_small` (symbol): |market value| below `min_position_value`.
+//!
+//! Percentages need the account's equity: when it is unavailable, missing or not positive the
+//! rule is unknown. A position without a market value (and no price to compute one) makes the
+//! rule unknown: it is never counted as zero.
+//!
+//! False positives: market values move with prices, so a limit set at the bot's own target
+//! fires on ordinary drift (leave headroom, or hold the rule with `for`); a position being
+//! built or unwound in pieces is briefly small.
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::Serialize;
+use serde_json::json;
 
-use super::Evaluation;
+use super::{Evaluation, param_or, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
-use crate::model::Snapshot;
+use crate::model::{Issue, Position, Side, Snapshot};
+use crate::num;
 
 /// The kind name.
 pub const KIND: &str = "exposure_limits";
@@ -14,21 +40,376 @@ pub const KIND: &str = "exposure_limits";
 pub const CODES: &[&str] =
     &["gross_exposure", "short_exposure", "position_concentration", "too_many_positions", "position_too_small"];
 /// Its parameters.
-pub const PARAMS: &[&str] = &[];
+pub const PARAMS: &[&str] =
+    &["max_gross_exposure_pct", "max_short_exposure_pct", "max_position_pct", "max_positions", "min_position_value"];
 
-/// Parameters.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct Params {}
+/// Parameters. Percentages are of account equity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Params {
+    /// Largest Σ |market value| in % of equity. Default `200` (Reg T overnight 2× margin).
+    pub max_gross_exposure_pct: Decimal,
+    /// Largest Σ |market value| of shorts in % of equity (`0` = no shorts). Default: not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_short_exposure_pct: Option<Decimal>,
+    /// Largest single position's |market value| in % of equity. Default: not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_position_pct: Option<Decimal>,
+    /// Most positions held at once. Default: not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_positions: Option<u64>,
+    /// Smallest |market value| of a position, in dollars. Default: not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_position_value: Option<Decimal>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            max_gross_exposure_pct: Decimal::from(200),
+            max_short_exposure_pct: None,
+            max_position_pct: None,
+            max_positions: None,
+            min_position_value: None,
+        }
+    }
+}
+
+fn optional<'a, 'i, T>(
+    r: &mut TableReader<'a, 'i>,
+    key: &str,
+    read: impl FnOnce(&mut TableReader<'a, 'i>, &str) -> Option<T>,
+) -> Option<Option<T>> {
+    param_or(r, key, None, |r, k| read(r, k).map(Some))
+}
+
+fn read_count(r: &mut TableReader<'_, '_>, key: &str) -> Option<u64> {
+    let n: i64 = r.get(key)?;
+    u64::try_from(n).map_or_else(
+        |_| {
+            r.problem_key(key, format!("`{key}` in {} must not be negative (got {n})", r.name()));
+            None
+        },
+        Some,
+    )
+}
+
+/// A percentage for messages: two decimal places.
+fn pct2(p: Decimal) -> Decimal {
+    p.round_dp(2)
+}
 
 impl Params {
     /// Reads the parameters.
-    pub fn read(_r: &mut TableReader<'_, '_>, _ctx: &RuleContext) -> Option<Self> {
-        Some(Self {})
+    pub fn read(r: &mut TableReader<'_, '_>, _ctx: &RuleContext) -> Option<Self> {
+        let d = Self::default();
+        let gross = param_or(r, "max_gross_exposure_pct", d.max_gross_exposure_pct, TableReader::non_negative_decimal);
+        let short = optional(r, "max_short_exposure_pct", TableReader::non_negative_decimal);
+        let position = optional(r, "max_position_pct", TableReader::non_negative_decimal);
+        let count = optional(r, "max_positions", read_count);
+        let min_value = optional(r, "min_position_value", TableReader::non_negative_decimal);
+        Some(Self {
+            max_gross_exposure_pct: gross?,
+            max_short_exposure_pct: short?,
+            max_position_pct: position?,
+            max_positions: count?,
+            min_position_value: min_value?,
+        })
     }
 
-    /// Runs the check.
+    /// Every limit exceeded.
     #[must_use]
-    pub fn evaluate(&self, _snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
-        Evaluation::Unknown("not implemented".into())
+    pub fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
+        let positions = match &snap.broker.positions {
+            Ok(p) => p,
+            Err(e) => return unknown_source(e),
+        };
+        // Gross exposure is always checked, so equity is always needed.
+        let equity = match &snap.broker.account {
+            Err(e) => return unknown_source(e),
+            Ok(a) => match a.equity {
+                None => return Evaluation::Unknown("the account reports no equity".into()),
+                Some(e) if e <= Decimal::ZERO => {
+                    return Evaluation::Unknown(format!("account equity is {e}: exposure percentages are undefined"));
+                }
+                Some(e) => e,
+            },
+        };
+        let mut values: Vec<(&Position, Decimal)> = Vec::with_capacity(positions.len());
+        for p in positions {
+            match p.abs_market_value() {
+                // Normalized: `197850`, not `197850.0` (a value, so comparisons are unchanged).
+                Some(v) => values.push((p, v.normalize())),
+                None => {
+                    return Evaluation::Unknown(format!(
+                        "the broker reported neither a market value nor a price for {}",
+                        p.symbol
+                    ));
+                }
+            }
+        }
+        let pct = |v: Decimal| num::percent_of(v, equity);
+        let overflow = || Evaluation::Unknown("exposure overflowed the decimal range".into());
+
+        let mut issues = Vec::new();
+        let gross: Decimal = values.iter().map(|(_, v)| *v).sum::<Decimal>().normalize();
+        let Some(gross_pct) = pct(gross) else { return overflow() };
+        if gross_pct > self.max_gross_exposure_pct {
+            issues.push(Issue {
+                code: "gross_exposure",
+                subject: "account".into(),
+                message: format!(
+                    "gross exposure is {}% of equity (${gross} of ${equity}), above the {}% limit",
+                    pct2(gross_pct),
+                    self.max_gross_exposure_pct
+                ),
+                observed: json!({
+                    "gross_exposure_pct": pct2(gross_pct).to_string(),
+                    "gross_market_value": gross.to_string(),
+                    "equity": equity.to_string(),
+                }),
+                expected: json!({ "max_gross_exposure_pct": self.max_gross_exposure_pct.to_string() }),
+            });
+        }
+        if let Some(max) = self.max_short_exposure_pct {
+            let shorts: Vec<&(&Position, Decimal)> =
+                values.iter().filter(|(p, _)| p.side == Side::Short || p.qty < Decimal::ZERO).collect();
+            let short: Decimal = shorts.iter().map(|(_, v)| *v).sum::<Decimal>().normalize();
+            let Some(short_pct) = pct(short) else { return overflow() };
+            if short_pct > max {
+                issues.push(Issue {
+                    code: "short_exposure",
+                    subject: "account".into(),
+                    message: format!(
+                        "short exposure is {}% of equity (${short} in {} short position(s), equity ${equity}), above the {max}% limit",
+                        pct2(short_pct),
+                        shorts.len()
+                    ),
+                    observed: json!({
+                        "short_exposure_pct": pct2(short_pct).to_string(),
+                        "short_market_value": short.to_string(),
+                        "short_positions": shorts.len(),
+                        "equity": equity.to_string(),
+                    }),
+                    expected: json!({ "max_short_exposure_pct": max.to_string() }),
+                });
+            }
+        }
+        if let Some(max) = self.max_positions
+            && values.len() as u64 > max
+        {
+            issues.push(Issue {
+                code: "too_many_positions",
+                subject: "account".into(),
+                message: format!("the broker holds {} positions, above the limit of {max}", values.len()),
+                observed: json!({ "positions": values.len() }),
+                expected: json!({ "max_positions": max }),
+            });
+        }
+        for (p, value) in &values {
+            let symbol = &p.symbol;
+            if let Some(max) = self.max_position_pct {
+                let Some(share) = pct(*value) else { return overflow() };
+                if share > max {
+                    issues.push(Issue {
+                        code: "position_concentration",
+                        subject: symbol.to_string(),
+                        message: format!(
+                            "{symbol} is {}% of equity (${value} of ${equity}), above the {max}% limit",
+                            pct2(share)
+                        ),
+                        observed: json!({
+                            "position_pct": pct2(share).to_string(),
+                            "market_value": value.to_string(),
+                            "equity": equity.to_string(),
+                        }),
+                        expected: json!({ "max_position_pct": max.to_string() }),
+                    });
+                }
+            }
+            if let Some(min) = self.min_position_value
+                && *value < min
+            {
+                issues.push(Issue {
+                    code: "position_too_small",
+                    subject: symbol.to_string(),
+                    message: format!("{symbol} is worth ${value}, below the ${min} minimum position value"),
+                    observed: json!({ "market_value": value.to_string(), "qty": p.qty.to_string() }),
+                    expected: json!({ "min_position_value": min.to_string() }),
+                });
+            }
+        }
+        Evaluation::Checked(issues)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::testkit::{SnapshotBuilder, assert_problems, codes, d, issues, read_ok, read_params, unknown};
+
+    /// The example rule of design.md §4.
+    fn example() -> Params {
+        read_ok(
+            "max_gross_exposure_pct = \"150\"\nmax_short_exposure_pct = \"0\"\nmax_position_pct = \"8\"\nmax_positions = 30\nmin_position_value = \"500\"\n",
+            Params::read,
+            PARAMS,
+        )
+    }
+
+    fn eval(p: &Params, b: SnapshotBuilder) -> Evaluation {
+        let snap = b.build();
+        p.evaluate(&snap, snap.taken_at)
+    }
+
+    fn pairs(v: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        v.iter().map(|(c, s)| (*c, (*s).to_owned())).collect()
+    }
+
+    /// (case, parameters, snapshot, expected (code, subject) pairs).
+    type Case = (&'static str, Params, SnapshotBuilder, Vec<(&'static str, &'static str)>);
+
+    #[test]
+    fn within_limits_is_ok() {
+        let b = SnapshotBuilder::new().position("AAPL", "40", "180").position("MSFT", "15", "400");
+        assert_eq!(eval(&example(), b), Evaluation::Checked(vec![]));
+        assert_eq!(eval(&Params::default(), SnapshotBuilder::new()), Evaluation::Checked(vec![]));
+    }
+
+    #[test]
+    fn phantom_exit_shorts_trip_gross_and_short_limits() {
+        // Field notes §1: every position inverted, about 198% of equity short.
+        let b = SnapshotBuilder::new()
+            .position("CHWY", "-1596", "25") // 39,900
+            .position("BILL", "-413", "100") // 41,300
+            .position("COIN", "-72", "250") // 18,000
+            .position("OKTA", "-170", "90") // 15,300
+            .position("SNOW", "-500", "166.7"); // 83,350: total 197,850
+        let p = Params { max_position_pct: None, min_position_value: None, ..example() };
+        let got = issues(eval(&p, b));
+        let kinds: Vec<&str> = got.iter().map(|i| i.code).collect();
+        assert_eq!(kinds, ["gross_exposure", "short_exposure"]);
+        assert_eq!(got[0].observed["gross_exposure_pct"], "197.85");
+        assert_eq!(got[1].observed["short_exposure_pct"], "197.85");
+        assert_eq!(got[1].observed["short_positions"], 5);
+        assert_eq!(got[0].message, "gross exposure is 197.85% of equity ($197850 of $100000), above the 150% limit");
+    }
+
+    #[test]
+    fn each_limit() {
+        let cases: Vec<Case> = vec![
+            (
+                "gross above the default 200%",
+                Params::default(),
+                SnapshotBuilder::new().position("AAPL", "1000", "150").position("MSFT", "200", "260"),
+                vec![("gross_exposure", "account")],
+            ),
+            (
+                "gross exactly at the limit",
+                Params::default(),
+                SnapshotBuilder::new().position("AAPL", "1000", "200"),
+                vec![],
+            ),
+            (
+                "any short against a 0% short limit",
+                Params { max_short_exposure_pct: Some(d("0")), ..Params::default() },
+                SnapshotBuilder::new().position("CHWY", "-1", "25"),
+                vec![("short_exposure", "account")],
+            ),
+            ("short limit not set", Params::default(), SnapshotBuilder::new().position("CHWY", "-1", "25"), vec![]),
+            (
+                "concentration",
+                Params { max_position_pct: Some(d("8")), ..Params::default() },
+                SnapshotBuilder::new().position("AAPL", "50", "180").position("MSFT", "10", "400"),
+                vec![("position_concentration", "AAPL")],
+            ),
+            (
+                "concentration of a short counts its size",
+                Params { max_position_pct: Some(d("8")), ..Params::default() },
+                SnapshotBuilder::new().position("CHWY", "-400", "25"),
+                vec![("position_concentration", "CHWY")],
+            ),
+            (
+                "too many positions",
+                Params { max_positions: Some(1), ..Params::default() },
+                SnapshotBuilder::new().position("AAPL", "1", "180").position("MSFT", "1", "400"),
+                vec![("too_many_positions", "account")],
+            ),
+            (
+                "zero positions allowed",
+                Params { max_positions: Some(0), ..Params::default() },
+                SnapshotBuilder::new(),
+                vec![],
+            ),
+            (
+                "too small",
+                Params { min_position_value: Some(d("1000")), ..Params::default() },
+                SnapshotBuilder::new().position("AAPL", "5", "180").position("MSFT", "3", "400"),
+                vec![("position_too_small", "AAPL")],
+            ),
+        ];
+        for (case, p, b, want) in cases {
+            assert_eq!(codes(eval(&p, b)), pairs(&want), "{case}");
+        }
+    }
+
+    #[test]
+    fn market_value_falls_back_to_price_and_never_to_zero() {
+        let p = Params { min_position_value: Some(d("1000")), ..Params::default() };
+        let b = SnapshotBuilder::new().position("AAPL", "5", "180").last_position_with(|p| p.market_value = None);
+        assert_eq!(codes(eval(&p, b)), pairs(&[("position_too_small", "AAPL")]));
+        let b = SnapshotBuilder::new().position("AAPL", "5", "180").last_position_with(|p| {
+            p.market_value = None;
+            p.current_price = None;
+        });
+        assert!(unknown(eval(&p, b)).contains("AAPL"));
+    }
+
+    #[test]
+    fn unknown_without_positions_or_equity() {
+        let p = Params::default();
+        assert!(unknown(eval(&p, SnapshotBuilder::new().broker_positions_unavailable())).contains("broker:positions"));
+        assert!(unknown(eval(&p, SnapshotBuilder::new().broker_account_unavailable())).contains("broker:account"));
+        let b = SnapshotBuilder::new().account_with(|a| a.equity = None);
+        assert_eq!(unknown(eval(&p, b)), "the account reports no equity");
+        let b = SnapshotBuilder::new().equity("-50");
+        assert!(unknown(eval(&p, b)).contains("account equity is -50"));
+        let b = SnapshotBuilder::new().equity("0");
+        assert!(unknown(eval(&p, b)).contains("account equity is 0"));
+    }
+
+    #[test]
+    fn reads_parameters_and_defaults() {
+        assert_eq!(read_ok("", Params::read, PARAMS), Params::default());
+        assert_eq!(
+            example(),
+            Params {
+                max_gross_exposure_pct: d("150"),
+                max_short_exposure_pct: Some(d("0")),
+                max_position_pct: Some(d("8")),
+                max_positions: Some(30),
+                min_position_value: Some(d("500")),
+            }
+        );
+    }
+
+    #[test]
+    fn reports_every_parameter_problem_with_its_line() {
+        let got = read_params(
+            "max_gross_exposure_pct = \"-1\"\nmax_short_exposure_pct = true\nmax_position_pct = \"8%\"\nmax_positions = -3\nmin_position_value = \"-500\"\nmax_position = 3\n",
+            Params::read,
+            PARAMS,
+        );
+        assert!(got.0.is_none());
+        assert_problems(
+            &got,
+            &[
+                (1, "must not be negative"),
+                (2, "must be a number or a decimal string"),
+                (3, "`8%` is not a decimal number"),
+                (4, "`max_positions` in rule `t` must not be negative (got -3)"),
+                (5, "`min_position_value` in rule `t` must not be negative"),
+                (6, "did you mean `max_positions`?"),
+            ],
+        );
     }
 }

@@ -1,36 +1,267 @@
-//! `log_activity`: STUB, to be written (see design.md section 4).
+//! `log_activity`: at least `min_count` events (optionally matching `match`) within `within`.
+//!
+//! Field notes §3: the operator's audit checked that exits were evaluated recently
+//! (`logs/exits.jsonl`) and when the last entry happened (`logs/attribution.jsonl`). A loop can
+//! be alive (`log_freshness` is green) while one of its duties silently stopped: exits no longer
+//! evaluated means positions are held with no one deciding to close them.
+//!
+//! - `activity_missing`: fewer than `min_count` events in the last `within` (subject: the log).
+//!
+//! Only the window is read (scanning backwards from the end), never the whole file. A log that
+//! cannot be read, or a window the scan did not count, makes the rule unknown.
+//!
+//! False positives: a quiet market (no exit to evaluate because there is no position: use
+//! `when = "market_open_with_positions"`); a `match` value written differently by the bot (a
+//! string `"EXIT"` vs `"exit"`: strings compare exactly; numbers compare by value).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value, json};
 
-use super::Evaluation;
+use super::{Evaluation, param_or, read_log_name, unknown_source};
 use crate::config::RuleContext;
+use crate::config::duration::format as format_duration;
 use crate::config::reader::TableReader;
-use crate::model::Snapshot;
+use crate::model::{FieldRef, Issue, LogQuery, Matcher, Snapshot, Window};
 
 /// The kind name.
 pub const KIND: &str = "log_activity";
 /// The codes it emits.
 pub const CODES: &[&str] = &["activity_missing"];
 /// Its parameters.
-pub const PARAMS: &[&str] = &[];
+pub const PARAMS: &[&str] = &["log", "within", "min_count", "match"];
 
 /// Parameters.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct Params {}
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Params {
+    /// The `[logs.NAME]` to count in. Required.
+    pub log: String,
+    /// How far back from now to count. Required.
+    #[serde(with = "crate::config::duration::serde_humantime")]
+    pub within: Duration,
+    /// At least this many events must be in the window. Default `1`; must be at least 1.
+    pub min_count: u64,
+    /// Only events whose fields all equal these count (`match = { event = "EXIT" }`; keys are
+    /// field names or `/pointers`). Default: every event counts.
+    #[serde(rename = "match", serialize_with = "matcher_as_table", skip_serializing_if = "Matcher::is_empty")]
+    pub matcher: Matcher,
+}
+
+/// Writes the matcher as the rule writes it: a table of field → value.
+fn matcher_as_table<S: Serializer>(m: &Matcher, s: S) -> Result<S::Ok, S::Error> {
+    let table: Map<String, Value> = m.fields.iter().map(|(f, v)| (f.as_str().to_owned(), v.clone())).collect();
+    table.serialize(s)
+}
+
+fn read_matcher(r: &mut TableReader<'_, '_>) -> Option<Matcher> {
+    let Some(table) = r.get::<Map<String, Value>>("match") else {
+        // Absent: match everything. Present but not a table: `get` recorded the problem.
+        return (!r.has("match")).then(Matcher::default);
+    };
+    let mut fields = Vec::with_capacity(table.len());
+    let mut ok = true;
+    for (key, value) in table {
+        match FieldRef::parse(&key) {
+            Ok(f) => fields.push((f, value)),
+            Err(e) => {
+                r.problem_key("match", format!("`match` in {}: {e}", r.name()));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(Matcher { fields })
+}
+
+fn read_min_count(r: &mut TableReader<'_, '_>, key: &str) -> Option<u64> {
+    let n: i64 = r.get(key)?;
+    match u64::try_from(n) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            r.problem_key(key, format!("`{key}` in {} must be at least 1 (got {n})", r.name()));
+            None
+        }
+    }
+}
 
 impl Params {
     /// Reads the parameters.
-    pub fn read(_r: &mut TableReader<'_, '_>, _ctx: &RuleContext) -> Option<Self> {
-        Some(Self {})
+    pub fn read(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Self> {
+        let log = read_log_name(r, ctx);
+        let within = r.require_duration("within");
+        let min_count = param_or(r, "min_count", 1, read_min_count);
+        let matcher = read_matcher(r);
+        Some(Self { log: log?, within: within?, min_count: min_count?, matcher: matcher? })
     }
 
-    /// Runs the check.
+    /// The window this rule counts in.
     #[must_use]
-    pub fn evaluate(&self, _snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
-        Evaluation::Unknown("not implemented".into())
+    pub fn window(&self) -> Window {
+        Window { within: self.within, matcher: self.matcher.clone() }
     }
 
-    /// Adds its log windows.
-    pub fn add_log_needs(&self, _queries: &mut std::collections::BTreeMap<String, crate::model::LogQuery>) {}
+    /// `activity_missing` when the window holds fewer than `min_count` events.
+    #[must_use]
+    pub fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
+        let summary = match snap.logs.get(&self.log) {
+            None => return Evaluation::Unknown(format!("log `{}` was not collected", self.log)),
+            Some(Err(e)) => return unknown_source(e),
+            Some(Ok(s)) => s,
+        };
+        let Some(count) = summary.count(&self.window()) else {
+            return Evaluation::Unknown(format!("log `{}`: window not scanned", self.log));
+        };
+        if count >= self.min_count {
+            return Evaluation::Checked(vec![]);
+        }
+        let log = &self.log;
+        let within = format_duration(self.within);
+        let what = if self.matcher.is_empty() {
+            "events".to_owned()
+        } else {
+            let parts: Vec<String> = self.matcher.fields.iter().map(|(f, v)| format!("{f} = {v}")).collect();
+            format!("events matching {}", parts.join(", "))
+        };
+        let newest = summary.newest_event.map_or_else(
+            || "no timestamped event in the file".to_owned(),
+            |t| format!("newest event {}", t.to_rfc3339()),
+        );
+        let matcher = serde_json::to_value(MatchJson(&self.matcher)).unwrap_or(Value::Null);
+        Evaluation::Checked(vec![Issue {
+            code: "activity_missing",
+            subject: log.clone(),
+            message: format!(
+                "log {log} has {count} {what} within the last {within}, expected at least {} ({newest})",
+                self.min_count
+            ),
+            observed: json!({
+                "count": count,
+                "newest_event": summary.newest_event.map(|t| t.to_rfc3339()),
+            }),
+            expected: json!({ "min_count": self.min_count, "within": within, "match": matcher }),
+        }])
+    }
+
+    /// Asks for its window in its log.
+    pub fn add_log_needs(&self, queries: &mut BTreeMap<String, LogQuery>) {
+        queries.entry(self.log.clone()).or_default().add_window(self.window());
+    }
+}
+
+/// The matcher as a JSON table, for `expected`.
+struct MatchJson<'m>(&'m Matcher);
+
+impl Serialize for MatchJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        matcher_as_table(self.0, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::checks::testkit::{
+        SnapshotBuilder, assert_problems, codes, issues, log_summary, read_ok, read_params, unknown,
+    };
+    use crate::model::WindowCount;
+
+    fn exits() -> Params {
+        read_ok("log = \"exits\"\nwithin = \"1h\"\nmatch = { event = \"EXIT\" }\n", Params::read, PARAMS)
+    }
+
+    fn eval(p: &Params, b: SnapshotBuilder) -> Evaluation {
+        let snap = b.build();
+        p.evaluate(&snap, snap.taken_at)
+    }
+
+    fn counted(p: &Params, count: u64) -> SnapshotBuilder {
+        SnapshotBuilder::new().log("exits", log_summary(Some(7200), vec![WindowCount { window: p.window(), count }]))
+    }
+
+    #[test]
+    fn counts_against_min_count() {
+        // (min_count, count in the window, finding expected)
+        for (min, count, fires) in [(1, 0, true), (1, 1, false), (1, 5, false), (3, 2, true), (3, 3, false)] {
+            let p = Params { min_count: min, ..exits() };
+            let got = codes(eval(&p, counted(&p, count)));
+            let want = if fires { vec![("activity_missing", "exits".to_owned())] } else { vec![] };
+            assert_eq!(got, want, "min {min} count {count}");
+        }
+    }
+
+    #[test]
+    fn finding_carries_count_newest_and_expectation() {
+        let p = exits();
+        let i = &issues(eval(&p, counted(&p, 0)))[0];
+        assert_eq!(i.observed, json!({"count": 0, "newest_event": "2026-11-20T13:00:00+00:00"}));
+        assert_eq!(i.expected, json!({"min_count": 1, "within": "1h", "match": {"event": "EXIT"}}));
+        assert_eq!(
+            i.message,
+            "log exits has 0 events matching event = \"EXIT\" within the last 1h, expected at least 1 (newest event 2026-11-20T13:00:00+00:00)"
+        );
+    }
+
+    #[test]
+    fn unknown_when_the_log_or_the_window_is_missing() {
+        let p = exits();
+        assert_eq!(unknown(eval(&p, SnapshotBuilder::new().log_unavailable("exits"))), "log:exits is unavailable");
+        let other = Window { within: Duration::from_secs(60), matcher: Matcher::default() };
+        let b =
+            SnapshotBuilder::new().log("exits", log_summary(Some(1), vec![WindowCount { window: other, count: 9 }]));
+        assert!(unknown(eval(&p, b)).contains("window not scanned"));
+        assert!(unknown(eval(&p, SnapshotBuilder::new())).contains("not collected"));
+    }
+
+    #[test]
+    fn asks_for_its_window_once() {
+        let mut q = BTreeMap::new();
+        exits().add_log_needs(&mut q);
+        exits().add_log_needs(&mut q);
+        Params { within: Duration::from_secs(60), ..exits() }.add_log_needs(&mut q);
+        let windows = &q["exits"].windows;
+        assert_eq!(windows.len(), 2);
+        assert_eq!(windows[0], exits().window());
+        assert_eq!(q["exits"].horizon(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn reads_parameters_and_defaults() {
+        let p = read_ok("log = \"exits\"\nwithin = \"1h\"\n", Params::read, PARAMS);
+        assert_eq!(p.min_count, 1);
+        assert!(p.matcher.is_empty());
+        let p = read_ok(
+            "log = \"run\"\nwithin = \"1d\"\nmin_count = 12\nmatch = { event = \"CYCLE\", \"/meta/ok\" = true }\n",
+            Params::read,
+            PARAMS,
+        );
+        assert_eq!(p.min_count, 12);
+        assert!(p.matcher.matches(&json!({"event": "CYCLE", "meta": {"ok": true}})));
+        assert!(!p.matcher.matches(&json!({"event": "CYCLE", "meta": {"ok": false}})));
+    }
+
+    #[test]
+    fn reports_every_parameter_problem_with_its_line() {
+        let got = read_params(
+            "log = \"trades\"\nwithin = \"an hour\"\nmin_count = 0\nmatch = { \"\" = 1 }\n",
+            Params::read,
+            PARAMS,
+        );
+        assert!(got.0.is_none());
+        assert_problems(
+            &got,
+            &[
+                (1, "no [logs.trades] table"),
+                (2, "is not a duration"),
+                (3, "`min_count` in rule `t` must be at least 1 (got 0)"),
+                (4, "a field name cannot be empty"),
+            ],
+        );
+        let got =
+            read_params("log = \"run\"\nwithin = \"1h\"\nmin_count = -2\nmatch = \"EXIT\"\n", Params::read, PARAMS);
+        assert_problems(&got, &[(3, "must be at least 1 (got -2)"), (4, "`match` in rule `t`")]);
+    }
 }

@@ -1,36 +1,171 @@
-//! `log_freshness`: STUB, to be written (see design.md section 4).
+//! `log_freshness`: the newest event of a log is younger than `max_age` (main-loop liveness).
+//!
+//! Field notes §3: the operator's audit called the main loop "active" only if the last cycle
+//! in `logs/run.jsonl` was under 5 minutes old. A bot that hangs or crashes keeps its positions
+//! open with nobody managing them; its log simply stops growing.
+//!
+//! - `log_stale`: the newest timestamped event is older than `max_age`;
+//! - `log_missing`: the file has no timestamped event at all (empty, or only lines without a
+//!   readable time field).
+//!
+//! A log that cannot be read at all is a source failure: this rule is then unknown.
+//!
+//! False positives: a bot that logs only when something happens (use `log_activity` with a
+//! heartbeat event instead, or a `max_age` above its quietest interval); outside market hours a
+//! loop may sleep (use `when = "market_open"`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::{Value, json};
 
-use super::Evaluation;
+use super::{Evaluation, read_log_name, unknown_source};
 use crate::config::RuleContext;
+use crate::config::duration::format as format_duration;
 use crate::config::reader::TableReader;
-use crate::model::Snapshot;
+use crate::model::{Issue, LogQuery, Snapshot};
 
 /// The kind name.
 pub const KIND: &str = "log_freshness";
 /// The codes it emits.
 pub const CODES: &[&str] = &["log_stale", "log_missing"];
 /// Its parameters.
-pub const PARAMS: &[&str] = &[];
+pub const PARAMS: &[&str] = &["log", "max_age"];
 
 /// Parameters.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct Params {}
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Params {
+    /// The `[logs.NAME]` to watch. Required.
+    pub log: String,
+    /// The newest event must be at most this old. Required.
+    #[serde(with = "crate::config::duration::serde_humantime")]
+    pub max_age: Duration,
+}
 
 impl Params {
     /// Reads the parameters.
-    pub fn read(_r: &mut TableReader<'_, '_>, _ctx: &RuleContext) -> Option<Self> {
-        Some(Self {})
+    pub fn read(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Self> {
+        let log = read_log_name(r, ctx);
+        let max_age = r.require_duration("max_age");
+        Some(Self { log: log?, max_age: max_age? })
     }
 
-    /// Runs the check.
+    /// `log_stale` or `log_missing` for the log, or nothing.
     #[must_use]
-    pub fn evaluate(&self, _snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
-        Evaluation::Unknown("not implemented".into())
+    pub fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
+        let summary = match snap.logs.get(&self.log) {
+            None => return Evaluation::Unknown(format!("log `{}` was not collected", self.log)),
+            Some(Err(e)) => return unknown_source(e),
+            Some(Ok(s)) => s,
+        };
+        let log = &self.log;
+        let max_age = format_duration(self.max_age);
+        let Some(newest) = summary.newest_event else {
+            return Evaluation::Checked(vec![Issue {
+                code: "log_missing",
+                subject: log.clone(),
+                message: format!("log {log} ({}) has no timestamped event", summary.file),
+                observed: json!({ "newest_event": Value::Null, "file": summary.file, "file_len": summary.file_len }),
+                expected: json!({ "max_age": max_age }),
+            }]);
+        };
+        // A negative age (an event ahead of our clock) is fresh.
+        let age = (now - newest).to_std().unwrap_or_default();
+        if age <= self.max_age {
+            return Evaluation::Checked(vec![]);
+        }
+        let age_secs = age.as_secs();
+        Evaluation::Checked(vec![Issue {
+            code: "log_stale",
+            subject: log.clone(),
+            message: format!(
+                "log {log}'s newest event is {} old (at {}), older than {max_age}",
+                format_duration(Duration::from_secs(age_secs)),
+                newest.to_rfc3339()
+            ),
+            observed: json!({ "newest_event": newest.to_rfc3339(), "age_secs": age_secs }),
+            expected: json!({ "max_age": max_age, "max_age_secs": self.max_age.as_secs() }),
+        }])
     }
 
-    /// Adds its log windows.
-    pub fn add_log_needs(&self, _queries: &mut std::collections::BTreeMap<String, crate::model::LogQuery>) {}
+    /// Makes sure the log is scanned (its newest event is always found).
+    pub fn add_log_needs(&self, queries: &mut BTreeMap<String, LogQuery>) {
+        queries.entry(self.log.clone()).or_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::testkit::{
+        SnapshotBuilder, assert_problems, codes, issues, log_summary, read_ok, read_params, unknown,
+    };
+
+    fn params() -> Params {
+        Params { log: "run".into(), max_age: Duration::from_secs(300) }
+    }
+
+    fn eval(b: SnapshotBuilder) -> Evaluation {
+        let snap = b.build();
+        params().evaluate(&snap, snap.taken_at)
+    }
+
+    #[test]
+    fn freshness_table() {
+        // (newest event age in seconds, expected code)
+        let cases: Vec<(Option<i64>, Option<&str>)> = vec![
+            (Some(0), None),
+            (Some(299), None),
+            (Some(300), None),
+            (Some(301), Some("log_stale")),
+            (Some(3 * 3600), Some("log_stale")),
+            (Some(-30), None),
+            (None, Some("log_missing")),
+        ];
+        for (age, want) in cases {
+            let got = codes(eval(SnapshotBuilder::new().log("run", log_summary(age, vec![]))));
+            let want: Vec<(&str, String)> = want.map(|c| (c, "run".to_owned())).into_iter().collect();
+            assert_eq!(got, want, "age {age:?}");
+        }
+    }
+
+    #[test]
+    fn stale_finding_carries_time_and_age() {
+        let i = &issues(eval(SnapshotBuilder::new().log("run", log_summary(Some(750), vec![]))))[0];
+        assert_eq!(i.observed["newest_event"], "2026-11-20T14:47:30+00:00");
+        assert_eq!(i.observed["age_secs"], 750);
+        assert_eq!(i.expected["max_age"], "5m");
+        assert_eq!(i.message, "log run's newest event is 12m 30s old (at 2026-11-20T14:47:30+00:00), older than 5m");
+    }
+
+    #[test]
+    fn unreadable_or_uncollected_log_is_unknown() {
+        assert_eq!(unknown(eval(SnapshotBuilder::new().log_unavailable("run"))), "log:run is unavailable");
+        assert!(unknown(eval(SnapshotBuilder::new())).contains("not collected"));
+    }
+
+    #[test]
+    fn asks_for_its_log() {
+        let mut q = BTreeMap::new();
+        params().add_log_needs(&mut q);
+        assert_eq!(q.get("run"), Some(&LogQuery::default()));
+    }
+
+    #[test]
+    fn reads_parameters() {
+        assert_eq!(read_ok("log = \"run\"\nmax_age = \"5m\"\n", Params::read, PARAMS), params());
+    }
+
+    #[test]
+    fn reports_every_parameter_problem_with_its_line() {
+        let got = read_params("log = \"loop\"\nmax_age = \"five minutes\"\n", Params::read, PARAMS);
+        assert!(got.0.is_none());
+        assert_problems(&got, &[(1, "no [logs.loop] table (configured: exits, run)"), (2, "is not a duration")]);
+        let got = read_params("max_age = 5\n", Params::read, PARAMS);
+        assert_problems(&got, &[(1, "missing the required key `log`"), (1, "`max_age` in rule `t` must be a string")]);
+        let got = read_params("log = \"run\"\n", Params::read, PARAMS);
+        assert_problems(&got, &[(1, "missing the required key `max_age`")]);
+    }
 }

@@ -168,8 +168,156 @@ impl CheckConfig {
     }
 }
 
+/// Reads an optional parameter with a default: the default when the key is absent, else what
+/// `read` makes of it (`None` when it recorded a problem). Read every key before applying `?`
+/// to the results, so one bad parameter does not hide the problems of the next.
+pub fn param_or<'a, 'i, T>(
+    r: &mut TableReader<'a, 'i>,
+    key: &str,
+    default: T,
+    read: impl FnOnce(&mut TableReader<'a, 'i>, &str) -> Option<T>,
+) -> Option<T> {
+    if r.has(key) { read(r, key) } else { Some(default) }
+}
+
+/// A `log` parameter: required, and must name a configured `[logs.NAME]` table.
+pub fn read_log_name(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<String> {
+    let name: String = r.require("log")?;
+    if ctx.logs.contains(&name) {
+        return Some(name);
+    }
+    let known = if ctx.logs.is_empty() {
+        "none is configured".to_owned()
+    } else {
+        format!("configured: {}", ctx.logs.iter().cloned().collect::<Vec<_>>().join(", "))
+    };
+    r.problem_key(
+        "log",
+        format!("`log` in {} names `{name}`, but there is no [logs.{name}] table ({known})", r.name()),
+    );
+    None
+}
+
 /// The standard `Unknown` for a failed source.
 #[must_use]
 pub fn unknown_source(err: &crate::model::SourceError) -> Evaluation {
     Evaluation::Unknown(format!("{} is {}", err.source, err.kind.status()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Rule;
+    use crate::config::reader::{Problems, SourceText};
+    use crate::config::rule::read_rules_file;
+
+    /// Reads a rules file with the logs `run` and `exits` configured; panics on any problem.
+    fn read_rules(text: &str) -> Vec<Rule> {
+        let src = SourceText::new(Path::new("rules/test.toml"), text.to_owned());
+        let problems = Problems::default();
+        let ctx = RuleContext { logs: ["run".to_owned(), "exits".to_owned()].into(), ..RuleContext::default() };
+        let rules = read_rules_file(&src, &problems, &ctx);
+        let shown: Vec<String> = problems.into_sorted().iter().map(ToString::to_string).collect();
+        assert!(shown.is_empty(), "{text}\n{shown:#?}");
+        rules
+    }
+
+    fn rule_text(kind: &str, params: &str) -> String {
+        format!("[[rule]]\nid = \"r\"\ncheck = \"{kind}\"\nseverity = \"warning\"\n{params}")
+    }
+
+    /// The fewest parameters each kind accepts.
+    fn minimal(kind: &str) -> &'static str {
+        match kind {
+            log_freshness::KIND => "log = \"run\"\nmax_age = \"5m\"\n",
+            log_activity::KIND => "log = \"exits\"\nwithin = \"1h\"\n",
+            _ => "",
+        }
+    }
+
+    /// Every parameter of each kind, none at its default.
+    fn full(kind: &str) -> &'static str {
+        match kind {
+            no_short_positions::KIND => "",
+            position_match::KIND => "qty_tolerance = \"0.5\"\nprice_tolerance_pct = \"2.5\"\nsettle = \"10s\"\n",
+            metadata_complete::KIND => {
+                "required = [\"entry_score\", \"/ts\"]\npositive = [\"entry_score\"]\ntimestamps = [\"/ts\"]\n"
+            }
+            log_freshness::KIND => "log = \"run\"\nmax_age = \"1h 30m\"\n",
+            log_activity::KIND => {
+                "log = \"exits\"\nwithin = \"2h\"\nmin_count = 3\nmatch = { event = \"EXIT\", \"/n\" = 1, ok = true }\n"
+            }
+            open_order_hazard::KIND => "stale_after = \"45m\"\n",
+            exposure_limits::KIND => {
+                "max_gross_exposure_pct = \"150\"\nmax_short_exposure_pct = \"0\"\nmax_position_pct = \"8\"\nmax_positions = 30\nmin_position_value = \"500\"\n"
+            }
+            account_health::KIND => "expect_no_shorting = true\n",
+            other => panic!("no full parameters for `{other}`"),
+        }
+    }
+
+    /// A rule written back from its `params_json` (what `rules list` shows) as TOML.
+    fn written_back(rule: &Rule) -> String {
+        let mut table = serde_json::Map::new();
+        table.insert("id".into(), rule.id.clone().into());
+        table.insert("check".into(), rule.check.kind().into());
+        table.insert("severity".into(), "warning".into());
+        let serde_json::Value::Object(params) = rule.check.params_json() else { panic!("params are a table") };
+        table.extend(params);
+        let doc = serde_json::json!({ "rule": [table] });
+        toml::to_string(&doc).expect("params serialize as TOML")
+    }
+
+    #[test]
+    fn every_kind_has_codes_and_reads_from_a_minimal_rule() {
+        for kind in KINDS {
+            assert!(!CheckConfig::codes(kind).is_empty(), "{kind} has no codes");
+            let rules = read_rules(&rule_text(kind, minimal(kind)));
+            assert_eq!(rules.len(), 1, "{kind}");
+            assert_eq!(rules[0].check.kind(), kind);
+        }
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_params_json() {
+        for kind in KINDS {
+            for params in [minimal(kind), full(kind)] {
+                let rule = read_rules(&rule_text(kind, params)).remove(0);
+                let json = rule.check.params_json();
+                for key in json.as_object().expect("a table").keys() {
+                    assert!(
+                        CheckConfig::param_names(kind).contains(&key.as_str()),
+                        "{kind}: `{key}` is not a parameter"
+                    );
+                }
+                let text = written_back(&rule);
+                let again = read_rules(&text).remove(0);
+                assert_eq!(again.check, rule.check, "{kind}:\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn full_parameters_are_not_the_defaults() {
+        for kind in KINDS.into_iter().filter(|k| *k != no_short_positions::KIND) {
+            let min = read_rules(&rule_text(kind, minimal(kind))).remove(0);
+            let full = read_rules(&rule_text(kind, full(kind))).remove(0);
+            assert_ne!(min.check, full.check, "{kind}");
+        }
+    }
+
+    #[test]
+    fn unknown_kind_is_a_problem_listing_the_kinds() {
+        let src = SourceText::new(Path::new("rules/test.toml"), rule_text("no_shorts", ""));
+        let problems = Problems::default();
+        let rules = read_rules_file(&src, &problems, &RuleContext::default());
+        assert!(rules.is_empty());
+        let p = problems.into_sorted();
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert_eq!(p[0].line, 3);
+        assert!(p[0].message.contains("unknown check kind `no_shorts`"), "{}", p[0].message);
+        assert!(p[0].message.contains(&KINDS.join(", ")), "{}", p[0].message);
+    }
 }

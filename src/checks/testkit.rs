@@ -1,12 +1,15 @@
 //! Small snapshot builders for check unit tests (test-only).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use crate::config::reader::{Problems, SourceText, TableReader, parse_document};
+use crate::config::{Problem, RuleContext};
 use crate::model::{
     Account, AccountConfiguration, BotView, BrokerView, LogSummary, MarketClock, Mode, Order, OrderSide, Position,
     Side, Snapshot, SourceError, Symbol, TrackedPosition,
@@ -280,6 +283,20 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Adjusts the last broker position added.
+    #[must_use]
+    pub fn last_position_with(mut self, f: impl FnOnce(&mut Position)) -> Self {
+        f(self.snap.broker.positions.as_mut().expect("positions available").last_mut().expect("a position"));
+        self
+    }
+
+    /// Account configurations could not be fetched.
+    #[must_use]
+    pub fn configuration_unavailable(mut self) -> Self {
+        self.snap.broker.configuration = Some(Err(SourceError::unavailable("broker:configurations", "HTTP 403")));
+        self
+    }
+
     /// The metadata file is malformed.
     #[must_use]
     pub fn metadata_malformed(mut self) -> Self {
@@ -305,5 +322,85 @@ pub fn log_summary(newest_age_secs: Option<i64>, counts: Vec<crate::model::Windo
         last_record: None,
         last_record_error: None,
         torn_tail: false,
+    }
+}
+
+/// The `[logs.NAME]` names known to rules read by `read_params`.
+pub const KNOWN_LOGS: [&str; 2] = ["run", "exits"];
+
+/// Reads a check's parameters from a TOML table written as bare `key = value` lines (line 1 is
+/// the first line of `text`), with `KNOWN_LOGS` configured, then reports unknown keys against
+/// `params` as the rule reader does. Returns the parameters and every problem, in file order.
+pub fn read_params<T>(
+    text: &str,
+    read: impl FnOnce(&mut TableReader<'_, '_>, &RuleContext) -> Option<T>,
+    params: &[&str],
+) -> (Option<T>, Vec<Problem>) {
+    let src = SourceText::new(Path::new("rules/test.toml"), text.to_owned());
+    let doc = parse_document(&src).expect("valid TOML");
+    let problems = Problems::default();
+    let ctx = RuleContext { logs: KNOWN_LOGS.iter().map(|s| (*s).to_owned()).collect(), ..RuleContext::default() };
+    let mut r = TableReader::new(&src, &problems, doc.get_ref(), doc.span(), "rule `t`");
+    let out = read(&mut r, &ctx);
+    r.finish(params);
+    (out, problems.into_sorted())
+}
+
+/// Asserts that reading `text` fails with exactly one problem per `(line, fragment)`: on that
+/// line, with a message containing that fragment.
+#[track_caller]
+pub fn assert_problems<T>(got: &(Option<T>, Vec<Problem>), want: &[(usize, &str)]) {
+    let (_, problems) = got;
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), want.len(), "problems: {shown:#?}");
+    for (p, (line, fragment)) in problems.iter().zip(want) {
+        assert_eq!(p.line, *line, "{p}");
+        assert!(p.message.contains(fragment), "`{}` does not contain `{fragment}`", p.message);
+    }
+}
+
+/// Reads parameters that must have no problems.
+#[track_caller]
+pub fn read_ok<T>(
+    text: &str,
+    read: impl FnOnce(&mut TableReader<'_, '_>, &RuleContext) -> Option<T>,
+    params: &[&str],
+) -> T {
+    let (value, problems) = read_params(text, read, params);
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(problems.is_empty(), "unexpected problems: {shown:#?}");
+    value.expect("parameters read")
+}
+
+/// `t0()` shifted by whole seconds (negative = earlier).
+#[must_use]
+pub fn at(secs: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(secs)
+}
+
+/// The issues of a `Checked` evaluation; panics on `Unknown`.
+#[track_caller]
+#[must_use]
+pub fn issues(e: crate::checks::Evaluation) -> Vec<crate::model::Issue> {
+    match e {
+        crate::checks::Evaluation::Checked(v) => v,
+        crate::checks::Evaluation::Unknown(r) => panic!("expected Checked, got Unknown({r})"),
+    }
+}
+
+/// The `(code, subject)` pairs of a `Checked` evaluation.
+#[track_caller]
+#[must_use]
+pub fn codes(e: crate::checks::Evaluation) -> Vec<(&'static str, String)> {
+    issues(e).into_iter().map(|i| (i.code, i.subject)).collect()
+}
+
+/// The reason of an `Unknown` evaluation; panics on `Checked`.
+#[track_caller]
+#[must_use]
+pub fn unknown(e: crate::checks::Evaluation) -> String {
+    match e {
+        crate::checks::Evaluation::Unknown(r) => r,
+        crate::checks::Evaluation::Checked(v) => panic!("expected Unknown, got Checked({v:#?})"),
     }
 }

@@ -87,7 +87,7 @@ listen = "everywhere"
         format!("{c}:28:8: `mode` in [actions]: unknown mode `yolo`"),
         format!("{c}:31:10: `listen` in [server]: `everywhere` is not an address"),
         format!("{r}:9:12: `severity` in rule `stale`: unknown severity `urgent`"),
-        format!("{r}:10:7: rule `stale` names log `nope`"),
+        format!("{r}:10:7: `log` in rule `stale` names `nope`, but there is no [logs.nope] table"),
         format!("{r}:11:11: `max_age` in rule `stale`"),
         format!("{r}:14:6: rule id `no-shorts` is defined twice"),
         format!("{r}:20:9: unknown check kind `crystal_ball`"),

@@ -1,9 +1,12 @@
-//! The one integration-test binary: every test drives the real `tradewarden` binary or talks to
-//! real servers over loopback sockets.
+//! The one integration-test binary (`autotests = false`): every test drives the real
+//! `tradewarden` binary or talks to real servers (the simulator, an SMTP server) over loopback.
 
 mod audit;
 mod client;
 mod config_errors;
+mod email;
 mod live_audit;
+mod silence;
 mod simulator;
 mod support;
+mod util;

@@ -1,7 +1,9 @@
 //! The bot's side: JSON state files and JSONL logs, read through the configured mapping.
 
+mod file;
 pub mod jsonl;
 pub mod state;
+mod text;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,0 +1,547 @@
+//! Lifecycle tests: a small simulator drives `step` cycle by cycle with an injected clock.
+
+use std::time::Duration;
+
+use chrono::TimeZone;
+use serde_json::json;
+
+use super::*;
+use crate::alert::silence::{NewSilence, SilenceBook};
+use crate::checks::{CheckConfig, no_short_positions};
+use crate::clock::{Clock, ManualClock};
+use crate::config::{EmailConfig, EmailTransport, When};
+use crate::model::RuleOutcome;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap()
+}
+
+const fn mins(m: u64) -> Duration {
+    Duration::from_secs(m * 60)
+}
+
+fn rule(id: &str, hold: Option<Hold>, repeat: Option<Duration>) -> Rule {
+    Rule {
+        id: id.into(),
+        check: CheckConfig::NoShortPositions(no_short_positions::Params {}),
+        severity: Severity::Critical,
+        hold,
+        repeat,
+        when: When::Always,
+        actions: vec![],
+        description: None,
+        origin: "rules/test.toml".into(),
+        id_offset: 0,
+    }
+}
+
+fn defaults() -> AlertsConfig {
+    AlertsConfig {
+        repeat: mins(60),
+        send_resolved: true,
+        resolved_retention: mins(60),
+        heartbeat_url: None,
+        email: EmailConfig {
+            transport: EmailTransport::File { dir: "mail".into() },
+            from: "tw@localhost".into(),
+            to: vec!["ops@localhost".into()],
+        },
+    }
+}
+
+fn finding(rule: &str, subject: &str) -> Finding {
+    Finding {
+        rule: rule.into(),
+        check: "no_short_positions".into(),
+        code: "short_position".into(),
+        severity: Severity::Critical,
+        subject: subject.into(),
+        message: format!("{subject} is short"),
+        observed: json!({ "qty": "-1596" }),
+        expected: json!({ "qty": ">= 0" }),
+    }
+}
+
+/// What a cycle says: findings as (rule, subject), and outcome overrides per rule. Rules with
+/// findings default to violated, the others to ok.
+struct Sim {
+    book: AlertBook,
+    rules: Vec<Rule>,
+    defaults: AlertsConfig,
+    silences: SilenceBook,
+    clock: ManualClock,
+}
+
+impl Sim {
+    fn new(rules: Vec<Rule>) -> Self {
+        Self {
+            book: AlertBook::default(),
+            rules,
+            defaults: defaults(),
+            silences: SilenceBook::default(),
+            clock: ManualClock::new(t0()),
+        }
+    }
+
+    fn evaluated(&self, findings: &[(&str, &str)], outcomes: &[(&str, Outcome)]) -> Evaluated {
+        let findings: Vec<Finding> = findings.iter().map(|(r, s)| finding(r, s)).collect();
+        let outcomes = self
+            .rules
+            .iter()
+            .map(|r| {
+                let outcome = outcomes.iter().find(|(id, _)| *id == r.id).map_or_else(
+                    || if findings.iter().any(|f| f.rule == r.id) { Outcome::Violated } else { Outcome::Ok },
+                    |(_, o)| *o,
+                );
+                RuleOutcome { id: r.id.clone(), check: "no_short_positions".into(), outcome, reason: None }
+            })
+            .collect();
+        Evaluated { findings, outcomes }
+    }
+
+    /// One cycle at the clock's time; the notifications as (reason, fingerprint).
+    fn cycle_with(&mut self, findings: &[(&str, &str)], outcomes: &[(&str, Outcome)]) -> Vec<(NotifyReason, String)> {
+        let ev = self.evaluated(findings, outcomes);
+        let now = self.clock.now();
+        let (book, notes) = step(&self.book, &self.rules, &ev, &self.silences.silences, &self.defaults, now);
+        self.book = book;
+        notes.into_iter().map(|n| (n.reason, n.alert.fingerprint)).collect()
+    }
+
+    fn cycle(&mut self, findings: &[(&str, &str)]) -> Vec<(NotifyReason, String)> {
+        self.cycle_with(findings, &[])
+    }
+
+    fn advance(&self, d: Duration) {
+        self.clock.advance(chrono::Duration::from_std(d).unwrap());
+    }
+
+    fn phase(&self, fp: &str) -> Option<Phase> {
+        self.book.get(fp).map(|a| a.state)
+    }
+
+    fn silence(&mut self, rule: &str, subject: Option<&str>, d: Duration) -> String {
+        let new = NewSilence {
+            rule: rule.into(),
+            subject: subject.map(Into::into),
+            duration: d,
+            reason: "test".into(),
+            created_by: None,
+        };
+        self.silences.add(new, self.clock.now()).id
+    }
+}
+
+fn fired(fp: &str) -> Vec<(NotifyReason, String)> {
+    vec![(NotifyReason::Firing, fp.into())]
+}
+fn repeated(fp: &str) -> Vec<(NotifyReason, String)> {
+    vec![(NotifyReason::Repeat, fp.into())]
+}
+fn resolved(fp: &str) -> Vec<(NotifyReason, String)> {
+    vec![(NotifyReason::Resolved, fp.into())]
+}
+const NOTHING: Vec<(NotifyReason, String)> = Vec::new();
+const CHWY: (&str, &str) = ("no-shorts", "CHWY");
+
+#[test]
+fn without_for_fires_at_once_and_notifies_once() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+    let a = sim.book.get("no-shorts/CHWY").unwrap();
+    assert_eq!((a.state, a.fired_at, a.active_since, a.consecutive_cycles), (Phase::Firing, Some(t0()), t0(), 1));
+    for _ in 0..10 {
+        sim.advance(Duration::from_secs(30));
+        assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    }
+    assert_eq!(sim.book.get("no-shorts/CHWY").unwrap().consecutive_cycles, 11);
+}
+
+#[test]
+fn for_duration_stays_pending_until_it_has_elapsed() {
+    let mut sim = Sim::new(vec![rule("no-shorts", Some(Hold::Duration(mins(2))), None)]);
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    assert_eq!(sim.phase("no-shorts/CHWY"), Some(Phase::Pending));
+    sim.advance(Duration::from_secs(60));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    sim.advance(Duration::from_secs(59));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    assert_eq!(sim.phase("no-shorts/CHWY"), Some(Phase::Pending));
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+    let a = sim.book.get("no-shorts/CHWY").unwrap();
+    assert_eq!(a.active_since, t0());
+    assert_eq!(a.fired_at, Some(t0() + chrono::Duration::minutes(2)));
+}
+
+#[test]
+fn for_duration_pending_disappears_when_the_violation_clears() {
+    let mut sim = Sim::new(vec![rule("no-shorts", Some(Hold::Duration(mins(2))), None)]);
+    sim.cycle(&[CHWY]);
+    sim.advance(mins(1));
+    assert_eq!(sim.cycle(&[]), NOTHING);
+    assert_eq!(sim.phase("no-shorts/CHWY"), None);
+    // It comes back: the timer starts over.
+    sim.advance(mins(1));
+    sim.cycle(&[CHWY]);
+    sim.advance(mins(1));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    sim.advance(mins(1));
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+}
+
+#[test]
+fn for_cycles_fires_on_the_nth_consecutive_cycle() {
+    let mut sim = Sim::new(vec![rule("no-shorts", Some(Hold::Cycles(3)), None)]);
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    // A clean cycle breaks the run.
+    assert_eq!(sim.cycle(&[]), NOTHING);
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    assert_eq!(sim.book.get("no-shorts/CHWY").unwrap().consecutive_cycles, 2);
+    // Time does not matter for a cycle count.
+    sim.advance(mins(600));
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+}
+
+#[test]
+fn repeat_is_sent_exactly_once_per_interval() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    let mut notes = sim.cycle(&[CHWY]);
+    // Three hours and a bit of 30-second cycles.
+    for _ in 0..(3 * 120 + 10) {
+        sim.advance(Duration::from_secs(30));
+        notes.extend(sim.cycle(&[CHWY]));
+    }
+    let reasons: Vec<NotifyReason> = notes.iter().map(|(r, _)| *r).collect();
+    assert_eq!(reasons, [NotifyReason::Firing, NotifyReason::Repeat, NotifyReason::Repeat, NotifyReason::Repeat]);
+    let a = sim.book.get("no-shorts/CHWY").unwrap();
+    assert_eq!(a.last_notified_at, Some(t0() + chrono::Duration::hours(3)));
+}
+
+#[test]
+fn rule_repeat_overrides_the_default_and_zero_disables() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, Some(mins(10))), rule("quiet", None, Some(Duration::ZERO))]);
+    let q = ("quiet", "account");
+    assert_eq!(sim.cycle(&[CHWY, q]).len(), 2);
+    sim.advance(mins(9));
+    assert_eq!(sim.cycle(&[CHWY, q]), NOTHING);
+    sim.advance(mins(1));
+    assert_eq!(sim.cycle(&[CHWY, q]), repeated("no-shorts/CHWY"));
+    sim.advance(mins(600));
+    assert_eq!(sim.cycle(&[CHWY, q]), repeated("no-shorts/CHWY"));
+}
+
+#[test]
+fn firing_resolves_when_the_rule_is_ok_and_is_kept_for_retention() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    sim.cycle(&[CHWY]);
+    sim.advance(mins(5));
+    assert_eq!(sim.cycle(&[]), resolved("no-shorts/CHWY"));
+    let a = sim.book.get("no-shorts/CHWY").unwrap();
+    assert_eq!((a.state, a.resolved_at), (Phase::Resolved, Some(t0() + chrono::Duration::minutes(5))));
+    sim.advance(mins(59));
+    assert_eq!(sim.cycle(&[]), NOTHING);
+    assert_eq!(sim.phase("no-shorts/CHWY"), Some(Phase::Resolved));
+    sim.advance(mins(1));
+    assert_eq!(sim.cycle(&[]), NOTHING);
+    assert_eq!(sim.phase("no-shorts/CHWY"), None);
+}
+
+#[test]
+fn skipped_and_violated_for_other_subjects_also_resolve() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    sim.cycle(&[CHWY, ("no-shorts", "BILL")]);
+    // The rule still has a finding for BILL, none for CHWY: CHWY resolved.
+    assert_eq!(sim.cycle(&[("no-shorts", "BILL")]), resolved("no-shorts/CHWY"));
+    assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Skipped)]), resolved("no-shorts/BILL"));
+}
+
+#[test]
+fn send_resolved_false_resolves_quietly() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    sim.defaults.send_resolved = false;
+    sim.cycle(&[CHWY]);
+    assert_eq!(sim.cycle(&[]), NOTHING);
+    assert_eq!(sim.phase("no-shorts/CHWY"), Some(Phase::Resolved));
+}
+
+#[test]
+fn a_resolved_alert_that_reappears_starts_over() {
+    let mut sim = Sim::new(vec![rule("no-shorts", Some(Hold::Cycles(2)), None)]);
+    sim.cycle(&[CHWY]);
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+    assert_eq!(sim.cycle(&[]), resolved("no-shorts/CHWY"));
+    sim.advance(mins(5));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    let a = sim.book.get("no-shorts/CHWY").unwrap();
+    assert_eq!(a.state, Phase::Pending);
+    assert_eq!(a.active_since, t0() + chrono::Duration::minutes(5));
+    assert_eq!((a.fired_at, a.resolved_at, a.last_notified_at, a.consecutive_cycles), (None, None, None, 1));
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+}
+
+#[test]
+fn unknown_holds_a_firing_alert_and_nothing_resolves_on_missing_data() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    sim.cycle(&[CHWY]);
+    for _ in 0..5 {
+        sim.advance(mins(5));
+        assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Unknown)]), NOTHING);
+        let a = sim.book.get("no-shorts/CHWY").unwrap();
+        assert_eq!(a.state, Phase::Firing);
+        assert!(a.unknown);
+        assert_eq!(a.consecutive_cycles, 1);
+    }
+    // Still firing, still reminded.
+    sim.advance(mins(35));
+    assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Unknown)]), repeated("no-shorts/CHWY"));
+    // The data comes back and the short is gone: now it resolves.
+    sim.advance(mins(1));
+    assert_eq!(sim.cycle(&[]), resolved("no-shorts/CHWY"));
+    assert!(!sim.book.get("no-shorts/CHWY").unwrap().unknown);
+}
+
+#[test]
+fn unknown_freezes_a_pending_alert_without_resetting_it() {
+    let mut sim = Sim::new(vec![rule("no-shorts", Some(Hold::Cycles(3)), None)]);
+    sim.cycle(&[CHWY]);
+    sim.cycle(&[CHWY]);
+    for _ in 0..4 {
+        assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Unknown)]), NOTHING);
+        let a = sim.book.get("no-shorts/CHWY").unwrap();
+        assert_eq!((a.state, a.consecutive_cycles), (Phase::Pending, 2));
+    }
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+}
+
+#[test]
+fn unknown_time_counts_towards_a_duration_hold() {
+    let mut sim = Sim::new(vec![rule("no-shorts", Some(Hold::Duration(mins(5))), None)]);
+    sim.cycle(&[CHWY]);
+    sim.advance(mins(10));
+    // Still blind: it cannot fire without seeing the violation.
+    assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Unknown)]), NOTHING);
+    assert_eq!(sim.phase("no-shorts/CHWY"), Some(Phase::Pending));
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+}
+
+#[test]
+fn a_configured_rule_without_an_outcome_holds() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    sim.cycle(&[CHWY]);
+    let ev = Evaluated { findings: vec![], outcomes: vec![] };
+    let (book, notes) = step(&sim.book, &sim.rules, &ev, &[], &sim.defaults, t0());
+    assert!(notes.is_empty());
+    assert_eq!(book.get("no-shorts/CHWY").unwrap().state, Phase::Firing);
+}
+
+#[test]
+fn an_alert_of_a_removed_rule_is_dropped_silently() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    sim.cycle(&[CHWY]);
+    sim.rules.clear();
+    assert_eq!(sim.cycle(&[]), NOTHING);
+    assert!(sim.book.alerts.is_empty());
+}
+
+#[test]
+fn source_findings_follow_the_same_lifecycle() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    let broker = ("source", "broker:positions");
+    assert_eq!(sim.cycle_with(&[broker], &[("no-shorts", Outcome::Unknown)]), fired("source/broker:positions"));
+    sim.advance(mins(61));
+    assert_eq!(sim.cycle_with(&[broker], &[("no-shorts", Outcome::Unknown)]), repeated("source/broker:positions"));
+    assert_eq!(sim.cycle(&[]), resolved("source/broker:positions"));
+}
+
+#[test]
+fn several_findings_for_one_fingerprint_make_one_alert() {
+    let rules = vec![rule("positions-match", None, None)];
+    let mut a = finding("positions-match", "CHWY");
+    a.code = "quantity_mismatch".into();
+    a.severity = Severity::Warning;
+    let mut b = a.clone();
+    b.code = "entry_price_mismatch".into();
+    b.severity = Severity::Critical;
+    let ev = Evaluated {
+        findings: vec![a, b],
+        outcomes: vec![RuleOutcome {
+            id: "positions-match".into(),
+            check: "position_match".into(),
+            outcome: Outcome::Violated,
+            reason: None,
+        }],
+    };
+    let (book, notes) = step(&AlertBook::default(), &rules, &ev, &[], &defaults(), t0());
+    assert_eq!(notes.len(), 1);
+    let alert = book.get("positions-match/CHWY").unwrap();
+    assert_eq!(alert.severity, Severity::Critical);
+    assert_eq!(alert.last_finding.code, "quantity_mismatch");
+    assert_eq!(
+        alert.findings().map(|f| f.code.as_str()).collect::<Vec<_>>(),
+        ["quantity_mismatch", "entry_price_mismatch"]
+    );
+}
+
+#[test]
+fn restart_restores_firing_without_renotifying_and_keeps_pending_timers() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None), rule("slow", Some(Hold::Duration(mins(10))), None)]);
+    let slow = ("slow", "account");
+    assert_eq!(sim.cycle(&[CHWY, slow]), fired("no-shorts/CHWY"));
+    sim.advance(mins(6));
+    sim.cycle(&[CHWY, slow]);
+
+    // "Restart": the book goes through its file and back.
+    let dir = tempfile::tempdir().unwrap();
+    sim.book.save(dir.path()).unwrap();
+    let loaded = AlertBook::load(dir.path(), sim.clock.now());
+    assert_eq!(loaded.problem, None);
+    assert_eq!(loaded.value, sim.book);
+    sim.book = loaded.value;
+
+    sim.advance(mins(2));
+    assert_eq!(sim.cycle(&[CHWY, slow]), NOTHING, "no firing notice is re-sent after a restart");
+    sim.advance(mins(2));
+    assert_eq!(sim.cycle(&[CHWY, slow]), fired("slow/account"), "the `for` timer survived the restart");
+    sim.advance(mins(50));
+    assert_eq!(sim.cycle(&[CHWY, slow]), repeated("no-shorts/CHWY"), "the repeat schedule survived too");
+}
+
+#[test]
+fn a_silenced_alert_progresses_but_sends_nothing() {
+    let mut sim = Sim::new(vec![rule("no-shorts", Some(Hold::Cycles(2)), None)]);
+    let id = sim.silence("no-shorts", None, mins(120));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    let a = sim.book.get("no-shorts/CHWY").unwrap();
+    assert_eq!(a.state, Phase::Firing);
+    assert!(a.silenced);
+    assert_eq!(a.silenced_by.as_deref(), Some(id.as_str()));
+    assert!(!a.is_actionable());
+    assert_eq!(sim.book.actionable().count(), 0);
+    assert!(sim.book.is_silenced(&finding("no-shorts", "CHWY")));
+    sim.advance(mins(90));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING, "no repeat while silenced");
+    // The silence ends; the alert was never announced, so it is now.
+    sim.advance(mins(30));
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+    let a = sim.book.get("no-shorts/CHWY").unwrap();
+    assert!(!a.silenced && a.is_actionable());
+}
+
+#[test]
+fn when_a_silence_ends_an_announced_alert_is_not_resent_at_once() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+    sim.advance(mins(10));
+    let id = sim.silence("no-shorts", Some("CHWY"), mins(120));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    // The operator removes the silence early, long after a repeat would have been due.
+    sim.advance(mins(100));
+    assert!(sim.silences.remove(&id).is_some());
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING, "no immediate re-send");
+    sim.advance(mins(59));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    sim.advance(mins(1));
+    assert_eq!(sim.cycle(&[CHWY]), repeated("no-shorts/CHWY"), "one repeat interval after the silence ended");
+}
+
+#[test]
+fn resolving_while_silenced_sends_no_notice() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    sim.cycle(&[CHWY]);
+    sim.silence("no-shorts", None, mins(60));
+    assert_eq!(sim.cycle(&[]), NOTHING);
+    let a = sim.book.get("no-shorts/CHWY").unwrap();
+    assert_eq!(a.state, Phase::Resolved);
+    assert!(a.silenced);
+}
+
+#[test]
+fn a_subject_silence_mutes_only_that_subject_and_expired_ones_do_nothing() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    sim.silence("no-shorts", Some("CHWY"), mins(30));
+    let bill = ("no-shorts", "BILL");
+    assert_eq!(sim.cycle(&[CHWY, bill]), fired("no-shorts/BILL"));
+    assert!(sim.book.get("no-shorts/CHWY").unwrap().silenced);
+    assert!(!sim.book.get("no-shorts/BILL").unwrap().silenced);
+    // An expired silence still in the list does not count.
+    sim.advance(mins(30));
+    assert_eq!(sim.cycle(&[CHWY, bill]), fired("no-shorts/CHWY"));
+}
+
+#[test]
+fn step_is_pure() {
+    let rules = vec![rule("no-shorts", Some(Hold::Cycles(2)), None)];
+    let sim = Sim::new(rules.clone());
+    let ev = sim.evaluated(&[CHWY], &[]);
+    let a = step(&sim.book, &rules, &ev, &[], &sim.defaults, t0());
+    let b = step(&sim.book, &rules, &ev, &[], &sim.defaults, t0());
+    assert_eq!(a, b);
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Input {
+        Present,
+        Absent,
+        Unknown,
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![Just(Input::Present), Just(Input::Absent), Just(Input::Unknown)]
+    }
+
+    proptest! {
+        /// Over any sequence of cycles: at most one firing notice per episode; never a notice
+        /// while silenced; never resolved on an unknown cycle; every resolved notice follows a
+        /// firing notice of the same episode.
+        #[test]
+        fn invariants(
+            cycles in proptest::collection::vec((input(), any::<bool>(), 0u64..120), 1..80),
+            hold in prop_oneof![Just(None), (1u32..4).prop_map(|n| Some(Hold::Cycles(n))), (1u64..20).prop_map(|m| Some(Hold::Duration(mins(m))))],
+        ) {
+            let mut sim = Sim::new(vec![rule("no-shorts", hold, Some(mins(30)))]);
+            let mut announced = false;
+            for (input, silenced, step_mins) in cycles {
+                sim.silences.silences.clear();
+                if silenced {
+                    sim.silence("no-shorts", None, mins(1));
+                }
+                let before = sim.phase("no-shorts/CHWY");
+                let notes = match input {
+                    Input::Present => sim.cycle(&[CHWY]),
+                    Input::Absent => sim.cycle(&[]),
+                    Input::Unknown => sim.cycle_with(&[], &[("no-shorts", Outcome::Unknown)]),
+                };
+                let after = sim.phase("no-shorts/CHWY");
+                if silenced {
+                    prop_assert!(notes.is_empty());
+                }
+                if matches!(input, Input::Unknown) && matches!(before, Some(Phase::Pending | Phase::Firing)) {
+                    prop_assert_eq!(before, after, "an unknown cycle holds the phase");
+                }
+                for (reason, _) in &notes {
+                    match reason {
+                        NotifyReason::Firing => { prop_assert!(!announced); announced = true; }
+                        NotifyReason::Repeat => prop_assert!(announced),
+                        NotifyReason::Resolved => { prop_assert!(announced); announced = false; }
+                    }
+                }
+                if matches!(after, None | Some(Phase::Resolved)) {
+                    announced = false;
+                }
+                if after == Some(Phase::Firing) && !silenced {
+                    prop_assert!(announced, "a firing, unsilenced alert has been announced");
+                }
+                sim.advance(mins(step_mins));
+            }
+        }
+    }
+}

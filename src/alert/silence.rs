@@ -1,0 +1,262 @@
+//! Silences: mute an alert's notifications and actions (never its report line) for a while.
+//!
+//! A silence matches on the rule id and, optionally, the exact subject; it is active from
+//! `starts_at` (inclusive) to `ends_at` (exclusive). They live in `state_dir/silences.json`,
+//! written by the `silence` commands while the daemon may be running, so every change goes
+//! through `SilenceBook::update`, which holds `silences.lock` for the read-modify-write.
+//! Expired silences are pruned on every update.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::state::{Loaded, StateError, ensure_dir, load_or_default, read_json, write_json};
+
+/// One silence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    /// Short random id (8 hex digits), for `silence rm`.
+    pub id: String,
+    /// The rule id it matches (`source` for source findings).
+    pub rule: String,
+    /// The exact subject it matches; `None` matches every subject of the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Active from (inclusive).
+    pub starts_at: DateTime<Utc>,
+    /// Active until (exclusive).
+    pub ends_at: DateTime<Utc>,
+    /// Why, in the operator's words.
+    pub reason: String,
+    /// Who created it (the `USER` of the `silence add` process), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+impl Silence {
+    /// Whether it matches an alert's rule and subject (regardless of time).
+    #[must_use]
+    pub fn matches(&self, rule: &str, subject: &str) -> bool {
+        self.rule == rule && self.subject.as_deref().is_none_or(|s| s == subject)
+    }
+
+    /// Whether it is in force at `now`.
+    #[must_use]
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+
+    /// Whether it has ended at `now`.
+    #[must_use]
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.ends_at <= now
+    }
+}
+
+/// What `silence add` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSilence {
+    /// Rule id.
+    pub rule: String,
+    /// Exact subject, or every subject.
+    pub subject: Option<String>,
+    /// How long from now.
+    pub duration: Duration,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub created_by: Option<String>,
+}
+
+/// Every silence, persisted as `state_dir/silences.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceBook {
+    /// File format version.
+    pub version: u32,
+    /// In creation order.
+    #[serde(default)]
+    pub silences: Vec<Silence>,
+}
+
+impl Default for SilenceBook {
+    fn default() -> Self {
+        Self { version: 1, silences: Vec::new() }
+    }
+}
+
+impl SilenceBook {
+    /// The file name inside the state directory.
+    pub const FILE: &'static str = "silences.json";
+    /// The lock file serialising updates.
+    pub const LOCK_FILE: &'static str = "silences.lock";
+
+    /// Loads `state_dir/silences.json` for reading (the daemon, each cycle). Never fails: a
+    /// corrupt file is moved aside and reported in `problem`.
+    #[must_use]
+    pub fn load(state_dir: &Path, now: DateTime<Utc>) -> Loaded<Self> {
+        load_or_default(&state_dir.join(Self::FILE), now)
+    }
+
+    /// Read-modify-write under `silences.lock`: loads the book (empty if missing; a corrupt file
+    /// is moved aside and reported as the second value), prunes expired silences, applies `f`,
+    /// and saves atomically.
+    ///
+    /// # Errors
+    /// When the lock or the file cannot be used.
+    pub fn update<R>(
+        state_dir: &Path,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> Result<(R, Option<String>), StateError> {
+        ensure_dir(state_dir)?;
+        let lock_path = state_dir.join(Self::LOCK_FILE);
+        let lock_err = |source: io::Error| StateError::Write { path: lock_path.clone(), source };
+        let mut opts = OpenOptions::new();
+        opts.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let lock = opts.open(&lock_path).map_err(lock_err)?;
+        lock.lock().map_err(lock_err)?;
+        let path = state_dir.join(Self::FILE);
+        // A file that cannot be read (not a corrupt one) must not be overwritten with an empty book.
+        if let Err(e @ StateError::Read { .. }) = read_json::<Self>(&path) {
+            return Err(e);
+        }
+        let Loaded { value: mut book, problem } = load_or_default::<Self>(&path, now);
+        book.prune(now);
+        let out = f(&mut book);
+        write_json(&path, &book)?;
+        drop(lock);
+        Ok((out, problem))
+    }
+
+    /// Adds a silence starting `now`, with a fresh id.
+    pub fn add(&mut self, new: NewSilence, now: DateTime<Utc>) -> Silence {
+        let id = loop {
+            let id = format!("{:08x}", fastrand::u32(..));
+            if !self.silences.iter().any(|s| s.id == id) {
+                break id;
+            }
+        };
+        let ends_at = now + chrono::Duration::from_std(new.duration).unwrap_or(chrono::Duration::MAX);
+        let s = Silence {
+            id,
+            rule: new.rule,
+            subject: new.subject,
+            starts_at: now,
+            ends_at,
+            reason: new.reason,
+            created_by: new.created_by,
+        };
+        self.silences.push(s.clone());
+        s
+    }
+
+    /// Removes a silence by id.
+    pub fn remove(&mut self, id: &str) -> Option<Silence> {
+        let i = self.silences.iter().position(|s| s.id == id)?;
+        Some(self.silences.remove(i))
+    }
+
+    /// Drops expired silences; the ones dropped.
+    pub fn prune(&mut self, now: DateTime<Utc>) -> Vec<Silence> {
+        let (expired, keep): (Vec<Silence>, Vec<Silence>) =
+            std::mem::take(&mut self.silences).into_iter().partition(|s| s.is_expired(now));
+        self.silences = keep;
+        expired
+    }
+
+    /// The silences in force at `now`.
+    #[must_use]
+    pub fn active(&self, now: DateTime<Utc>) -> Vec<Silence> {
+        self.silences.iter().filter(|s| s.is_active(now)).cloned().collect()
+    }
+
+    /// The first silence in force at `now` matching a rule and subject.
+    #[must_use]
+    pub fn matching(&self, rule: &str, subject: &str, now: DateTime<Utc>) -> Option<&Silence> {
+        self.silences.iter().find(|s| s.is_active(now) && s.matches(rule, subject))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn t(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap()
+    }
+
+    fn new(rule: &str, subject: Option<&str>, mins: u64) -> NewSilence {
+        NewSilence {
+            rule: rule.into(),
+            subject: subject.map(Into::into),
+            duration: Duration::from_secs(mins * 60),
+            reason: "investigating".into(),
+            created_by: Some("ops".into()),
+        }
+    }
+
+    #[test]
+    fn matcher_rule_and_optional_subject() {
+        let mut b = SilenceBook::default();
+        let all = b.add(new("no-shorts", None, 60), t(14, 0));
+        let one = b.add(new("positions-match", Some("CHWY"), 60), t(14, 0));
+        assert!(all.matches("no-shorts", "CHWY") && all.matches("no-shorts", "BILL"));
+        assert!(!all.matches("positions-match", "CHWY"));
+        assert!(one.matches("positions-match", "CHWY"));
+        assert!(!one.matches("positions-match", "BILL"));
+        assert_ne!(all.id, one.id);
+        assert_eq!(all.id.len(), 8);
+    }
+
+    #[test]
+    fn active_window_is_half_open_and_prune_drops_expired() {
+        let mut b = SilenceBook::default();
+        let s = b.add(new("no-shorts", None, 60), t(14, 0));
+        assert!(s.is_active(t(14, 0)) && s.is_active(t(14, 59)));
+        assert!(!s.is_active(t(15, 0)) && s.is_expired(t(15, 0)));
+        assert!(!s.is_active(t(13, 59)));
+        assert!(b.matching("no-shorts", "X", t(14, 30)).is_some());
+        assert!(b.prune(t(14, 59)).is_empty());
+        assert_eq!(b.prune(t(15, 0)), vec![s]);
+        assert!(b.silences.is_empty());
+    }
+
+    #[test]
+    fn update_persists_prunes_and_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ((), _) = SilenceBook::update(dir.path(), t(14, 0), |b| {
+            b.add(new("a", None, 10), t(14, 0));
+        })
+        .unwrap();
+        let (id, _) = SilenceBook::update(dir.path(), t(14, 0), |b| b.add(new("b", None, 120), t(14, 0)).id).unwrap();
+        assert_eq!(SilenceBook::load(dir.path(), t(14, 0)).value.silences.len(), 2);
+        // Twenty minutes later, "a" has expired and is pruned by the next update.
+        let (removed, _) = SilenceBook::update(dir.path(), t(14, 20), |b| b.remove("nope")).unwrap();
+        assert!(removed.is_none());
+        let book = SilenceBook::load(dir.path(), t(14, 20)).value;
+        assert_eq!(book.silences.iter().map(|s| s.rule.as_str()).collect::<Vec<_>>(), ["b"]);
+        let (removed, _) = SilenceBook::update(dir.path(), t(14, 20), |b| b.remove(&id)).unwrap();
+        assert_eq!(removed.unwrap().rule, "b");
+        assert!(SilenceBook::load(dir.path(), t(14, 20)).value.silences.is_empty());
+    }
+
+    #[test]
+    fn corrupt_file_is_reported_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SilenceBook::FILE), "[not json").unwrap();
+        let (_, problem) = SilenceBook::update(dir.path(), t(14, 0), |b| b.add(new("a", None, 10), t(14, 0))).unwrap();
+        assert!(problem.unwrap().contains("moved aside"));
+        assert_eq!(SilenceBook::load(dir.path(), t(14, 0)).value.silences.len(), 1);
+    }
+}

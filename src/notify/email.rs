@@ -1,0 +1,271 @@
+//! lettre transports: SMTP (STARTTLS, implicit TLS or plain) and `.eml` files.
+//!
+//! SMTP credentials come from the environment variables `[alerts.email]` names
+//! (`username_env`, `password_env`); their values are read once when the `Mailer` is built,
+//! handed to lettre, and never logged, stored, printed or put in a message (lettre's own
+//! `Debug` for credentials prints nothing, and `Mailer`'s `Debug` shows only the description).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use lettre::message::{MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::outbox::{Notifier, OutboxMessage, SendError};
+use super::render::header_safe;
+use crate::config::{EmailConfig, EmailTransport, SmtpTls};
+use crate::state::ensure_dir;
+
+/// Why a transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// A credentials variable named by the config is not set. Only the name is reported.
+    #[error("environment variable `{var}` (`{key}` in [alerts.email]) is not set")]
+    MissingEnv {
+        /// The variable's name.
+        var: String,
+        /// The config key naming it.
+        key: &'static str,
+    },
+    /// TLS parameters could not be built.
+    #[error("cannot set up TLS for `{host}`: {message}")]
+    Tls {
+        /// The SMTP host.
+        host: String,
+        /// lettre's message.
+        message: String,
+    },
+}
+
+/// Builds the email for a queued message: `multipart/alternative` with the text and HTML
+/// parts, the Message-ID and Date fixed at enqueue time, and a boundary derived from the id, so
+/// every attempt produces the same message. The subject is made header-safe again here, in case
+/// the outbox file was edited by hand.
+///
+/// # Errors
+/// When an address does not parse or lettre refuses the message.
+pub fn build_message(m: &OutboxMessage) -> Result<Message, String> {
+    let from = m.from.parse().map_err(|e| format!("sender `{}`: {e}", header_safe(&m.from)))?;
+    let mut b = Message::builder()
+        .from(from)
+        .subject(header_safe(&m.subject))
+        .message_id(Some(header_safe(&m.message_id)))
+        .date(SystemTime::from(m.created_at))
+        .user_agent(format!("tradewarden/{}", env!("CARGO_PKG_VERSION")));
+    for to in &m.to {
+        b = b.to(to.parse().map_err(|e| format!("recipient `{}`: {e}", header_safe(to)))?);
+    }
+    let body = MultiPart::alternative()
+        .boundary(format!("tradewarden-{}", header_safe(&m.id)))
+        .singlepart(SinglePart::plain(m.text.clone()))
+        .singlepart(SinglePart::html(m.html.clone()));
+    b.multipart(body).map_err(|e| format!("cannot build the message: {e}"))
+}
+
+/// The configured transport.
+#[derive(Clone)]
+pub enum Mailer {
+    /// An SMTP server.
+    Smtp {
+        /// lettre's transport (holds the credentials, if any).
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// `smtp://host:port (tls)`, no secrets.
+        description: String,
+    },
+    /// `.eml` files in a folder.
+    File {
+        /// lettre's transport.
+        transport: AsyncFileTransport<Tokio1Executor>,
+        /// The folder.
+        dir: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Mailer").field(&self.describe()).finish()
+    }
+}
+
+impl Mailer {
+    /// The transport `[alerts.email]` describes, with credentials from the process environment.
+    /// `timeout` bounds each SMTP command.
+    ///
+    /// # Errors
+    /// A named credentials variable is unset, or TLS cannot be set up.
+    pub fn from_config(cfg: &EmailConfig, timeout: Duration) -> Result<Self, NotifyError> {
+        Self::from_config_with_env(cfg, timeout, |k| std::env::var(k).ok())
+    }
+
+    /// Like `from_config`, reading variables through `env` (tests).
+    ///
+    /// # Errors
+    /// As `from_config`.
+    pub fn from_config_with_env(
+        cfg: &EmailConfig,
+        timeout: Duration,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, NotifyError> {
+        match &cfg.transport {
+            EmailTransport::File { dir } => Ok(Self::file(dir)),
+            EmailTransport::Smtp { host, port, tls, username_env, password_env } => {
+                let tls_params = || {
+                    TlsParameters::new(host.clone())
+                        .map_err(|e| NotifyError::Tls { host: host.clone(), message: e.to_string() })
+                };
+                let (tls_mode, tls_word) = match tls {
+                    SmtpTls::Starttls => (Tls::Required(tls_params()?), "starttls"),
+                    SmtpTls::Tls => (Tls::Wrapper(tls_params()?), "tls"),
+                    SmtpTls::None => (Tls::None, "no tls"),
+                };
+                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+                    .port(*port)
+                    .tls(tls_mode)
+                    .timeout(Some(timeout));
+                if let (Some(user_var), Some(pass_var)) = (username_env, password_env) {
+                    let user = env(user_var)
+                        .ok_or_else(|| NotifyError::MissingEnv { var: user_var.clone(), key: "username_env" })?;
+                    let pass = env(pass_var)
+                        .ok_or_else(|| NotifyError::MissingEnv { var: pass_var.clone(), key: "password_env" })?;
+                    b = b.credentials(Credentials::new(user, pass));
+                }
+                let auth = if username_env.is_some() { ", authenticated" } else { "" };
+                Ok(Self::Smtp { transport: b.build(), description: format!("smtp://{host}:{port} ({tls_word}{auth})") })
+            }
+        }
+    }
+
+    /// The file transport into `dir`.
+    #[must_use]
+    pub fn file(dir: &Path) -> Self {
+        Self::File { transport: AsyncFileTransport::new(dir), dir: dir.to_owned() }
+    }
+}
+
+impl Notifier for Mailer {
+    fn describe(&self) -> String {
+        match self {
+            Self::Smtp { description, .. } => description.clone(),
+            Self::File { dir, .. } => format!(".eml files in {}", dir.display()),
+        }
+    }
+
+    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
+        let email = build_message(message).map_err(SendError::rejected)?;
+        match self {
+            Self::Smtp { transport, description } => match transport.send(email).await {
+                Ok(resp) => {
+                    let text: Vec<&str> = resp.message().collect();
+                    Ok(format!("accepted by {description}: {} {}", resp.code(), text.join(" ")))
+                }
+                Err(e) if e.is_permanent() => Err(SendError::rejected(format!("{description}: {e}"))),
+                Err(e) => Err(SendError::connection(format!("{description}: {e}"))),
+            },
+            Self::File { transport, dir } => {
+                ensure_dir(dir).map_err(|e| SendError::connection(e.to_string()))?;
+                match transport.send(email).await {
+                    Ok(id) => Ok(format!("written to {}", dir.join(format!("{id}.eml")).display())),
+                    Err(e) => Err(SendError::connection(format!("cannot write into {}: {e}", dir.display()))),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn msg(subject: &str) -> OutboxMessage {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap();
+        OutboxMessage {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            message_id: "<01234567-89ab-cdef-0123-456789abcdef@tradewarden>".into(),
+            created_at: t,
+            from: "tradewarden <tw@example.com>".into(),
+            to: vec!["ops@example.com".into()],
+            subject: subject.into(),
+            text: "plain body".into(),
+            html: "<p>html body</p>".into(),
+            attempts: 0,
+            next_attempt_at: t,
+            last_attempt_at: None,
+            last_error: None,
+        }
+    }
+
+    fn headers(raw: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(raw);
+        let head = text.split("\r\n\r\n").next().unwrap().to_owned();
+        // Unfold continuation lines.
+        head.replace("\r\n ", " ").replace("\r\n\t", " ").split("\r\n").map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn message_has_both_parts_and_a_stable_id_and_date() {
+        let m = msg("[tradewarden] CRITICAL no-shorts: CHWY short -1596 (paper)");
+        let a = build_message(&m).unwrap().formatted();
+        let b = build_message(&m).unwrap().formatted();
+        assert_eq!(a, b, "every attempt produces the same bytes");
+        let text = String::from_utf8_lossy(&a);
+        let h = headers(&a);
+        assert!(h.contains(&"Message-ID: <01234567-89ab-cdef-0123-456789abcdef@tradewarden>".to_owned()), "{h:?}");
+        assert!(h.contains(&"Date: Fri, 20 Nov 2026 14:30:00 +0000".to_owned()), "{h:?}");
+        assert!(h.contains(&"Subject: [tradewarden] CRITICAL no-shorts: CHWY short -1596 (paper)".to_owned()), "{h:?}");
+        assert!(text.contains("multipart/alternative"));
+        assert!(text.contains("text/plain") && text.contains("text/html"));
+        assert!(text.contains("plain body") && text.contains("<p>html body</p>"));
+    }
+
+    #[test]
+    fn injected_newlines_never_make_a_header() {
+        let mut m = msg("[tradewarden] CRITICAL no-shorts: CHWY\r\nBcc: evil@x\r\n (paper)");
+        m.message_id = "<x@tradewarden>\r\nBcc: evil@x".into();
+        let raw = build_message(&m).unwrap().formatted();
+        let h = headers(&raw);
+        assert!(!h.iter().any(|l| l.to_ascii_lowercase().starts_with("bcc")), "{h:?}");
+        assert_eq!(build_message(&m).unwrap().envelope().to().len(), 1);
+    }
+
+    #[test]
+    fn missing_credentials_name_the_variable_never_a_value() {
+        let cfg = EmailConfig {
+            transport: EmailTransport::Smtp {
+                host: "smtp.example.com".into(),
+                port: 587,
+                tls: SmtpTls::Starttls,
+                username_env: Some("TW_USER".into()),
+                password_env: Some("TW_PASS".into()),
+            },
+            from: "tw@example.com".into(),
+            to: vec!["ops@example.com".into()],
+        };
+        let err = Mailer::from_config_with_env(&cfg, Duration::from_secs(5), |k| {
+            (k == "TW_USER").then(|| "alice".to_owned())
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "environment variable `TW_PASS` (`password_env` in [alerts.email]) is not set");
+        let ok = Mailer::from_config_with_env(&cfg, Duration::from_secs(5), |k| Some(format!("secret-{k}"))).unwrap();
+        let shown = format!("{ok:?} {}", ok.describe());
+        assert!(!shown.contains("secret") && !shown.contains("alice"), "{shown}");
+        assert!(shown.contains("smtp://smtp.example.com:587 (starttls, authenticated)"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn file_transport_writes_an_eml() {
+        let dir = tempfile::tempdir().unwrap();
+        let mail = dir.path().join("mail");
+        let mailer = Mailer::file(&mail);
+        let receipt = mailer.send(&msg("hello")).await.unwrap();
+        assert!(receipt.starts_with("written to "), "{receipt}");
+        let files: Vec<_> = std::fs::read_dir(&mail).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].extension().unwrap(), "eml");
+        let raw = std::fs::read(&files[0]).unwrap();
+        assert!(headers(&raw).contains(&"Subject: hello".to_owned()));
+    }
+}

@@ -1,0 +1,422 @@
+//! The durable outbox: `state_dir/outbox/<id>.json`, one file per message.
+//!
+//! A message is written (atomically) before any attempt to send it, and its file is removed only
+//! after the transport accepted it. A failed attempt rewrites the file with the attempt count,
+//! the error and the next attempt time: capped exponential backoff (30 s doubling to 30 min by
+//! default) with jitter, so retries survive cycles and restarts. `flush` never blocks for long:
+//! each send has a timeout, the whole flush has a budget, and a connection-level failure stops
+//! the flush (the server is down; the other messages keep their schedule and are tried on a later
+//! flush). The `Message-ID` (`<uuid@tradewarden>`) and `Date` are fixed at enqueue time, so every
+//! retry is the same message, and a duplicate delivery is recognisable.
+
+use std::fs;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::render::{Rendered, header_safe};
+use crate::state::{StateError, ensure_dir, quarantine, read_json, remove_file, write_json};
+
+/// One queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// The file stem: a UUID (simple form).
+    pub id: String,
+    /// `<uuid@tradewarden>`, the same on every attempt.
+    pub message_id: String,
+    /// When it was queued; also its `Date` header.
+    pub created_at: DateTime<Utc>,
+    /// Sender.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject (header-safe).
+    pub subject: String,
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not tried before this.
+    pub next_attempt_at: DateTime<Utc>,
+    /// The last failed attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Why a send failed, which decides what the flush does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendErrorKind {
+    /// The transport is unusable (connection refused, timeout, TLS, 4xx, disk): stop this flush.
+    Connection,
+    /// This message was refused (5xx, cannot be built): back it off, try the others.
+    Rejected,
+}
+
+/// A failed send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// Connection or rejected.
+    pub kind: SendErrorKind,
+    /// One line, without secrets.
+    pub message: String,
+}
+
+impl SendError {
+    /// A transport-level failure.
+    pub fn connection(message: impl AsRef<str>) -> Self {
+        Self { kind: SendErrorKind::Connection, message: header_safe(message.as_ref()) }
+    }
+
+    /// A failure of this message only.
+    pub fn rejected(message: impl AsRef<str>) -> Self {
+        Self { kind: SendErrorKind::Rejected, message: header_safe(message.as_ref()) }
+    }
+}
+
+/// Something that delivers messages: lettre's SMTP or file transport (`Mailer`), or an
+/// in-memory transport in tests.
+pub trait Notifier: Send + Sync {
+    /// Where messages go, for humans (`smtp://host:587 (starttls)`, `files in DIR`). No secrets.
+    fn describe(&self) -> String;
+
+    /// Delivers one message; on success, a receipt for humans (the server's reply, the file).
+    fn send(&self, message: &OutboxMessage) -> impl Future<Output = Result<String, SendError>> + Send;
+}
+
+/// Retry timing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// The first retry delay.
+    pub base: Duration,
+    /// The longest delay.
+    pub cap: Duration,
+    /// Up to this fraction is added at random to each delay (0.1 = up to +10%), so several
+    /// watchdogs do not retry in step.
+    pub jitter: f64,
+    /// One send may take this long.
+    pub send_timeout: Duration,
+    /// One flush may take this long in total; what is left waits for the next flush.
+    pub flush_budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(30),
+            cap: Duration::from_secs(30 * 60),
+            jitter: 0.1,
+            send_timeout: Duration::from_secs(15),
+            flush_budget: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after the `attempts`-th failure (1-based), before jitter: `base * 2^(n-1)`,
+    /// at most `cap`.
+    #[must_use]
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        self.base.saturating_mul(1 << exp).min(self.cap)
+    }
+
+    fn jittered(&self, attempts: u32) -> Duration {
+        let d = self.delay(attempts);
+        if self.jitter <= 0.0 {
+            return d;
+        }
+        d.mul_f64(1.0 + self.jitter.min(1.0) * fastrand::f64())
+    }
+}
+
+/// A delivered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Outbox id.
+    pub id: String,
+    /// Its Message-ID.
+    pub message_id: String,
+    /// Its subject.
+    pub subject: String,
+    /// The transport's receipt.
+    pub receipt: String,
+}
+
+/// A message that failed this flush and waits for its next attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushFailure {
+    /// Outbox id.
+    pub id: String,
+    /// Its Message-ID.
+    pub message_id: String,
+    /// Its subject.
+    pub subject: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// The next attempt.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Why.
+    pub error: SendError,
+}
+
+/// What a flush did: for the report and the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FlushReport {
+    /// Accepted by the transport and removed from the outbox.
+    pub delivered: Vec<Delivered>,
+    /// Tried and failed; backed off.
+    pub failed: Vec<FlushFailure>,
+    /// Due, but not tried: the transport was down or the flush budget ran out.
+    pub deferred: usize,
+    /// Messages still in the outbox afterwards.
+    pub queued: usize,
+    /// Outbox files that could not be read or rewritten.
+    pub problems: Vec<String>,
+}
+
+/// The outbox's contents.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboxListing {
+    /// Oldest first.
+    pub messages: Vec<OutboxMessage>,
+    /// Files that could not be used (corrupt ones were moved aside).
+    pub problems: Vec<String>,
+}
+
+/// The outbox folder and its retry policy.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+    policy: RetryPolicy,
+}
+
+impl Outbox {
+    /// The folder name inside the state directory.
+    pub const DIR: &'static str = "outbox";
+
+    /// The outbox of a state directory (nothing is touched until used).
+    #[must_use]
+    pub fn new(state_dir: &Path) -> Self {
+        Self { dir: state_dir.join(Self::DIR), policy: RetryPolicy::default() }
+    }
+
+    /// The same outbox with another retry policy.
+    #[must_use]
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The folder.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The retry policy.
+    #[must_use]
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// The file of a message.
+    #[must_use]
+    pub fn path_of(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Queues a rendered message: a fresh id and Message-ID, due now, written atomically before
+    /// this returns.
+    ///
+    /// # Errors
+    /// When the file cannot be written (the message is then not queued).
+    pub fn enqueue(
+        &self,
+        rendered: &Rendered,
+        from: &str,
+        to: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, StateError> {
+        let uuid = uuid::Uuid::new_v4();
+        let msg = OutboxMessage {
+            id: uuid.simple().to_string(),
+            message_id: format!("<{}@tradewarden>", uuid.hyphenated()),
+            created_at: now,
+            from: from.to_owned(),
+            to: to.to_vec(),
+            subject: header_safe(&rendered.subject),
+            text: rendered.text.clone(),
+            html: rendered.html.clone(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_attempt_at: None,
+            last_error: None,
+        };
+        ensure_dir(&self.dir)?;
+        write_json(&self.path_of(&msg.id), &msg)?;
+        Ok(msg)
+    }
+
+    /// Every queued message, oldest first. A corrupt file is moved aside and reported; temp
+    /// files of interrupted writes are ignored.
+    #[must_use]
+    pub fn list(&self, now: DateTime<Utc>) -> OutboxListing {
+        let mut out = OutboxListing::default();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return out,
+            Err(e) => {
+                out.problems.push(format!("cannot read outbox `{}`: {e}", self.dir.display()));
+                return out;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            match read_json::<OutboxMessage>(&path) {
+                Ok(Some(m)) => out.messages.push(m),
+                Ok(None) => {}
+                Err(e @ StateError::Corrupt { .. }) => {
+                    // An unreadable message cannot be sent; keep it aside for a human.
+                    out.problems.push(match quarantine(&path, now) {
+                        Ok(to) => format!("{e}; moved aside to `{}`", to.display()),
+                        Err(m) => format!("{e}; could not move it aside ({m})"),
+                    });
+                }
+                Err(e) => out.problems.push(e.to_string()),
+            }
+        }
+        out.messages.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Tries every message due at `now`, oldest first, within the flush budget. Never fails:
+    /// everything that went wrong is in the report (and the log).
+    pub async fn flush<N: Notifier>(&self, notifier: &N, now: DateTime<Utc>) -> FlushReport {
+        let listing = self.list(now);
+        let mut report = FlushReport { problems: listing.problems, ..FlushReport::default() };
+        let started = Instant::now();
+        let mut down = false;
+        let mut remaining = 0;
+        for msg in listing.messages {
+            let due = msg.next_attempt_at <= now;
+            if !due {
+                remaining += 1;
+                continue;
+            }
+            if down || started.elapsed() >= self.policy.flush_budget {
+                report.deferred += 1;
+                remaining += 1;
+                continue;
+            }
+            match self.attempt(notifier, msg, now, &mut report).await {
+                Attempt::Delivered => {}
+                Attempt::Failed { stop } => {
+                    remaining += 1;
+                    down |= stop;
+                }
+            }
+        }
+        report.queued = remaining;
+        report
+    }
+
+    /// Tries one message now, whatever its schedule (`alerts test`). `None` when no such
+    /// message is queued.
+    pub async fn deliver<N: Notifier>(&self, notifier: &N, id: &str, now: DateTime<Utc>) -> Option<FlushReport> {
+        let msg = match read_json::<OutboxMessage>(&self.path_of(id)) {
+            Ok(Some(m)) => m,
+            _ => return None,
+        };
+        let mut report = FlushReport::default();
+        if let Attempt::Failed { .. } = self.attempt(notifier, msg, now, &mut report).await {
+            report.queued = 1;
+        }
+        Some(report)
+    }
+
+    async fn attempt<N: Notifier>(
+        &self,
+        notifier: &N,
+        mut msg: OutboxMessage,
+        now: DateTime<Utc>,
+        report: &mut FlushReport,
+    ) -> Attempt {
+        let sent = match tokio::time::timeout(self.policy.send_timeout, notifier.send(&msg)).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::connection(format!(
+                "no answer within {}",
+                crate::config::duration::format(self.policy.send_timeout)
+            ))),
+        };
+        match sent {
+            Ok(receipt) => {
+                tracing::info!(id = %msg.id, message_id = %msg.message_id, receipt = %receipt, "Email delivered.");
+                if let Err(e) = remove_file(&self.path_of(&msg.id)) {
+                    report.problems.push(format!(
+                        "message {} was delivered but its outbox file could not be removed ({e}); it may be \
+                         delivered again with the same Message-ID",
+                        msg.message_id
+                    ));
+                }
+                report.delivered.push(Delivered {
+                    id: msg.id,
+                    message_id: msg.message_id,
+                    subject: msg.subject,
+                    receipt,
+                });
+                Attempt::Delivered
+            }
+            Err(error) => {
+                msg.attempts = msg.attempts.saturating_add(1);
+                msg.last_attempt_at = Some(now);
+                msg.last_error = Some(error.message.clone());
+                let delay =
+                    chrono::Duration::from_std(self.policy.jittered(msg.attempts)).unwrap_or(chrono::Duration::MAX);
+                msg.next_attempt_at = now + delay;
+                tracing::warn!(
+                    id = %msg.id,
+                    message_id = %msg.message_id,
+                    attempts = msg.attempts,
+                    next_attempt_at = %msg.next_attempt_at,
+                    error = %error.message,
+                    "Email delivery failed; it stays queued."
+                );
+                if let Err(e) = write_json(&self.path_of(&msg.id), &msg) {
+                    report.problems.push(format!("cannot record the failed attempt of {}: {e}", msg.message_id));
+                }
+                let stop = error.kind == SendErrorKind::Connection;
+                report.failed.push(FlushFailure {
+                    id: msg.id,
+                    message_id: msg.message_id,
+                    subject: msg.subject,
+                    attempts: msg.attempts,
+                    next_attempt_at: msg.next_attempt_at,
+                    error,
+                });
+                Attempt::Failed { stop }
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Delivered,
+    Failed { stop: bool },
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use chrono::TimeZone;
+
+use super::*;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap()
+}
+
+fn secs(s: i64) -> chrono::Duration {
+    chrono::Duration::seconds(s)
+}
+
+fn rendered(subject: &str) -> Rendered {
+    Rendered { subject: subject.into(), text: "text".into(), html: "<p>html</p>".into() }
+}
+
+/// An in-memory transport: records what it accepted; fails while `script` has errors queued
+/// (or always, when `down`).
+#[derive(Default)]
+struct Memory {
+    accepted: Mutex<Vec<OutboxMessage>>,
+    tried: Mutex<Vec<String>>,
+    script: Mutex<VecDeque<SendError>>,
+    down: Mutex<bool>,
+}
+
+impl Memory {
+    fn accepted_subjects(&self) -> Vec<String> {
+        self.accepted.lock().unwrap().iter().map(|m| m.subject.clone()).collect()
+    }
+}
+
+impl Notifier for Memory {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
+    async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
+        self.tried.lock().unwrap().push(message.message_id.clone());
+        if *self.down.lock().unwrap() {
+            return Err(SendError::connection("connection refused"));
+        }
+        if let Some(e) = self.script.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        self.accepted.lock().unwrap().push(message.clone());
+        Ok("250 OK".into())
+    }
+}
+
+fn outbox(dir: &Path) -> Outbox {
+    Outbox::new(dir).with_policy(RetryPolicy { jitter: 0.0, ..RetryPolicy::default() })
+}
+
+#[tokio::test]
+async fn a_message_is_on_disk_before_sending_and_removed_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    let m = ob.enqueue(&rendered("hello"), "tw@localhost", &["ops@localhost".into()], t0()).unwrap();
+    assert!(ob.path_of(&m.id).is_file());
+    assert!(m.message_id.starts_with('<') && m.message_id.ends_with("@tradewarden>"), "{}", m.message_id);
+    assert_eq!(ob.list(t0()).messages, vec![m.clone()]);
+
+    let mem = Memory::default();
+    let r = ob.flush(&mem, t0()).await;
+    assert_eq!(r.delivered.len(), 1);
+    assert_eq!(r.delivered[0].message_id, m.message_id);
+    assert_eq!((r.failed.len(), r.deferred, r.queued), (0, 0, 0));
+    assert!(!ob.path_of(&m.id).exists());
+    assert_eq!(mem.accepted_subjects(), ["hello"]);
+    // A second flush sends nothing again.
+    assert_eq!(ob.flush(&mem, t0()).await, FlushReport::default());
+    assert_eq!(mem.accepted.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_down_transport_backs_off_exponentially_and_keeps_the_message_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    let m = ob.enqueue(&rendered("one"), "tw@localhost", &["ops@localhost".into()], t0()).unwrap();
+    let mem = Memory::default();
+    *mem.down.lock().unwrap() = true;
+
+    let mut now = t0();
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        let r = ob.flush(&mem, now).await;
+        assert_eq!(r.failed.len(), 1);
+        assert_eq!(r.queued, 1);
+        let next = r.failed[0].next_attempt_at;
+        delays.push((next - now).num_seconds());
+        // Not due yet: nothing is tried.
+        let tried = mem.tried.lock().unwrap().len();
+        let r = ob.flush(&mem, next - secs(1)).await;
+        assert!(r.failed.is_empty() && r.delivered.is_empty());
+        assert_eq!(mem.tried.lock().unwrap().len(), tried);
+        now = next;
+    }
+    assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1800, 1800]);
+    let stored = ob.list(now).messages.remove(0);
+    assert_eq!(stored.attempts, 8);
+    assert_eq!(stored.last_error.as_deref(), Some("connection refused"));
+
+    // Back up: delivered once, with the Message-ID chosen at enqueue time.
+    *mem.down.lock().unwrap() = false;
+    let r = ob.flush(&mem, now).await;
+    assert_eq!(r.delivered.len(), 1);
+    assert!(mem.tried.lock().unwrap().iter().all(|id| *id == m.message_id));
+    assert_eq!(mem.accepted.lock().unwrap()[0].message_id, m.message_id);
+    assert!(ob.list(now).messages.is_empty());
+}
+
+#[tokio::test]
+async fn a_connection_failure_stops_the_flush_and_leaves_the_rest_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    for (i, s) in ["a", "b", "c"].iter().enumerate() {
+        ob.enqueue(&rendered(s), "tw@localhost", &["ops@localhost".into()], t0() + secs(i64::try_from(i).unwrap()))
+            .unwrap();
+    }
+    let mem = Memory::default();
+    mem.script.lock().unwrap().push_back(SendError::connection("connection refused"));
+    let now = t0() + secs(10);
+    let r = ob.flush(&mem, now).await;
+    assert_eq!((r.failed.len(), r.deferred, r.queued), (1, 2, 3));
+    assert_eq!(r.failed[0].subject, "a");
+    assert_eq!(mem.tried.lock().unwrap().len(), 1, "one refused connection is enough");
+    // Next flush: "a" waits for its backoff, "b" and "c" go.
+    let r = ob.flush(&mem, now + secs(1)).await;
+    assert_eq!(r.delivered.iter().map(|d| d.subject.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+    assert_eq!(r.queued, 1);
+    let r = ob.flush(&mem, now + secs(30)).await;
+    assert_eq!(r.delivered.len(), 1);
+    assert_eq!(mem.accepted_subjects(), ["b", "c", "a"]);
+}
+
+#[tokio::test]
+async fn a_rejected_message_does_not_hold_up_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    ob.enqueue(&rendered("bad"), "tw@localhost", &["ops@localhost".into()], t0()).unwrap();
+    ob.enqueue(&rendered("good"), "tw@localhost", &["ops@localhost".into()], t0() + secs(1)).unwrap();
+    let mem = Memory::default();
+    mem.script.lock().unwrap().push_back(SendError::rejected("550 no such user"));
+    let r = ob.flush(&mem, t0() + secs(2)).await;
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(r.failed[0].error.kind, SendErrorKind::Rejected);
+    assert_eq!(r.delivered.len(), 1);
+    assert_eq!(mem.accepted_subjects(), ["good"]);
+}
+
+struct Hangs;
+
+impl Notifier for Hangs {
+    fn describe(&self) -> String {
+        "a server that never answers".into()
+    }
+
+    async fn send(&self, _: &OutboxMessage) -> Result<String, SendError> {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok("never".into())
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_server_costs_one_send_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = Outbox::new(dir.path()).with_policy(RetryPolicy {
+        send_timeout: Duration::from_millis(50),
+        jitter: 0.0,
+        ..RetryPolicy::default()
+    });
+    for s in ["a", "b", "c"] {
+        ob.enqueue(&rendered(s), "tw@localhost", &["ops@localhost".into()], t0()).unwrap();
+    }
+    let started = Instant::now();
+    let r = ob.flush(&Hangs, t0()).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!((r.failed.len(), r.deferred, r.queued), (1, 2, 3));
+    assert!(r.failed[0].error.message.starts_with("no answer within"), "{}", r.failed[0].error);
+}
+
+#[tokio::test]
+async fn queued_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = Memory::default();
+    *mem.down.lock().unwrap() = true;
+    {
+        let ob = outbox(dir.path());
+        ob.enqueue(&rendered("kept"), "tw@localhost", &["ops@localhost".into()], t0()).unwrap();
+        ob.flush(&mem, t0()).await;
+    }
+    let ob = outbox(dir.path());
+    let listed = ob.list(t0()).messages;
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].attempts, listed[0].next_attempt_at), (1, t0() + secs(30)));
+    *mem.down.lock().unwrap() = false;
+    let r = ob.flush(&mem, t0() + secs(30)).await;
+    assert_eq!(r.delivered.len(), 1);
+}
+
+#[tokio::test]
+async fn corrupt_and_temp_files_do_not_stop_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    ob.enqueue(&rendered("fine"), "tw@localhost", &["ops@localhost".into()], t0()).unwrap();
+    fs::write(ob.dir().join("broken.json"), "{").unwrap();
+    fs::write(ob.dir().join(".tmp-abc"), "partial").unwrap();
+    let mem = Memory::default();
+    let r = ob.flush(&mem, t0()).await;
+    assert_eq!(r.delivered.len(), 1);
+    assert_eq!(r.problems.len(), 1);
+    assert!(r.problems[0].contains("moved aside"), "{:?}", r.problems);
+    assert!(!ob.dir().join("broken.json").exists());
+}
+
+#[tokio::test]
+async fn deliver_sends_one_message_regardless_of_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    let other = ob.enqueue(&rendered("other"), "tw@localhost", &["ops@localhost".into()], t0()).unwrap();
+    let test = ob.enqueue(&rendered("test"), "tw@localhost", &["ops@localhost".into()], t0()).unwrap();
+    let mem = Memory::default();
+    let r = ob.deliver(&mem, &test.id, t0()).await.unwrap();
+    assert_eq!(r.delivered.len(), 1);
+    assert_eq!(mem.accepted_subjects(), ["test"]);
+    assert!(ob.path_of(&other.id).exists());
+    assert!(ob.deliver(&mem, "nope", t0()).await.is_none());
+}
+
+#[test]
+fn delays_double_up_to_the_cap_and_jitter_only_adds() {
+    let p = RetryPolicy::default();
+    assert_eq!(p.delay(1), Duration::from_secs(30));
+    assert_eq!(p.delay(2), Duration::from_secs(60));
+    assert_eq!(p.delay(6), Duration::from_secs(960));
+    assert_eq!(p.delay(7), Duration::from_secs(1800));
+    assert_eq!(p.delay(u32::MAX), Duration::from_secs(1800));
+    for n in 1..10 {
+        let j = p.jittered(n);
+        assert!(j >= p.delay(n) && j <= p.delay(n).mul_f64(1.1), "{j:?}");
+    }
+}

@@ -1,0 +1,187 @@
+use std::path::Path;
+
+use chrono::TimeZone;
+use serde_json::json;
+
+use super::*;
+use crate::alert::Phase;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap()
+}
+
+fn ctx() -> MessageContext<'static> {
+    MessageContext {
+        host: "bot-host",
+        config_path: Path::new("/etc/tradewarden/tradewarden.toml"),
+        mode: Some(Mode::Paper),
+        now: t0(),
+    }
+}
+
+fn finding(rule: &str, code: &str, severity: Severity, subject: &str) -> Finding {
+    Finding {
+        rule: rule.into(),
+        check: "no_short_positions".into(),
+        code: code.into(),
+        severity,
+        subject: subject.into(),
+        message: format!("{subject} is short -1596 at the broker; this bot is long-only"),
+        observed: json!({ "qty": "-1596", "side": "short" }),
+        expected: json!({ "qty": ">= 0" }),
+    }
+}
+
+fn note(reason: NotifyReason, f: Finding) -> Notification {
+    let resolved = reason == NotifyReason::Resolved;
+    Notification {
+        reason,
+        alert: AlertState {
+            fingerprint: f.fingerprint(),
+            rule: f.rule.clone(),
+            subject: f.subject.clone(),
+            severity: f.severity,
+            state: if resolved { Phase::Resolved } else { Phase::Firing },
+            active_since: t0() - chrono::Duration::minutes(5),
+            fired_at: Some(t0() - chrono::Duration::minutes(3)),
+            resolved_at: resolved.then_some(t0()),
+            last_seen_at: t0(),
+            last_notified_at: Some(t0()),
+            repeat_from: Some(t0()),
+            consecutive_cycles: 3,
+            last_finding: f,
+            other_findings: vec![],
+            unknown: false,
+            silenced: false,
+            silenced_by: None,
+        },
+    }
+}
+
+fn chwy() -> Finding {
+    finding("no-shorts", "short_position", Severity::Critical, "CHWY")
+}
+
+#[test]
+fn nothing_to_say_renders_nothing() {
+    assert_eq!(render(&[], &[], &ctx()), None);
+}
+
+#[test]
+fn firing_subject_matches_the_issue_example() {
+    let r = render(&[note(NotifyReason::Firing, chwy())], &[], &ctx()).unwrap();
+    assert_eq!(r.subject, "[tradewarden] CRITICAL no-shorts: CHWY short -1596 (paper)");
+}
+
+#[test]
+fn resolved_subject_matches_the_issue_example() {
+    let r = render(&[note(NotifyReason::Resolved, chwy())], &[], &ctx()).unwrap();
+    assert_eq!(r.subject, "[tradewarden] RESOLVED no-shorts: CHWY (paper)");
+    assert!(r.text.contains("RESOLVED"));
+    assert!(r.text.contains("resolved at 2026-11-20 14:30:00 UTC"), "{}", r.text);
+}
+
+#[test]
+fn several_alerts_name_the_worst_and_count_the_rest() {
+    let warn = finding("positions-match", "quantity_mismatch", Severity::Warning, "BILL");
+    let notes = vec![
+        note(NotifyReason::Resolved, finding("no-shorts", "short_position", Severity::Critical, "COIN")),
+        note(NotifyReason::Firing, warn),
+        note(NotifyReason::Repeat, chwy()),
+    ];
+    let r = render(&notes, &[], &ctx()).unwrap();
+    assert_eq!(r.subject, "[tradewarden] CRITICAL no-shorts: CHWY short -1596 and 2 more (paper)");
+    assert!(r.text.starts_with("tradewarden: 1 firing, 1 still firing, 1 resolved (paper account)\n"), "{}", r.text);
+    // Order in the body: the critical repeat, the warning, then the resolution.
+    let pos = |s: &str| r.text.find(s).unwrap();
+    assert!(pos("STILL FIRING") < pos("FIRING        WARNING") && pos("WARNING") < pos("RESOLVED"), "{}", r.text);
+    assert!(r.text.contains("BILL quantity mismatch") || r.html.contains("quantity_mismatch"));
+}
+
+#[test]
+fn bodies_carry_findings_actions_host_config_and_mode() {
+    let actions = vec![
+        ActionNote {
+            fingerprint: Some("no-shorts/CHWY".into()),
+            description: "flatten_shorts: close CHWY (-1596) via DELETE /v2/positions/CHWY".into(),
+            taken: false,
+            detail: Some("--- a\n+++ b\n-old\n+new".into()),
+        },
+        ActionNote { fingerprint: None, description: "exec:stop-bot ran (exit 0)".into(), taken: true, detail: None },
+    ];
+    let r = render(&[note(NotifyReason::Firing, chwy())], &actions, &ctx()).unwrap();
+    for needle in [
+        "code:      short_position",
+        "observed:  qty=-1596, side=short",
+        "expected:  qty=>= 0",
+        "since 2026-11-20 14:25:00 UTC, firing since 2026-11-20 14:27:00 UTC",
+        "proposed: flatten_shorts: close CHWY",
+        "taken: exec:stop-bot ran (exit 0)",
+        "      +new",
+        "host:   bot-host",
+        "config: /etc/tradewarden/tradewarden.toml",
+        "mode:   paper",
+    ] {
+        assert!(r.text.contains(needle), "text lacks {needle:?}:\n{}", r.text);
+    }
+    for needle in [
+        "<code>short_position</code>",
+        "qty=-1596, side=short",
+        "qty=&gt;= 0",
+        "<strong>proposed</strong>",
+        "<strong>taken</strong>",
+        "bot-host",
+        "/etc/tradewarden/tradewarden.toml",
+        "mode paper",
+    ] {
+        assert!(r.html.contains(needle), "html lacks {needle:?}:\n{}", r.html);
+    }
+    assert!(!r.html.contains("<style") && !r.html.contains("<link"), "inline CSS only");
+}
+
+#[test]
+fn hostile_text_cannot_add_headers_or_markup() {
+    let mut f = chwy();
+    f.subject = "CHWY\r\nBcc: evil@x".into();
+    f.message = "<script>alert(1)</script>\nX-Injected: yes".into();
+    f.observed = json!({ "qty": "-1\r\nBcc: evil@x", "note": "<b>&</b>" });
+    let mut n = note(NotifyReason::Firing, f);
+    n.alert.rule = "no-shorts\nReply-To: x@y".into();
+    let r = render(&[n], &[], &ctx()).unwrap();
+    assert!(!r.subject.contains('\r') && !r.subject.contains('\n'), "{:?}", r.subject);
+    assert!(r.subject.contains("CHWY Bcc: evil@x"), "{}", r.subject);
+    assert!(!r.text.lines().any(|l| l.starts_with("Bcc:") || l.starts_with("X-Injected") || l.starts_with("Reply-To")));
+    assert!(!r.html.contains("<script>") && r.html.contains("&lt;script&gt;"));
+    assert!(r.html.contains("&lt;b&gt;&amp;&lt;/b&gt;"));
+}
+
+#[test]
+fn header_safe_flattens_every_control_character() {
+    assert_eq!(header_safe("a\r\nb\tc\u{0}d\u{85}e\u{2028}f  g "), "a b c d e f g");
+    assert_eq!(header_safe("\r\n"), "");
+}
+
+#[test]
+fn long_subjects_are_truncated_but_keep_the_mode() {
+    let mut f = chwy();
+    f.subject = "X".repeat(500);
+    let r = render(&[note(NotifyReason::Firing, f)], &[], &ctx()).unwrap();
+    assert!(r.subject.chars().count() <= SUBJECT_MAX);
+    assert!(r.subject.ends_with("… (paper)"), "{}", r.subject);
+}
+
+#[test]
+fn unknown_alerts_say_the_state_is_held() {
+    let mut n = note(NotifyReason::Repeat, chwy());
+    n.alert.unknown = true;
+    let r = render(&[n], &[], &ctx()).unwrap();
+    assert!(r.text.contains("could not be evaluated this cycle"), "{}", r.text);
+}
+
+#[test]
+fn test_message_names_transport_and_host() {
+    let r = render_test(&ctx(), "smtp://127.0.0.1:2525 (tls none)");
+    assert_eq!(r.subject, "[tradewarden] TEST message from bot-host");
+    assert!(r.text.contains("transport: smtp://127.0.0.1:2525 (tls none)"));
+    assert!(r.html.contains("alerts test"));
+}

@@ -1,0 +1,292 @@
+//! The status page: one self-contained HTML document (inline CSS and SVG, no external assets,
+//! so it works offline and on a phone), refreshed every 10 seconds.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+
+use super::view::{CyclePoint, StatusView};
+use crate::model::Severity;
+
+/// Escapes text for HTML element content and attribute values.
+#[must_use]
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - then).num_seconds();
+    let rel = match secs {
+        s if s < 0 => "just now".to_owned(),
+        s if s < 90 => format!("{s}s ago"),
+        s if s < 90 * 60 => format!("{}m ago", s / 60),
+        s if s < 48 * 3600 => format!("{}h {}m ago", s / 3600, s % 3600 / 60),
+        s => format!("{}d ago", s / 86_400),
+    };
+    format!("<span title=\"{}\">{rel}</span>", then.format("%Y-%m-%d %H:%M:%S UTC"))
+}
+
+fn sev_class(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "crit",
+        Severity::Warning => "warn",
+        Severity::Info => "info",
+    }
+}
+
+const STYLE: &str = r"
+:root{--bg:#f6f7f9;--fg:#1d232b;--muted:#5b6673;--card:#fff;--line:#dde2e8;--crit:#c62828;--warn:#b26a00;--info:#546e7a;--ok:#2e7d32}
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:var(--bg);color:var(--fg)}
+header{background:#1d232b;color:#fff;padding:12px 16px}header h1{margin:0;font-size:18px}header .meta{color:#c8d0d9;font-size:13px}
+main{padding:12px;max-width:1100px;margin:0 auto}section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;margin:0 0 12px}
+h2{font-size:15px;margin:0 0 8px}.grid{display:flex;flex-wrap:wrap;gap:8px}.kv{min-width:140px}.kv b{display:block;font-size:18px}.kv span{color:var(--muted);font-size:12px}
+.chip{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;margin:2px;border:1px solid var(--line)}.chip.ok{color:var(--ok)}.chip.bad{color:#fff;background:var(--crit);border-color:var(--crit)}
+.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:5px 6px;border-bottom:1px solid var(--line);vertical-align:top}th{color:var(--muted);font-weight:600}
+.sev{font-weight:700;text-transform:uppercase;font-size:11px}.crit{color:var(--crit)}.warn{color:var(--warn)}.info{color:var(--info)}
+.badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;color:#fff}.badge.up{background:var(--ok)}.badge.down{background:var(--crit)}
+.muted{color:var(--muted)}svg{width:100%;height:auto;display:block}
+@media (max-width:600px){body{font-size:14px}.kv{min-width:45%}td,th{padding:4px}}
+";
+
+/// Renders the status page.
+#[must_use]
+pub fn render_page(v: &StatusView, now: DateTime<Utc>) -> String {
+    let mut h = String::with_capacity(16 * 1024);
+    let mode = v.report.as_ref().map_or("starting", |r| r.mode.as_str());
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"10\"><title>tradewarden · {host}</title><style>{STYLE}</style></head><body>",
+        host = esc(&v.host)
+    );
+    let health = if v.healthy(now) {
+        "<span class=\"badge up\">healthy</span>"
+    } else {
+        "<span class=\"badge down\">stale</span>"
+    };
+    let last = v.last_cycle_at.map_or_else(|| "no cycle yet".to_owned(), |t| format!("last cycle {}", ago(t, now)));
+    let _ = write!(
+        h,
+        "<header><h1>tradewarden · {host} · {mode} {health}</h1><div class=\"meta\">{last} · {cycles} cycles · config {cfg}</div></header><main>",
+        host = esc(&v.host),
+        mode = esc(mode),
+        cycles = v.cycles,
+        cfg = esc(&v.config_path)
+    );
+    summary(&mut h, v);
+    findings(&mut h, v, now);
+    chart(&mut h, &v.history);
+    alerts(&mut h, v, now);
+    silences(&mut h, v, now);
+    actions(&mut h, v, now);
+    let _ = write!(
+        h,
+        "<p class=\"muted\">tradewarden {ver} · <a href=\"/api/status\">/api/status</a> · <a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · refreshes every 10 s</p></main></body></html>",
+        ver = env!("CARGO_PKG_VERSION")
+    );
+    h
+}
+
+fn summary(h: &mut String, v: &StatusView) {
+    h.push_str("<section><h2>Account and market</h2><div class=\"grid\">");
+    let Some(r) = &v.report else {
+        h.push_str("<p class=\"muted\">waiting for the first cycle</p></div></section>");
+        return;
+    };
+    let dec = |d: Option<rust_decimal::Decimal>| d.map_or_else(|| "?".to_owned(), |d| format!("${}", d.round_dp(2)));
+    match &r.account {
+        Some(a) => {
+            let _ = write!(
+                h,
+                "<div class=\"kv\"><b>{}</b><span>equity</span></div><div class=\"kv\"><b>{}</b><span>cash</span></div>\
+                 <div class=\"kv\"><b>{}</b><span>buying power</span></div><div class=\"kv\"><b>{}</b><span>account</span></div>",
+                dec(a.equity),
+                dec(a.cash),
+                dec(a.buying_power),
+                esc(&a.status)
+            );
+        }
+        None => h.push_str("<div class=\"kv\"><b class=\"crit\">unknown</b><span>account</span></div>"),
+    }
+    let market = match &r.market {
+        Some(m) if m.is_open => "open",
+        Some(_) => "closed",
+        None => "unknown",
+    };
+    let s = r.summary;
+    let _ = write!(
+        h,
+        "<div class=\"kv\"><b>{market}</b><span>market</span></div><div class=\"kv\"><b><span class=\"crit\">{}</span> / <span class=\"warn\">{}</span> / <span class=\"info\">{}</span></b><span>critical / warning / info</span></div></div>",
+        s.critical, s.warning, s.info
+    );
+    h.push_str("<div style=\"margin-top:8px\">");
+    for src in &r.sources {
+        let class = if src.status == "ok" { "ok" } else { "bad" };
+        let title = src.error.as_deref().map(esc).unwrap_or_default();
+        let _ =
+            write!(h, "<span class=\"chip {class}\" title=\"{title}\">{} {}</span>", esc(&src.name), esc(&src.status));
+    }
+    h.push_str("</div></section>");
+}
+
+fn findings(h: &mut String, v: &StatusView, now: DateTime<Utc>) {
+    h.push_str("<section><h2>Current findings</h2>");
+    let Some(r) = &v.report else {
+        h.push_str("</section>");
+        return;
+    };
+    if r.findings.is_empty() {
+        h.push_str("<p class=\"ok\">No findings: the bot agrees with the broker.</p></section>");
+        return;
+    }
+    let mut rows: Vec<_> = r.findings.iter().collect();
+    rows.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(&b.rule)).then(a.subject.cmp(&b.subject)));
+    h.push_str("<div class=\"scroll\"><table><tr><th>severity</th><th>rule</th><th>code</th><th>subject</th><th>message</th><th>since</th></tr>");
+    for f in rows {
+        let since = v
+            .alerts
+            .iter()
+            .find(|a| a.rule == f.rule && a.subject == f.subject)
+            .map_or_else(|| "this cycle".to_owned(), |a| ago(a.since, now));
+        let _ = write!(
+            h,
+            "<tr><td class=\"sev {c}\">{sev}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{since}</td></tr>",
+            esc(&f.rule),
+            esc(&f.code),
+            esc(&f.subject),
+            esc(&f.message),
+            c = sev_class(f.severity),
+            sev = f.severity
+        );
+    }
+    h.push_str("</table></div></section>");
+}
+
+/// Stacked bars of findings per cycle: critical, warning, info.
+fn chart(h: &mut String, history: &std::collections::VecDeque<CyclePoint>) {
+    h.push_str("<section><h2>Findings per cycle</h2>");
+    if history.is_empty() {
+        h.push_str("<p class=\"muted\">no cycles yet</p></section>");
+        return;
+    }
+    let (w, ht, pad) = (720.0_f64, 140.0_f64, 18.0_f64);
+    let max = history.iter().map(|p| p.critical + p.warning + p.info).max().unwrap_or(0).max(1);
+    let n = history.len() as f64;
+    let bw = (w / n).max(1.0);
+    let scale = (ht - pad * 2.0) / f64::from(max);
+    let _ = write!(
+        h,
+        "<svg viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"findings per cycle\"><rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{ht}\" fill=\"#fafbfc\"/>"
+    );
+    for (i, p) in history.iter().enumerate() {
+        let x = i as f64 * bw;
+        let mut y = ht - pad;
+        if p.failed {
+            let _ = write!(
+                h,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"4\" fill=\"#6a1b9a\"><title>cycle failed</title></rect>",
+                ht - pad
+            );
+        }
+        for (count, color) in [(p.info, "#90a4ae"), (p.warning, "#f0a020"), (p.critical, "#c62828")] {
+            if count == 0 {
+                continue;
+            }
+            let hgt = f64::from(count) * scale;
+            y -= hgt;
+            let _ = write!(
+                h,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw:.1}\" height=\"{hgt:.1}\" fill=\"{color}\"><title>{} UTC: {} critical, {} warning, {} info</title></rect>",
+                p.at.format("%H:%M:%S"),
+                p.critical,
+                p.warning,
+                p.info
+            );
+        }
+    }
+    let first = history.front().map(|p| p.at.format("%H:%M").to_string()).unwrap_or_default();
+    let last = history.back().map(|p| p.at.format("%H:%M").to_string()).unwrap_or_default();
+    let _ = write!(
+        h,
+        "<text x=\"2\" y=\"12\" font-size=\"11\" fill=\"#5b6673\">{max}</text><text x=\"2\" y=\"{ly}\" font-size=\"11\" fill=\"#5b6673\">{first} UTC</text>\
+         <text x=\"{rx}\" y=\"{ly}\" font-size=\"11\" fill=\"#5b6673\" text-anchor=\"end\">{last} UTC</text></svg>",
+        ly = ht - 4.0,
+        rx = w - 2.0
+    );
+    h.push_str("<p class=\"muted\"><span class=\"crit\">■</span> critical <span class=\"warn\">■</span> warning <span class=\"info\">■</span> info</p></section>");
+}
+
+fn alerts(h: &mut String, v: &StatusView, now: DateTime<Utc>) {
+    h.push_str("<section><h2>Alerts</h2>");
+    if v.alerts.is_empty() {
+        h.push_str("<p class=\"muted\">no alerts</p></section>");
+        return;
+    }
+    h.push_str("<div class=\"scroll\"><table><tr><th>state</th><th>severity</th><th>rule</th><th>subject</th><th>since</th><th></th></tr>");
+    for a in &v.alerts {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"sev {}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.state),
+            sev_class(a.severity),
+            a.severity,
+            esc(&a.rule),
+            esc(&a.subject),
+            ago(a.since, now),
+            if a.silenced { "silenced" } else { "" }
+        );
+    }
+    h.push_str("</table></div></section>");
+}
+
+fn silences(h: &mut String, v: &StatusView, now: DateTime<Utc>) {
+    if v.silences.is_empty() {
+        return;
+    }
+    h.push_str("<section><h2>Silences</h2><div class=\"scroll\"><table><tr><th>id</th><th>rule</th><th>subject</th><th>ends</th><th>reason</th></tr>");
+    for s in &v.silences {
+        let left = (s.ends_at - now).num_minutes();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>in {left}m</td><td>{}</td></tr>",
+            esc(&s.id),
+            esc(&s.rule),
+            esc(s.subject.as_deref().unwrap_or("any")),
+            esc(&s.reason)
+        );
+    }
+    h.push_str("</table></div></section>");
+}
+
+fn actions(h: &mut String, v: &StatusView, now: DateTime<Utc>) {
+    h.push_str("<section><h2>Recent actions</h2>");
+    if v.actions.is_empty() {
+        h.push_str("<p class=\"muted\">none</p></section>");
+        return;
+    }
+    h.push_str("<div class=\"scroll\"><table><tr><th>when</th><th>action</th><th>subject</th><th>result</th><th>detail</th></tr>");
+    for a in v.actions.iter().take(20) {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ago(a.at, now),
+            esc(&a.action),
+            esc(&a.subject),
+            esc(&a.result),
+            esc(&a.detail)
+        );
+    }
+    h.push_str("</table></div></section>");
+}

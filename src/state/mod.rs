@@ -1,0 +1,16 @@
+//! The watchdog's own data under `state_dir`: atomic JSON files and the single-instance lock.
+//!
+//! Invariants (design.md principle 5, "nothing is lost"):
+//! - every state file is written atomically (temp file in the same folder, fsync, rename,
+//!   fsync of the folder), so a crash at any point leaves either the old or the new file;
+//! - files are created 0600 and the state directory 0700: they may hold account details;
+//! - a corrupt file is never fatal: it is moved aside to `<name>.corrupt-<ts>`, reported, and the
+//!   watchdog continues with empty state.
+
+mod lock;
+mod store;
+
+pub use lock::{LOCK_FILE, LockError, StateLock};
+pub use store::{
+    Loaded, StateError, ensure_dir, load_or_default, quarantine, read_json, remove_file, write_atomic, write_json,
+};
