@@ -105,15 +105,6 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
-    Sim {
-        /// The scenario file (JSON) that seeds the state.
-        #[arg(long, value_name = "FILE")]
-        scenario: Option<PathBuf>,
-        /// The address to listen on (loopback only); port 0 picks a free port.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-        listen: String,
-    },
     /// Add, list or remove silences (mute an alert's email and actions, not its report line).
     Silence {
         #[command(subcommand)]
@@ -123,6 +114,15 @@ pub enum Command {
     Alerts {
         #[command(subcommand)]
         command: crate::notify::cmd::AlertsCommand,
+    },
+    /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
+    Sim {
+        /// The scenario file (JSON) that seeds the state.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+        /// The address to listen on (loopback only); port 0 picks a free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: String,
     },
 }
 

@@ -36,13 +36,15 @@ pub async fn run(scenario: Option<&Path>, listen: &str) -> anyhow::Result<u8> {
             return Ok(exit::ERROR);
         }
     };
+    // Listen for the stop signals before announcing the URL: a parent may signal right away.
+    let stop = StopSignal::install()?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", handle.url())?;
         out.flush()?;
     }
     tracing::info!(url = %handle.url(), "simulator listening");
-    stop_signal().await;
+    stop.wait().await;
     handle.shutdown().await?;
     Ok(exit::CLEAN)
 }
@@ -64,19 +66,35 @@ async fn resolve(listen: &str) -> Result<SocketAddr, String> {
     }
 }
 
-async fn stop_signal() {
+/// SIGINT and SIGTERM, registered when created.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl StopSignal {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self { signals: (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?) })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut int, mut term) = self.signals;
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            return;
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

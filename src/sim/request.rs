@@ -489,7 +489,10 @@ fn decimal(map: &Map<String, Value>, key: &str) -> Result<Option<Decimal>, ApiEr
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(v) => crate::num::decimal_from_json(v).map(Some).map_err(|_| ApiError::invalid(format!("invalid {key}"))),
+        // alpaca-py sends floats (`180.0`); echo them the way they were meant (`180`).
+        Some(v) => crate::num::decimal_from_json(v)
+            .map(|d| Some(d.normalize()))
+            .map_err(|_| ApiError::invalid(format!("invalid {key}"))),
     }
 }
 
@@ -518,7 +521,7 @@ mod tests {
     fn alpaca_py_body_with_numbers() {
         let r = order(r#"{"symbol":"AAPL","qty":10.0,"side":"buy","type":"market","time_in_force":"day","client_order_id":"abc-1"}"#)
             .unwrap();
-        assert_eq!(r.qty, Some(dec!(10)));
+        assert_eq!(r.qty.unwrap().to_string(), "10", "echoed as the client meant it");
         assert_eq!(r.side, OrderSide::Buy);
         assert_eq!(r.kind, OrderType::Market);
         assert_eq!(r.client_order_id.as_deref(), Some("abc-1"));

@@ -118,7 +118,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A successful answer: status and JSON body (none for 204).
+/// An answer, success or error: status and JSON body (none for 204).
 struct Reply {
     status: u16,
     body: Option<Vec<u8>>,
@@ -444,3 +444,6 @@ pub async fn spawn_sim(sim: Arc<Sim>, addr: SocketAddr) -> std::io::Result<SimHa
     });
     Ok(SimHandle { addr, sim, stop, task: Some(task) })
 }
+
+#[cfg(test)]
+mod tests;
