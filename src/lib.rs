@@ -28,6 +28,6 @@ pub mod report;
 pub mod rules_list;
 pub mod rules_test;
 pub mod server;
-pub mod state;
 pub mod sim;
+pub mod state;
 pub mod timestamp;
