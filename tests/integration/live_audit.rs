@@ -65,13 +65,12 @@ fn phantom_exit_against_the_simulator_reports_every_short() {
     assert!(!k.iter().any(|(_, _, subject)| subject.starts_with("broker:")), "every endpoint answered: {k:?}");
     let broker = report["sources"].as_array().unwrap().iter().find(|s| s["name"] == "broker").unwrap();
     assert_eq!(broker["status"], "ok", "{broker}");
-    // The mismatches: the bot tracks longs where the broker holds shorts. (Only when the
-    // positions reader and position_match are built; they live on other branches.)
-    if outcome(&report, "positions-match") != "unknown" {
-        for s in SHORTS {
-            assert!(has(&k, "positions-match", "side_mismatch", s), "{s}: {k:?}");
-        }
+    // The mismatches: the bot tracks longs where the broker holds shorts.
+    assert_eq!(outcome(&report, "positions-match"), "violated");
+    for s in SHORTS {
+        assert!(has(&k, "positions-match", "side_mismatch", s), "{s}: {k:?}");
     }
+    assert!(has(&k, "order-hazards", "sell_exceeds_position", "CHWY"), "{k:?}");
     assert_eq!(sim.total_requests(), 5, "one audit, at most five requests: {:?}", sim.requests());
 }
 
