@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::SystemClock;
-use crate::collect::broker::{Broker, replay::ReplayBroker};
+use crate::collect::broker::{Broker, alpaca::AlpacaClient, replay::ReplayBroker};
 use crate::config::{BrokerKind, Config, ConfigError};
 use crate::model::Severity;
 use crate::report::Report;
@@ -90,6 +90,15 @@ pub enum Command {
         /// Exit 1 when a finding is at or above this severity.
         #[arg(long, value_enum, default_value_t = FailOn::Warning)]
         fail_on: FailOn,
+    },
+    /// Record everything one audit reads (broker bodies, bot files, log tails) into DIR, for
+    /// `audit --replay DIR`.
+    Snapshot {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The snapshot directory to create (must not exist or be empty).
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
     },
     /// Validate, list or test rules.
     Rules {
@@ -258,6 +267,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             },
         },
+        Command::Snapshot { config, out } => {
+            let cfg = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let broker = match make_broker(&cfg, None) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ERROR);
+                }
+            };
+            match crate::record::record(&cfg, &broker, &SystemClock, &out).await {
+                Ok(rec) => {
+                    for e in &rec.source_errors {
+                        eprintln!("warning: recorded as failed: {e}");
+                    }
+                    print(&crate::record::summary(&rec, &cfg.path))?;
+                    Ok(exit::CLEAN)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(exit::ERROR)
+                }
+            }
+        }
         Command::Silence { command } => crate::alert::cmd::run(command, crate::clock::Clock::now(&SystemClock)),
         Command::Alerts { command } => crate::notify::cmd::run(command, crate::clock::Clock::now(&SystemClock)).await,
     }
@@ -276,6 +311,6 @@ pub fn make_broker(cfg: &Config, replay: Option<&Path>) -> Result<Broker, String
             let dir = cfg.broker.replay_dir.as_deref().ok_or("[broker] kind = \"replay\" needs `dir`")?;
             Ok(Broker::Replay(ReplayBroker::new(dir)))
         }
-        BrokerKind::Alpaca => Err("the Alpaca client is not available in this build yet; use --replay DIR".into()),
+        BrokerKind::Alpaca => AlpacaClient::from_env(&cfg.broker).map(Broker::Alpaca).map_err(|e| e.to_string()),
     }
 }
