@@ -4,7 +4,7 @@
 mod markdown;
 mod text;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -182,14 +182,22 @@ fn reconciliation(snap: &Snapshot) -> Vec<ReconciliationRow> {
     let broker = snap.broker.positions.as_ref().ok();
     let bot = snap.bot.positions.as_ref().ok();
     let meta = snap.bot.metadata.as_ref().map(|m| m.as_ref().ok());
-    let mut symbols: BTreeSet<&Symbol> = BTreeSet::new();
-    symbols.extend(broker.into_iter().flatten().map(|p| &p.symbol));
-    symbols.extend(bot.into_iter().flatten().map(|p| &p.symbol));
+    // Symbol -> qty of its first row on each side (a join, not a scan per symbol: 10,000
+    // positions would cost 10^8 comparisons).
+    let mut broker_qty: BTreeMap<&Symbol, Decimal> = BTreeMap::new();
+    for p in broker.into_iter().flatten() {
+        broker_qty.entry(&p.symbol).or_insert(p.qty);
+    }
+    let mut bot_qty: BTreeMap<&Symbol, Decimal> = BTreeMap::new();
+    for p in bot.into_iter().flatten() {
+        bot_qty.entry(&p.symbol).or_insert(p.qty);
+    }
+    let symbols: BTreeSet<&Symbol> = broker_qty.keys().chain(bot_qty.keys()).copied().collect();
     symbols
         .into_iter()
         .map(|s| {
-            let b = broker.and_then(|ps| ps.iter().find(|p| &p.symbol == s)).map(|p| p.qty);
-            let t = bot.and_then(|ps| ps.iter().find(|p| &p.symbol == s)).map(|p| p.qty);
+            let b = broker_qty.get(s).copied();
+            let t = bot_qty.get(s).copied();
             let metadata = match meta {
                 None | Some(None) => None,
                 Some(Some(m)) => Some(m.contains_key(s)),
