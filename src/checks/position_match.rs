@@ -117,6 +117,8 @@ impl Params {
         let bot = sum_tracked(tracked);
         // Metadata is the metadata_complete rule's business: unreadable metadata only means
         // its keys are not compared here.
+        // Sorted lists, searched by bisection: a linear `contains` per symbol would be
+        // quadratic in positions. Metadata keys come sorted from the map.
         let metadata_keys: Vec<&Symbol> = match &snap.bot.metadata {
             Some(Ok(m)) => m.keys().collect(),
             _ => Vec::new(),
@@ -131,7 +133,7 @@ impl Params {
         symbols.dedup();
         let mut issues = Vec::new();
         for symbol in symbols {
-            if settling.contains(&symbol) {
+            if settling.binary_search(&symbol).is_ok() {
                 continue;
             }
             match (broker.get(symbol), bot.get(symbol)) {
@@ -142,7 +144,7 @@ impl Params {
                     if t.is_some() {
                         sources.push("positions");
                     }
-                    if metadata_keys.contains(&symbol) {
+                    if metadata_keys.binary_search(&symbol).is_ok() {
                         sources.push("metadata");
                     }
                     issues.push(orphaned(symbol, t, &sources, suffix));
@@ -152,15 +154,18 @@ impl Params {
         Evaluation::Checked(issues)
     }
 
-    /// Symbols with recent order activity or fills in flight.
+    /// Symbols with recent order activity or fills in flight, sorted and without repeats.
     fn settling<'o>(&self, orders: &'o [crate::model::Order], now: DateTime<Utc>) -> Vec<&'o Symbol> {
         let settle = chrono::Duration::from_std(self.settle).unwrap_or(chrono::Duration::MAX);
-        orders
+        let mut symbols: Vec<&Symbol> = orders
             .iter()
             .filter(|o| o.is_open())
             .filter(|o| o.filled_qty > Decimal::ZERO || o.last_activity().is_some_and(|t| now - t <= settle))
             .map(|o| &o.symbol)
-            .collect()
+            .collect();
+        symbols.sort();
+        symbols.dedup();
+        symbols
     }
 
     fn compare(&self, b: &Position, t: &BotPos, suffix: &str, issues: &mut Vec<Issue>) {
