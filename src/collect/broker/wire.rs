@@ -12,8 +12,13 @@ use crate::model::{Account, AccountConfiguration, MarketClock, Order, OrderSide,
 
 /// Decimals on the wire are strings; numbers are accepted too (some SDKs send them).
 mod dec_str {
+    use std::fmt;
+
     use rust_decimal::Decimal;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use crate::num::parse_decimal;
 
     #[expect(clippy::ref_option, reason = "serde's `with` passes a reference to the field")]
     pub(super) fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
@@ -23,12 +28,64 @@ mod dec_str {
         }
     }
 
+    /// Reads the value in place (no intermediate `serde_json::Value`: a 2,000-position body
+    /// has 28,000 decimals). Null and `""` are `None`; the errors are `decimal_from_json`'s,
+    /// raised after the whole value was read, as they were when it went through a `Value`.
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-        let v = Option::<serde_json::Value>::deserialize(d)?;
-        match v {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) if s.is_empty() => Ok(None),
-            Some(v) => crate::num::decimal_from_json(&v).map(Some).map_err(serde::de::Error::custom),
+        d.deserialize_any(DecimalVisitor)
+    }
+
+    struct DecimalVisitor;
+
+    impl<'de> Visitor<'de> for DecimalVisitor {
+        type Value = Option<Decimal>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a decimal as a string or a number")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            if s.is_empty() { Ok(None) } else { parse_decimal(s).map(Some).map_err(E::custom) }
+        }
+
+        fn visit_i64<E: de::Error>(self, i: i64) -> Result<Self::Value, E> {
+            Ok(Some(Decimal::from(i)))
+        }
+
+        fn visit_u64<E: de::Error>(self, u: u64) -> Result<Self::Value, E> {
+            Ok(Some(Decimal::from(u)))
+        }
+
+        fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+            // The shortest text of the float, as `decimal_from_json` reads a JSON number.
+            let text = serde_json::Number::from_f64(f).map_or_else(|| f.to_string(), |n| n.to_string());
+            parse_decimal(&text).map(Some).map_err(E::custom)
+        }
+
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+            Err(E::custom(format!("is the boolean {b}, expected a number")))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Err(de::Error::custom("is an array, expected a number"))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Err(de::Error::custom("is an object, expected a number"))
         }
     }
 }
