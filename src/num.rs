@@ -43,10 +43,11 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
     if t.is_empty() {
         return Err("is an empty string, expected a number".into());
     }
-    let shown: String = t.chars().take(40).collect();
-    Decimal::from_str(t)
-        .or_else(|_| Decimal::from_scientific(t))
-        .map_err(|_| format!("`{shown}` is not a decimal number"))
+    Decimal::from_str(t).or_else(|_| Decimal::from_scientific(t)).map_err(|_| {
+        // Built only on failure: this runs for every decimal of every position.
+        let shown: String = t.chars().take(40).collect();
+        format!("`{shown}` is not a decimal number")
+    })
 }
 
 /// `|a - b| <= tolerance`.
