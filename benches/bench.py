@@ -7,8 +7,9 @@
 2. For each size: generates a bot (benches/support/gen.rs), runs `tradewarden audit --replay`
    N times (after one warm-up run) and records the median wall time and the peak RSS
    (getrusage of the child), then runs benches/baseline.py once on the same data and reports
-   the ratio. Sizes: logs of 10 MB, 100 MB, 500 MB and 2 GB (three logs, 2,000 positions), and
-   100, 2,000 and 10,000 positions (three 100 MB logs).
+   the ratio, and checks that both found the same findings (rule, code, subject). Sizes: logs
+   of 10 MB, 100 MB, 500 MB and 2 GB (three logs, 2,000 positions), and 100, 2,000 and 10,000
+   positions (three 500 MB logs).
 3. Broker requests per cycle: `tradewarden audit` against `tradewarden sim`, counted by the
    simulator (`GET /_sim/state`).
 4. Daemon soak: `tradewarden run --max-cycles N` against the simulator every 10 ms, RSS sampled
@@ -19,6 +20,7 @@ and is reused between runs when the options match. Files are warm in the page ca
 tradewarden and the baseline: each is measured after the generator (or a warm-up) read them.
 """
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -50,28 +52,35 @@ def timed(cmd):
 
 
 def generate(work, positions, log_mb, logs=3):
+    """The bot for this size, generated unless an identical one (same generator source, same
+    options) is already there."""
     d = work / f"bot-p{positions}-l{log_mb}"
     stamp = d / ".complete"
-    if not stamp.exists():
+    source = (ROOT / "benches/support/gen.rs").read_bytes()
+    want = f"{hashlib.sha256(source).hexdigest()} {positions} {log_mb} {logs}"
+    if not stamp.exists() or stamp.read_text() != want:
         if d.exists():
             shutil.rmtree(d)
         sh(str(GEN), "--out", str(d), "--positions", str(positions), "--log-mb", str(log_mb), "--logs", str(logs), stdout=subprocess.DEVNULL)
-        stamp.write_text("ok")
+        stamp.write_text(want)
     return d
 
 
 def audit(d, runs):
+    """Median wall time, peak RSS (max over the runs), and the findings as (rule, code, subject)."""
     cmd = [str(BIN), "audit", "-c", str(d / "tradewarden.toml"), "--replay", str(d), "--format", "json"]
     timed(cmd)  # warm-up
     samples = [timed(cmd) for _ in range(runs)]
-    findings = len(json.loads(samples[-1][3])["findings"])
+    findings = sorted((f["rule"], f["code"], f["subject"]) for f in json.loads(samples[-1][3])["findings"])
     return statistics.median(s[0] for s in samples), max(s[1] for s in samples), findings
 
 
 def baseline(d):
-    secs, rss, code, out = timed([sys.executable, str(ROOT / "benches/baseline.py"), str(d)])
+    """One run of the baseline: wall time, peak RSS, and its findings."""
+    secs, rss, code, out = timed([sys.executable, str(ROOT / "benches/baseline.py"), "--list", str(d)])
     assert code == 0, f"baseline failed on {d}"
-    return secs, rss, out.decode().strip()
+    findings = sorted(tuple(line.split(" ", 2)) for line in out.decode().splitlines()[1:])
+    return secs, rss, findings
 
 
 def start_sim(scenario):
@@ -182,19 +191,27 @@ def main():
     if a.quick:
         sizes = [(100, 10), (2000, 10)]
     else:
-        sizes = [(2000, 10), (2000, 100), (2000, 500), (2000, 2000), (100, 100), (10_000, 100)]
-    print("| positions | log size (×3 logs) | tradewarden median | peak RSS | findings | baseline | baseline RSS | ratio |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        sizes = [(2000, 10), (2000, 100), (2000, 500), (2000, 2000), (100, 500), (10_000, 500)]
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    print("| positions | log size (×3 logs) | tradewarden median | peak RSS | findings | baseline | baseline RSS | baseline findings | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    disagreements = []
     for positions, log_mb in sizes:
         d = generate(work, positions, log_mb)
         secs, rss, findings = audit(d, a.runs)
         if a.skip_baseline:
-            b = "-", "-", "-"
+            b = "-", "-", "-", "-"
         else:
-            bs, brss, bout = baseline(d)
-            b = f"{bs * 1000:.0f} ms ({bout})", f"{brss:.0f} MB", f"{bs / secs:.0f}×"
+            bs, brss, bfindings = baseline(d)
+            same = bfindings == findings
+            if not same:
+                disagreements.append((d, sorted(set(findings) - set(bfindings)), sorted(set(bfindings) - set(findings))))
+            b = f"{bs:.1f} s", f"{brss:.0f} MB", f"{len(bfindings)} ({'same' if same else 'DIFFERENT'})", f"{bs / secs:,.0f}×"
         size = f"{log_mb} MB" if log_mb < 1000 else f"{log_mb / 1000:g} GB"
-        print(f"| {positions:,} | {size} | {secs * 1000:.1f} ms | {rss:.1f} MB | {findings} | {b[0]} | {b[1]} | {b[2]} |", flush=True)
+        print(f"| {positions:,} | {size} | {secs * 1000:.1f} ms | {rss:.1f} MB | {len(findings)} | {b[0]} | {b[1]} | {b[2]} | {b[3]} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    for d, only_tw, only_base in disagreements:
+        print(f"\nfindings differ on {d}:\n  only tradewarden: {only_tw}\n  only the baseline: {only_base}")
     print()
     try:
         print(f"broker requests per audit (counted by the simulator): {requests_per_audit()}")
@@ -203,6 +220,8 @@ def main():
     if not a.skip_soak:
         start, end, secs, code = soak(a.soak_cycles)
         print(f"daemon soak: {a.soak_cycles} cycles in {secs:.0f} s (exit {code}); RSS after 100 cycles {start:.1f} MB, at the end {end:.1f} MB")
+    if disagreements:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

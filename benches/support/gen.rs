@@ -23,6 +23,46 @@ pub struct Opts {
     pub rate: u64,
     /// How many logs (run, exits, attribution, fills).
     pub logs: usize,
+    /// Seed one incident of each kind the default rules detect (see [`Incident`]), so the
+    /// audit and the baseline have findings of every rule to agree on. Needs 20 positions.
+    pub incidents: bool,
+}
+
+/// The positions (by index) that carry an incident when `Opts::incidents` is set: every rule
+/// of rules/default.toml then has something to find, and the baseline must find the same.
+pub struct Incident;
+
+impl Incident {
+    /// Short at the broker (the bot tracks it long): `short_position`, `side_mismatch`,
+    /// `short_exposure`.
+    pub const SHORT: usize = 3;
+    /// The bot tracks one share more: `quantity_mismatch`.
+    pub const QTY: usize = 5;
+    /// The bot's entry price is 5% above the broker's: `entry_price_mismatch`.
+    pub const PRICE: usize = 7;
+    /// No metadata: `metadata_missing`.
+    pub const NO_METADATA: usize = 9;
+    /// Metadata with a zero entry score: `metadata_incomplete`.
+    pub const BAD_METADATA: usize = 11;
+    /// An open sell for 5 more shares than held, placed 2 h ago: `sell_exceeds_position`,
+    /// `stale_order`.
+    pub const OVERSELL: usize = 13;
+    /// Two identical open buys placed after that sell: `duplicate_order`, `buy_before_sell`.
+    pub const DUPLICATE_BUY: usize = 15;
+    // And the bot tracks (with metadata) `symbol(positions)`, which the broker does not hold:
+    // `orphaned_position`.
+}
+
+fn has(o: &Opts, i: usize, incident: usize) -> bool {
+    o.incidents && o.positions >= 20 && i == incident
+}
+
+fn qty_of(i: usize) -> usize {
+    10 + i % 90
+}
+
+fn price_of(i: usize) -> usize {
+    20 + (i % 400)
 }
 
 pub fn iso(epoch: i64) -> String {
@@ -61,15 +101,17 @@ pub fn broker(o: &Opts) {
     let mut pos = String::from("[");
     let mut long_mv: u64 = 0;
     for i in 0..o.positions {
-        let qty = 10 + i % 90;
-        let price = 20 + (i % 400);
-        long_mv += (qty * price) as u64;
+        let (qty, price) = (qty_of(i), price_of(i));
+        let (sign, side) = if has(o, i, Incident::SHORT) { ("-", "short") } else { ("", "long") };
+        if sign.is_empty() {
+            long_mv += (qty * price) as u64;
+        }
         if i > 0 {
             pos.push(',');
         }
         let _ = write!(
             pos,
-            r#"{{"asset_id":"00000000-0000-4000-8000-{i:012}","symbol":"{s}","exchange":"NASDAQ","asset_class":"us_equity","asset_marginable":true,"qty":"{qty}","qty_available":"{qty}","avg_entry_price":"{price}.00","side":"long","market_value":"{mv}.00","cost_basis":"{mv}.00","unrealized_pl":"0.00","unrealized_plpc":"0","unrealized_intraday_pl":"0","unrealized_intraday_plpc":"0","current_price":"{price}.00","lastday_price":"{price}.00","change_today":"0"}}"#,
+            r#"{{"asset_id":"00000000-0000-4000-8000-{i:012}","symbol":"{s}","exchange":"NASDAQ","asset_class":"us_equity","asset_marginable":true,"qty":"{sign}{qty}","qty_available":"{sign}{qty}","avg_entry_price":"{price}.00","side":"{side}","market_value":"{sign}{mv}.00","cost_basis":"{sign}{mv}.00","unrealized_pl":"0.00","unrealized_plpc":"0","unrealized_intraday_pl":"0","unrealized_intraday_plpc":"0","current_price":"{price}.00","lastday_price":"{price}.00","change_today":"0"}}"#,
             s = symbol(i),
             mv = qty * price
         );
@@ -84,7 +126,7 @@ pub fn broker(o: &Opts) {
             r#"{{"id":"291f9c46-9fe1-49e8-934f-934869bb2adf","account_number":"PA3XK8Q1ZT7M","status":"ACTIVE","currency":"USD","cash":"{long_mv}.00","buying_power":"{equity}.00","equity":"{equity}.00","long_market_value":"{long_mv}.00","short_market_value":"0","shorting_enabled":true,"trading_blocked":false,"account_blocked":false,"trade_suspended_by_user":false}}"#
         ),
     );
-    write(&dir.join("orders.json"), "[]");
+    write(&dir.join("orders.json"), &orders(o));
     write(
         &dir.join("clock.json"),
         r#"{"timestamp":"2026-11-20T10:30:00-05:00","is_open":true,"next_open":"2026-11-23T09:30:00-05:00","next_close":"2026-11-20T16:00:00-05:00"}"#,
@@ -95,20 +137,57 @@ pub fn broker(o: &Opts) {
     );
 }
 
+/// An open order in Alpaca's shape.
+fn order(n: usize, symbol: &str, side: &str, qty: usize, limit: &str, placed: i64) -> String {
+    let at = iso(placed);
+    format!(
+        r#"{{"id":"0000000{n}-0000-4000-8000-000000000000","client_order_id":"bench-{n}","created_at":"{at}","updated_at":"{at}","submitted_at":"{at}","filled_at":null,"expired_at":null,"canceled_at":null,"failed_at":null,"replaced_at":null,"replaced_by":null,"replaces":null,"asset_id":"00000000-0000-4000-8000-000000000000","symbol":"{symbol}","asset_class":"us_equity","notional":null,"qty":"{qty}","filled_qty":"0","filled_avg_price":null,"order_class":"","order_type":"limit","type":"limit","side":"{side}","time_in_force":"day","limit_price":"{limit}","stop_price":null,"status":"new","extended_hours":false,"legs":null,"trail_percent":null,"trail_price":null,"hwm":null}}"#
+    )
+}
+
+fn orders(o: &Opts) -> String {
+    if !o.incidents || o.positions < 20 {
+        return "[]".into();
+    }
+    let (sell, buy) = (Incident::OVERSELL, Incident::DUPLICATE_BUY);
+    let sell_price = format!("{}.00", price_of(sell) + 1);
+    let buy_price = format!("{}.00", price_of(buy) - 1);
+    [
+        order(1, &symbol(sell), "sell", qty_of(sell) + 5, &sell_price, NOW_EPOCH - 7200),
+        order(2, &symbol(buy), "buy", 10, &buy_price, NOW_EPOCH - 120),
+        order(3, &symbol(buy), "buy", 10, &buy_price, NOW_EPOCH - 60),
+    ]
+    .iter()
+    .fold(String::from("["), |acc, x| if acc.len() > 1 { acc + "," + x } else { acc + x })
+        + "]"
+}
+
 pub fn bot_state(o: &Opts) {
     let mut opens = String::from(r#"{"updated_at":"2026-11-20T15:29:20+00:00","opens":{"#);
     let mut meta = String::from("{");
-    for i in 0..o.positions {
-        let qty = 10 + i % 90;
-        let price = 20 + (i % 400);
+    // The orphan (tracked, with metadata, not at the broker) is one past the last position.
+    let tracked = o.positions + usize::from(o.incidents && o.positions >= 20);
+    for i in 0..tracked {
+        let (mut qty, price) = (qty_of(i), price_of(i));
+        if has(o, i, Incident::QTY) {
+            qty += 1;
+        }
+        let entry = if has(o, i, Incident::PRICE) {
+            format!("{}.{:02}", price * 105 / 100, price * 105 % 100)
+        } else {
+            format!("{price}.00")
+        };
         let sep = if i > 0 { "," } else { "" };
-        let _ =
-            write!(opens, r#"{sep}"{s}":{{"qty":{qty},"entry_price":"{price}.00","strategy":"rsi"}}"#, s = symbol(i));
+        let _ = write!(opens, r#"{sep}"{s}":{{"qty":{qty},"entry_price":"{entry}","strategy":"rsi"}}"#, s = symbol(i));
+        if has(o, i, Incident::NO_METADATA) {
+            continue;
+        }
+        let score = if has(o, i, Incident::BAD_METADATA) { 0 } else { 10 + i % 89 };
+        let sep = if meta.len() > 1 { "," } else { "" };
         let _ = write!(
             meta,
             r#"{sep}"{s}":{{"entry_score":0.{score:02},"entry_ts":"2026-11-19T15:00:00+00:00","components":{{"rsi":0.4,"trend":0.3}}}}"#,
             s = symbol(i),
-            score = 10 + i % 89
         );
     }
     opens.push_str("}}");
