@@ -4,7 +4,8 @@
 //!
 //! The file is read in blocks from the end (`memrchr` finds the newlines; the block, the
 //! partial-line carry and the line buffer are reused). Each line is parsed as a JSON object
-//! and its event time read through the configured field.
+//! and its event time read through the configured field; only the fields the scan reads are
+//! kept (`record`), except for the last record, which is kept whole.
 //!
 //! The scan stops after the first valid event (a parseable line with a valid time) older than
 //! `now − horizon`, where the horizon is the largest window asked for (zero without windows,
@@ -43,6 +44,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use super::file::open_regular;
+use super::record::{Keep, Parsed, parse_kept};
 use super::text::{about, json_kind, serde_message};
 use crate::model::{FieldRef, LogQuery, LogSummary, MalformedLine, SourceError, Sourced, WindowCount};
 use crate::timestamp::timestamp_from_json;
@@ -136,8 +138,9 @@ struct Bad {
     incomplete: bool,
 }
 
-/// Parses one line (without its `\n`).
-fn parse_line(bytes: &[u8], time: &FieldRef) -> Line {
+/// Parses one line (without its `\n`): the whole record, or with `keep` only the fields the
+/// scan reads (same validation and errors; see `record`).
+fn parse_line(bytes: &[u8], time: &FieldRef, keep: Option<&Keep>) -> Line {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Line::Blank;
@@ -150,13 +153,16 @@ fn parse_line(bytes: &[u8], time: &FieldRef) -> Line {
         Ok(t) => t,
         Err(e) => return bad(format!("invalid UTF-8 at column {}", e.valid_up_to() + 1), true),
     };
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
+    let parsed = match keep {
+        None => serde_json::from_str::<Value>(text)
+            .map(|v| if v.is_object() { Parsed::Object(v) } else { Parsed::NotObject(json_kind(&v)) }),
+        Some(keep) => parse_kept(text, keep),
+    };
+    let value = match parsed {
+        Ok(Parsed::Object(v)) => v,
+        Ok(Parsed::NotObject(kind)) => return bad(format!("is {kind}, expected a JSON object"), false),
         Err(e) => return bad(format!("invalid JSON at column {}: {}", e.column(), serde_message(&e)), true),
     };
-    if !value.is_object() {
-        return bad(format!("is {}, expected a JSON object", json_kind(&value)), false);
-    }
     let time = match time.get(&value) {
         None => Err(format!("time field `{time}` is missing")),
         Some(v) => timestamp_from_json(v).map_err(|e| about(&format!("time field `{time}`"), &e)),
@@ -197,13 +203,15 @@ fn scan_file(file: &File, len: u64, path: &Path, ask: Ask<'_>) -> io::Result<Log
         torn_tail: false,
     };
     let mut want_last = query.last_record;
+    let keep = Keep::for_scan(time, query);
     let mut lines = ReverseLines::new(file, len, limits);
     while let Some(raw) = lines.next_line()? {
         s.lines_scanned += 1;
         s.scanned_from = raw.offset;
         let from_end = s.lines_scanned;
         let line = match raw.bytes {
-            Some(b) => parse_line(b, time),
+            // The last record is kept whole; other lines only for their time and matchers.
+            Some(b) => parse_line(b, time, (!want_last).then_some(&keep)),
             None => Line::Bad(Bad { reason: oversize_reason(raw.len, limits.max_line), incomplete: false }),
         };
         let past_horizon = match line {
@@ -830,7 +838,7 @@ mod tests {
                 if b.len() > max_line {
                     Line::Bad(Bad { reason: oversize_reason(b.len() as u64, max_line), incomplete: false })
                 } else {
-                    parse_line(b, &time)
+                    parse_line(b, &time, None)
                 }
             })
             .collect();

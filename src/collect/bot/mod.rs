@@ -2,6 +2,7 @@
 
 mod file;
 pub mod jsonl;
+mod record;
 pub mod state;
 mod text;
 
