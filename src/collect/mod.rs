@@ -18,6 +18,20 @@ pub enum CollectError {
     Replay(String),
 }
 
+/// Parses a JSON document from bytes, exactly as `serde_json::from_slice` (same values, same
+/// errors), but faster for large documents: the bytes are checked as UTF-8 once, up front,
+/// instead of serde_json checking every string it reads (a 2,000-position body has 36,000).
+/// Bytes that are not UTF-8 go through `from_slice`, for its error.
+///
+/// # Errors
+/// serde_json's error.
+pub(crate) fn json_from_bytes<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// The bot root for this broker: `DIR/bot` for a replay, else `[bot].root`.
 #[must_use]
 pub fn bot_root(config: &Config, broker: &Broker) -> PathBuf {

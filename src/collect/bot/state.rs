@@ -149,7 +149,7 @@ fn read_json_file(path: &Path, name: &str) -> Sourced<Value> {
         };
         return Err(SourceError::malformed(name, format!("{shown_path} {what}: probably being written")));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    crate::collect::json_from_bytes(&bytes).map_err(|e| {
         let (line, column) = (e.line(), e.column());
         let offset = byte_offset(&bytes, line, column);
         let hint = if e.is_eof() { " (the file ends early: probably half-written)" } else { "" };

@@ -511,7 +511,7 @@ pub struct AlpacaError {
 /// # Errors
 /// A sentence naming the element and field that was wrong.
 pub fn parse_positions(body: &[u8]) -> Result<Vec<Position>, String> {
-    let raw: Vec<AlpacaPosition> = serde_json::from_slice(body).map_err(|e| format!("positions body: {e}"))?;
+    let raw: Vec<AlpacaPosition> = crate::collect::json_from_bytes(body).map_err(|e| format!("positions body: {e}"))?;
     raw.iter().enumerate().map(|(i, p)| p.to_domain().map_err(|e| format!("positions[{i}]: {e}"))).collect()
 }
 
@@ -520,7 +520,7 @@ pub fn parse_positions(body: &[u8]) -> Result<Vec<Position>, String> {
 /// # Errors
 /// A sentence naming the element and field that was wrong.
 pub fn parse_orders(body: &[u8]) -> Result<Vec<Order>, String> {
-    let raw: Vec<AlpacaOrder> = serde_json::from_slice(body).map_err(|e| format!("orders body: {e}"))?;
+    let raw: Vec<AlpacaOrder> = crate::collect::json_from_bytes(body).map_err(|e| format!("orders body: {e}"))?;
     raw.iter().enumerate().map(|(i, o)| o.to_domain().map_err(|e| format!("orders[{i}]: {e}"))).collect()
 }
 
