@@ -59,8 +59,9 @@ pub fn read_metadata(
 ) -> Sourced<Metadata> {
     const SOURCE: &str = "metadata";
     let doc = load(&mapping.source, root, logs, SOURCE)?;
-    let value = doc.at(&mapping.at).map_err(|m| SourceError::malformed(SOURCE, m))?;
-    extract_metadata(value, &mapping.at, &doc.origin).map_err(|m| SourceError::malformed(SOURCE, m))
+    let origin = doc.origin.clone();
+    let value = doc.take_at(&mapping.at).map_err(|m| SourceError::malformed(SOURCE, m))?;
+    extract_metadata(value, &mapping.at, &origin).map_err(|m| SourceError::malformed(SOURCE, m))
 }
 
 /// A JSON document and where it came from, for messages.
@@ -70,10 +71,20 @@ struct Doc<'a> {
     origin: String,
 }
 
-impl Doc<'_> {
+impl<'a> Doc<'a> {
     /// The value at the JSON pointer `at` (`""` = the root).
     fn at(&self, at: &str) -> Result<&Value, String> {
         self.value.pointer(at).ok_or_else(|| format!("pointer `{at}` not found in {}", self.origin))
+    }
+
+    /// The value at `at`, moved out of a document read from a file (no copy), borrowed from
+    /// a log's last record.
+    fn take_at(self, at: &str) -> Result<Cow<'a, Value>, String> {
+        let missing = || format!("pointer `{at}` not found in {}", self.origin);
+        match self.value {
+            Cow::Owned(mut v) => v.pointer_mut(at).map(|v| Cow::Owned(v.take())).ok_or_else(missing),
+            Cow::Borrowed(v) => v.pointer(at).map(Cow::Borrowed).ok_or_else(missing),
+        }
     }
 }
 
@@ -314,22 +325,27 @@ fn read_fields(entry: &Value, m: &PositionsMapping, problems: &mut Vec<String>) 
     Some(Fields { qty, side: side.or_else(|| Side::of_qty(qty)), entry_price })
 }
 
-fn extract_metadata(value: &Value, at: &str, origin: &str) -> Result<Metadata, String> {
-    let Value::Object(map) = value else {
-        return Err(format!(
-            "the value {} in {origin} is {}, expected an object keyed by symbol",
-            where_at(at),
-            json_kind(value)
-        ));
+fn extract_metadata(value: Cow<'_, Value>, at: &str, origin: &str) -> Result<Metadata, String> {
+    let map = match value {
+        // Each symbol's metadata is moved into the result, not copied.
+        Cow::Owned(Value::Object(map)) => map,
+        Cow::Borrowed(Value::Object(map)) => map.clone(),
+        other => {
+            return Err(format!(
+                "the value {} in {origin} is {}, expected an object keyed by symbol",
+                where_at(at),
+                json_kind(&other)
+            ));
+        }
     };
     let mut out = Metadata::new();
     let mut bad = Vec::new();
     for (key, v) in map {
-        match Symbol::new_checked(key) {
+        match Symbol::new_checked(&key) {
             Ok(s) => {
-                out.insert(s, v.clone());
+                out.insert(s, v);
             }
-            Err(e) => bad.push(format!("`{}`: {e}", shown(key))),
+            Err(e) => bad.push(format!("`{}`: {e}", shown(&key))),
         }
     }
     if bad.is_empty() {
