@@ -115,6 +115,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::notify::cmd::AlertsCommand,
     },
+    /// Close positions now, behind the safety gates: prints the plan, asks (unless --yes),
+    /// then acts (exit 0 done, 1 failed or unconfirmed, 2 refused or nothing done).
+    Flatten(crate::act::cmd::FlattenArgs),
+    /// Rewrite the bot's positions and metadata files to match the broker: shows the diff,
+    /// asks (unless --yes), then writes with a backup (exit codes as for flatten).
+    Fix(crate::act::cmd::FixArgs),
     /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
     Sim {
         /// The scenario file (JSON) that seeds the state.
@@ -293,6 +299,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
         }
+        Command::Flatten(args) => crate::act::cmd::flatten(args).await,
+        Command::Fix(args) => crate::act::cmd::fix(args).await,
         Command::Silence { command } => crate::alert::cmd::run(command, crate::clock::Clock::now(&SystemClock)),
         Command::Alerts { command } => crate::notify::cmd::run(command, crate::clock::Clock::now(&SystemClock)).await,
     }
