@@ -121,7 +121,7 @@ async fn run(config: &ConfigArg, manual: &Manual, dry_run: bool, yes: bool) -> a
         return Ok(exit::CLEAN);
     }
     if dry_run {
-        print("Dry run: nothing sent, nothing written.\n")?;
+        print("Dry run: nothing sent to the broker, no bot file written.\n")?;
         return Ok(exit::CLEAN);
     }
     if !yes {

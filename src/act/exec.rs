@@ -12,6 +12,7 @@
 //!   `TRADEWARDEN_FINGERPRINT`, `TRADEWARDEN_MODE` (`paper`/`live`).
 //! - Exit status and the first 16 KiB of stdout and stderr go to the journal.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -97,7 +98,20 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-/// Runs the command.
+/// The environment a command gets: `base` without the hidden variables, plus `add`.
+#[must_use]
+pub fn child_env(
+    base: impl IntoIterator<Item = (OsString, OsString)>,
+    add: &[(String, String)],
+    hide: &[String],
+) -> Vec<(OsString, OsString)> {
+    let mut out: Vec<(OsString, OsString)> =
+        base.into_iter().filter(|(k, _)| !k.to_str().is_some_and(|k| secret(k, hide))).collect();
+    out.extend(add.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    out
+}
+
+/// Runs the command with exactly the environment `env` (see `child_env`).
 ///
 /// # Errors
 /// When it cannot be started (not found, not executable).
@@ -105,8 +119,7 @@ pub async fn run(
     argv: &[String],
     timeout: Duration,
     dir: &Path,
-    env: &[(String, String)],
-    hide: &[String],
+    env: Vec<(OsString, OsString)>,
     stdin: Vec<u8>,
 ) -> Result<ExecRun, String> {
     let (program, args) = argv.split_first().ok_or("empty command")?;
@@ -119,14 +132,7 @@ pub async fn run(
         .kill_on_drop(true);
     #[cfg(unix)]
     cmd.process_group(0);
-    for (name, _) in std::env::vars_os() {
-        if let Some(n) = name.to_str()
-            && secret(n, hide)
-        {
-            cmd.env_remove(n);
-        }
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    cmd.env_clear().envs(env);
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
     let pid = child.id();
@@ -194,13 +200,21 @@ mod tests {
 
     #[tokio::test]
     async fn passes_stdin_and_environment() {
-        let env = vec![("TRADEWARDEN_RULE".to_owned(), "no-shorts".to_owned())];
+        let base = [
+            ("PATH", "/usr/bin:/bin"),
+            ("APCA_API_SECRET_KEY", "s3cret"),
+            ("APCA_API_KEY_ID", "PK"),
+            ("MY_SMTP_PW", "pw"),
+            ("KEEP", "kept"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let add = [("TRADEWARDEN_RULE".to_owned(), "no-shorts".to_owned())];
+        let env = child_env(base, &add, &["MY_SMTP_PW".to_owned()]);
         let r = run(
-            &sh("cat; echo; echo rule=$TRADEWARDEN_RULE; exit 3"),
+            &sh("cat; echo; echo rule=$TRADEWARDEN_RULE keep=$KEEP key=${APCA_API_SECRET_KEY:-unset} pw=${MY_SMTP_PW:-unset}; exit 3"),
             Duration::from_secs(10),
             Path::new("/"),
-            &env,
-            &[],
+            env,
             br#"{"findings":[]}"#.to_vec(),
         )
         .await
@@ -208,7 +222,7 @@ mod tests {
         assert_eq!(r.exit_code, Some(3));
         assert!(!r.succeeded());
         assert_eq!(r.status_text(Duration::from_secs(1)), "exit 3");
-        assert_eq!(r.stdout, "{\"findings\":[]}\nrule=no-shorts\n");
+        assert_eq!(r.stdout, "{\"findings\":[]}\nrule=no-shorts keep=kept key=unset pw=unset\n");
     }
 
     #[test]
@@ -226,7 +240,8 @@ mod tests {
         let marker = dir.path().join("survived");
         let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
         let started = Instant::now();
-        let r = run(&sh(&script), Duration::from_millis(300), dir.path(), &[], &[], Vec::new()).await.unwrap();
+        let env = child_env(std::env::vars_os(), &[], &[]);
+        let r = run(&sh(&script), Duration::from_millis(300), dir.path(), env, Vec::new()).await.unwrap();
         assert!(r.timed_out && !r.succeeded());
         assert_eq!(r.status_text(Duration::from_millis(300)), "killed after 300ms (timeout)");
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
@@ -236,12 +251,13 @@ mod tests {
 
     #[tokio::test]
     async fn output_is_bounded_and_a_missing_program_is_an_error() {
-        let r = run(&sh("head -c 100000 /dev/zero"), Duration::from_secs(10), Path::new("/"), &[], &[], Vec::new())
+        let env = || child_env(std::env::vars_os(), &[], &[]);
+        let r = run(&sh("head -c 100000 /dev/zero"), Duration::from_secs(10), Path::new("/"), env(), Vec::new())
             .await
             .unwrap();
         assert!(r.succeeded() && r.truncated);
         assert_eq!(r.stdout.len(), MAX_OUTPUT);
-        let e = run(&["/nonexistent/tw".into()], Duration::from_secs(1), Path::new("/"), &[], &[], Vec::new())
+        let e = run(&["/nonexistent/tw".into()], Duration::from_secs(1), Path::new("/"), env(), Vec::new())
             .await
             .unwrap_err();
         assert!(e.contains("cannot start `/nonexistent/tw`"), "{e}");

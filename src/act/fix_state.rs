@@ -513,8 +513,8 @@ fn fix_positions(
                 }
                 changes.push(format!(
                     "add {sym} {}{} (untracked)",
-                    p.qty,
-                    p.avg_entry_price.map(|e| format!(" @ {e}")).unwrap_or_default()
+                    p.qty.normalize(),
+                    p.avg_entry_price.map(|e| format!(" @ {}", e.normalize())).unwrap_or_default()
                 ));
                 expect_added.push((sym.to_owned(), entry_value));
             }

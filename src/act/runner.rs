@@ -649,7 +649,8 @@ impl Runner<'_> {
             "findings": findings,
         });
         let stdin = serde_json::to_vec_pretty(&stdin).unwrap_or_default();
-        match exec::run(&e.command, e.timeout, &self.cfg.dir, &env, &hidden_env(self.cfg), stdin).await {
+        let env = exec::child_env(std::env::vars_os(), &env, &hidden_env(self.cfg));
+        match exec::run(&e.command, e.timeout, &self.cfg.dir, env, stdin).await {
             Err(why) => Executed::failed(why),
             Ok(run) => {
                 let status_text = run.status_text(e.timeout);

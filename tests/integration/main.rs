@@ -1,6 +1,7 @@
 //! The one integration-test binary (`autotests = false`): every test drives the real
 //! `tradewarden` binary or talks to real servers (the simulator, an SMTP server) over loopback.
 
+mod actions;
 mod audit;
 mod client;
 mod config_errors;
