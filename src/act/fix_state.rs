@@ -489,7 +489,7 @@ fn fix_positions(
         }
         match (tracked.get(sym), broker.get(sym)) {
             (Some(_), None) => {
-                let (idx, _, _) = ents.by_symbol[sym];
+                let (idx, _, _) = *ents.by_symbol.get(sym).ok_or("an entry vanished")?;
                 remove.push(idx);
                 changes.push(format!("remove {sym} (not held at the broker)"));
                 expect_removed.push(sym.to_owned());
@@ -519,7 +519,7 @@ fn fix_positions(
                 expect_added.push((sym.to_owned(), entry_value));
             }
             (Some(t), Some(p)) if t.qty != p.qty => {
-                let (_, node, v) = ents.by_symbol[sym];
+                let (_, node, v) = *ents.by_symbol.get(sym).ok_or("an entry vanished")?;
                 let side_node = m.side.as_ref().and_then(|f| field_node(node, f).map(|n| (f, n)));
                 let old_qty_value = field_value(v, &m.qty).ok_or("a quantity field vanished")?;
                 let old_qty_node = field_node(node, &m.qty).ok_or("a quantity field vanished")?;

@@ -334,10 +334,11 @@ impl Actor {
     /// The live guard alone (the CLI checks it before reading anything): `Some(why)` when
     /// acting is refused on this account.
     #[must_use]
-    pub fn live_refusal(&self, config: &Config) -> Option<String> {
-        match runner::live_guard(self.mode, config.actions.allow_live, "action") {
-            Some(Stop::Refused(why, _) | Stop::Skipped(why)) => Some(why),
-            None => None,
+    pub fn live_refusal(&self, config: &Config) -> Option<&'static str> {
+        match self.mode {
+            Mode::Live if !config.actions.allow_live => Some(runner::LIVE_REFUSAL),
+            Mode::Replay => Some("the broker is a replayed snapshot: there is nothing to act on"),
+            _ => None,
         }
     }
 
@@ -681,7 +682,8 @@ fn requests(config: &Config, alerts: &AlertBook, snapshot: &Snapshot, evaluated:
                     None
                 },
                 unknown,
-                scope: scope_of(alert, snapshot),
+                // flatten_all is the broker's close-all, whatever the alert is about.
+                scope: if *action == ActionKind::FlattenAll { Scope::All } else { scope_of(alert, snapshot) },
                 order_ids: order_ids(alert),
             });
         }

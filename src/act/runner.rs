@@ -182,15 +182,16 @@ pub fn finding(code: &str, severity: Severity, action: &str, message: String, ob
     }
 }
 
+/// Why the live guard refuses.
+pub const LIVE_REFUSAL: &str = "the broker is a live account (real money) and [actions] allow_live is not true";
+
 /// The live guard; `Some(refusal)` when acting is not allowed on this account.
 #[must_use]
 pub fn live_guard(mode: Mode, allow_live: bool, action: &str) -> Option<Stop> {
     match mode {
         Mode::Replay => Some(Stop::Skipped("the broker is a replayed snapshot: there is nothing to act on".into())),
         Mode::Live if !allow_live => {
-            let msg = format!(
-                "{action} refused: the broker is a live account (real money) and [actions] allow_live is not true"
-            );
+            let msg = format!("{action} refused: {LIVE_REFUSAL}");
             let f = finding("action_refused", Severity::Critical, action, msg.clone(), json!({ "mode": "live" }));
             Some(Stop::Refused(msg, Some(f)))
         }

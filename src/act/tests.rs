@@ -476,3 +476,17 @@ async fn a_replay_broker_only_describes() {
     assert_eq!(out[0].result, "skipped");
     assert!(out[0].detail.contains("replayed snapshot"), "{}", out[0].detail);
 }
+
+#[tokio::test]
+async fn flatten_all_closes_everything_through_the_broker_whatever_the_alert_is_about() {
+    let rules = NO_SHORTS.replace("flatten_shorts", "flatten_all");
+    let e = env(ACT, &rules);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!((out[0].action.as_str(), out[0].result.as_str()), ("flatten_all", "done"), "{out:?}");
+    assert_eq!(b.writes(), ["close_all"]);
+    assert!(b.with(|s| s.positions.is_empty()));
+    let l = ledger(&e);
+    assert_eq!(l.intents[0].targets["symbols"], json!(["AAPL", "BILL", "CHWY"]));
+}
