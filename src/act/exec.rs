@@ -4,7 +4,8 @@
 //!
 //! - The child runs in its own process group, in the configuration file's folder. On timeout
 //!   the whole group gets SIGKILL (so a `sh -c 'sleep 999'` does not outlive it) and the child
-//!   is reaped.
+//!   is reaped. After a normal exit nothing is signalled; output pipes a background grandchild
+//!   keeps open are abandoned after 2 s.
 //! - Its environment is tradewarden's, minus the broker credentials and every other
 //!   `APCA_*` variable, and minus the SMTP credential variables `[alerts.email]` names: a
 //!   command that needs keys must get them its own way. Added: `TRADEWARDEN_ACTION`,
@@ -150,15 +151,14 @@ pub async fn run(
     let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(s) => (s.ok(), false),
         Err(_) => {
+            // The leader is not reaped yet, so its pid still names this group (a reaped
+            // pid could be reused: the group is never signalled after a normal exit).
             kill_group(pid);
             // Kills (again, harmlessly) and reaps.
             let _ = child.kill().await;
             (child.wait().await.ok(), true)
         }
     };
-    // The group is killed in any case: a background grandchild must not keep running, or
-    // keep our pipes open.
-    kill_group(pid);
     writer.abort();
     let collect = |h: Option<tokio::task::JoinHandle<(Vec<u8>, bool)>>| async move {
         match h {

@@ -443,17 +443,16 @@ impl Runner<'_> {
         // 4. cooldown
         let cooldown = chrono::Duration::from_std(acfg.cooldown).unwrap_or(chrono::Duration::MAX);
         let mut cooling = Vec::new();
-        triggers.retain(|t| match ledger.last_acted(&t.fingerprint, &action) {
-            Some(last) if now < last + cooldown => {
-                cooling.push(format!(
-                    "{} (last at {}, next after {})",
-                    t.fingerprint,
-                    last.to_rfc3339(),
-                    (last + cooldown).to_rfc3339()
-                ));
-                false
+        triggers.retain(|t| {
+            let Some(last) = ledger.last_acted(&t.fingerprint, &action) else { return true };
+            // An end beyond the calendar is "never again".
+            let until = last.checked_add_signed(cooldown);
+            if until.is_some_and(|u| now >= u) {
+                return true;
             }
-            _ => true,
+            let next = until.map_or_else(|| "never".to_owned(), |u| u.to_rfc3339());
+            cooling.push(format!("{} (last at {}, next after {next})", t.fingerprint, last.to_rfc3339()));
+            false
         });
         if triggers.is_empty() {
             return (
