@@ -91,6 +91,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = FailOn::Warning)]
         fail_on: FailOn,
     },
+    /// The watchdog: run audits on the schedule, with alert lifecycle, email, actions and the
+    /// status server, until SIGTERM/SIGINT.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Stop after this many cycles (tests, scripts).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_cycles: Option<u64>,
+    },
     /// Validate, list or test rules.
     Rules {
         #[command(subcommand)]
@@ -133,7 +142,9 @@ pub enum RulesCommand {
 pub fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    crate::logging::init(cli.log_json);
+    // The daemon logs its cycles at info; one-shot commands keep stderr quiet.
+    let default_filter = if matches!(cli.command, Command::Run { .. }) { "warn,tradewarden=info" } else { "warn" };
+    crate::logging::init(cli.log_json, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -213,6 +224,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let threshold: Severity = fail_on.into();
             Ok(if report.worst().is_some_and(|w| w >= threshold) { exit::FINDINGS } else { exit::CLEAN })
         }
+        Command::Run { config, max_cycles } => match load(&config.config) {
+            Ok(cfg) => Ok(crate::daemon::run(cfg, max_cycles).await),
+            Err(code) => Ok(code),
+        },
         Command::Rules { command } => match command {
             RulesCommand::Check { config } => {
                 let cfg = match load(&config.config) {
