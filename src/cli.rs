@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::SystemClock;
-use crate::collect::broker::{Broker, replay::ReplayBroker};
+use crate::collect::broker::{Broker, alpaca::AlpacaClient, replay::ReplayBroker};
 use crate::config::{BrokerKind, Config, ConfigError};
 use crate::model::Severity;
 use crate::report::Report;
@@ -100,6 +100,15 @@ pub enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         max_cycles: Option<u64>,
     },
+    /// Record everything one audit reads (broker bodies, bot files, log tails) into DIR, for
+    /// `audit --replay DIR`.
+    Snapshot {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The snapshot directory to create (must not exist or be empty).
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Validate, list or test rules.
     Rules {
         #[command(subcommand)]
@@ -114,6 +123,15 @@ pub enum Command {
     Alerts {
         #[command(subcommand)]
         command: crate::notify::cmd::AlertsCommand,
+    },
+    /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
+    Sim {
+        /// The scenario file (JSON) that seeds the state.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+        /// The address to listen on (loopback only); port 0 picks a free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: String,
     },
 }
 
@@ -228,6 +246,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(cfg) => Ok(crate::daemon::run(cfg, max_cycles).await),
             Err(code) => Ok(code),
         },
+        Command::Sim { scenario, listen } => crate::sim::command::run(scenario.as_deref(), &listen).await,
         Command::Rules { command } => match command {
             RulesCommand::Check { config } => {
                 let cfg = match load(&config.config) {
@@ -263,6 +282,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             },
         },
+        Command::Snapshot { config, out } => {
+            let cfg = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let broker = match make_broker(&cfg, None) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::ERROR);
+                }
+            };
+            match crate::record::record(&cfg, &broker, &SystemClock, &out).await {
+                Ok(rec) => {
+                    for e in &rec.source_errors {
+                        eprintln!("warning: recorded as failed: {e}");
+                    }
+                    print(&crate::record::summary(&rec, &cfg.path))?;
+                    Ok(exit::CLEAN)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(exit::ERROR)
+                }
+            }
+        }
         Command::Silence { command } => crate::alert::cmd::run(command, crate::clock::Clock::now(&SystemClock)),
         Command::Alerts { command } => crate::notify::cmd::run(command, crate::clock::Clock::now(&SystemClock)).await,
     }
@@ -281,6 +326,6 @@ pub fn make_broker(cfg: &Config, replay: Option<&Path>) -> Result<Broker, String
             let dir = cfg.broker.replay_dir.as_deref().ok_or("[broker] kind = \"replay\" needs `dir`")?;
             Ok(Broker::Replay(ReplayBroker::new(dir)))
         }
-        BrokerKind::Alpaca => Err("the Alpaca client is not available in this build yet; use --replay DIR".into()),
+        BrokerKind::Alpaca => AlpacaClient::from_env(&cfg.broker).map(Broker::Alpaca).map_err(|e| e.to_string()),
     }
 }

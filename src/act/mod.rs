@@ -27,6 +27,10 @@ pub struct ActionReport {
     pub result: String,
     /// One sentence: what was (or would be) done, or why not.
     pub detail: String,
+    /// A finding the daemon adds to this cycle's report and email: a refusal by the live
+    /// guard or an exhausted budget, a failed or unconfirmed action (rule `actions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<crate::model::Finding>,
 }
 
 /// Runs actions for firing alerts.
@@ -68,6 +72,7 @@ impl Actor {
                     subject: alert.subject.clone(),
                     result: if self.mode == ActionMode::Observe { "described".into() } else { "skipped".into() },
                     detail: format!("would run {action} for {} (remediation is not built yet)", alert.fingerprint),
+                    finding: None,
                 });
             }
         }

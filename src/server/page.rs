@@ -8,22 +8,10 @@ use chrono::{DateTime, Utc};
 use super::view::{CyclePoint, StatusView};
 use crate::model::Severity;
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML (the same escaping the alert email uses).
 #[must_use]
 pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::notify::html_escape(s)
 }
 
 fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {

@@ -2,8 +2,11 @@
 //! `tradewarden` binary or talks to real servers (the simulator, an SMTP server) over loopback.
 
 mod audit;
+mod client;
 mod config_errors;
 mod email;
+mod live_audit;
 mod silence;
+mod simulator;
 mod support;
 mod util;

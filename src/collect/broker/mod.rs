@@ -28,12 +28,13 @@ impl Broker {
         }
     }
 
-    /// Paper, live or replay.
+    /// Paper, live (from the Alpaca base URL's host: only `api.alpaca.markets` is live) or
+    /// replay.
     #[must_use]
     pub fn mode(&self) -> Mode {
         match self {
             Self::Replay(_) => Mode::Replay,
-            Self::Alpaca(_) => Mode::Paper,
+            Self::Alpaca(c) => c.mode(),
         }
     }
 

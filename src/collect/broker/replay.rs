@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::wire;
-use crate::model::{BrokerView, SourceError, Sourced};
+use crate::model::{BrokerView, SourceError, SourceErrorKind, Sourced};
 
 /// A snapshot directory.
 #[derive(Debug, Clone)]
@@ -26,6 +26,20 @@ struct SnapshotMeta {
     #[serde(default)]
     #[expect(dead_code, reason = "recorded for people reading the directory")]
     recorded_by: Option<String>,
+    /// Broker endpoints that failed when recorded, by source (`broker:positions`): replayed
+    /// as the same error instead of "not recorded".
+    #[serde(default)]
+    errors: BTreeMap<String, RecordedError>,
+}
+
+/// A source error as `tradewarden snapshot` records it in `snapshot.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedError {
+    /// `unavailable` or `malformed`.
+    pub kind: SourceErrorKind,
+    /// The message at the time.
+    pub message: String,
 }
 
 impl ReplayBroker {
@@ -58,11 +72,23 @@ impl ReplayBroker {
         crate::timestamp::parse_timestamp(&meta.taken_at).map_err(|e| format!("{}: taken_at {e}", path.display()))
     }
 
+    /// The broker errors recorded in `snapshot.toml` (none when it cannot be read; `taken_at`
+    /// reports that).
+    fn recorded_errors(&self) -> BTreeMap<String, RecordedError> {
+        std::fs::read_to_string(self.dir.join("snapshot.toml"))
+            .ok()
+            .and_then(|t| toml::from_str::<SnapshotMeta>(&t).ok())
+            .map(|m| m.errors)
+            .unwrap_or_default()
+    }
+
     fn read(&self, file: &str) -> Sourced<Vec<u8>> {
         let path = self.dir.join("broker").join(file);
-        let endpoint = file.trim_end_matches(".json").replace("account_configurations", "configurations");
-        std::fs::read(&path).map_err(|e| {
-            SourceError::unavailable(format!("broker:{endpoint}"), format!("{} was not recorded ({e})", path.display()))
+        let source =
+            format!("broker:{}", file.trim_end_matches(".json").replace("account_configurations", "configurations"));
+        std::fs::read(&path).map_err(|e| match self.recorded_errors().remove(&source) {
+            Some(r) => SourceError { source, kind: r.kind, message: format!("when recorded: {}", r.message) },
+            None => SourceError::unavailable(source, format!("{} was not recorded ({e})", path.display())),
         })
     }
 
@@ -77,7 +103,9 @@ impl ReplayBroker {
     /// Everything recorded.
     #[must_use]
     pub fn view(&self) -> BrokerView {
-        let configuration = if self.dir.join("broker/account_configurations.json").exists() {
+        let configuration = if self.dir.join("broker/account_configurations.json").exists()
+            || self.recorded_errors().contains_key("broker:configurations")
+        {
             Some(self.parse("account_configurations.json", wire::parse_configuration))
         } else {
             None

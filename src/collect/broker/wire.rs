@@ -435,6 +435,18 @@ pub struct AlpacaError {
     /// Message.
     #[serde(default)]
     pub message: String,
+    /// The symbol of a rejected order or close (403 insufficient qty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// Signed quantity held (403 insufficient qty); a string on the wire.
+    #[serde(default, with = "dec_str", skip_serializing_if = "Option::is_none")]
+    pub existing_qty: Option<Decimal>,
+    /// Quantity held by open orders (403 insufficient qty); a string on the wire.
+    #[serde(default, with = "dec_str", skip_serializing_if = "Option::is_none")]
+    pub held_for_orders: Option<Decimal>,
+    /// Quantity still available (403 insufficient qty); a string on the wire.
+    #[serde(default, with = "dec_str", skip_serializing_if = "Option::is_none")]
+    pub available: Option<Decimal>,
 }
 
 /// Parses the positions body.

@@ -1,0 +1,509 @@
+//! `AlpacaClient`: credentials, base URL, and the transport every call goes through (one
+//! attempt for writes, retries for reads, error mapping, metrics).
+//!
+//! Invariants:
+//! - Credentials are read from the environment once and kept only as sensitive header
+//!   values; `Debug` and every error message name the variables, never their values.
+//! - Only GETs are retried. A write that failed may or may not have taken effect; callers
+//!   re-read the broker instead of repeating it.
+//! - Redirects are not followed, so the key headers are only ever sent to the configured host.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+
+use super::endpoint::Endpoint;
+use super::error::{BASE_URL_VAR, BrokerError, ClientError, KEY_ID_VAR, SECRET_KEY_VAR};
+use super::metrics::Metrics;
+use super::retry::{RateLimitWait, RetryPolicy, parse_reset};
+use crate::collect::broker::wire::AlpacaError;
+use crate::config::BrokerConfig;
+use crate::model::Mode;
+
+/// The paper-trading REST base URL (the default).
+pub const PAPER_URL: &str = "https://paper-api.alpaca.markets";
+/// The live-trading REST base URL.
+pub const LIVE_URL: &str = "https://api.alpaca.markets";
+/// The live host: any other host (the paper host, a simulator on loopback) is paper.
+pub const LIVE_HOST: &str = "api.alpaca.markets";
+
+/// Everything needed to build a client without the environment (tests, embedding).
+#[derive(Clone)]
+pub struct ClientSettings {
+    /// REST base URL, without `/v2`.
+    pub base_url: String,
+    /// `APCA-API-KEY-ID`.
+    pub key_id: String,
+    /// `APCA-API-SECRET-KEY`.
+    pub secret_key: String,
+    /// Per-request timeout (connect, send, and read the whole body).
+    pub timeout: Duration,
+    /// How reads are retried.
+    pub retry: RetryPolicy,
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("base_url", &self.base_url)
+            .field("key_id", &"<redacted>")
+            .field("secret_key", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// The live Alpaca REST client. Cheap to clone: clones share the connection pool and the
+/// metrics.
+#[derive(Clone)]
+pub struct AlpacaClient {
+    http: reqwest::Client,
+    base: Url,
+    mode: Mode,
+    timeout: Duration,
+    retry: RetryPolicy,
+    metrics: Metrics,
+}
+
+impl fmt::Debug for AlpacaClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlpacaClient")
+            .field("base_url", &self.base_url())
+            .field("mode", &self.mode)
+            .field("credentials", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response with a 2xx status.
+#[derive(Debug, Clone)]
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) body: Vec<u8>,
+}
+
+/// Paper or live, from the URL's host: only `api.alpaca.markets` is live.
+#[must_use]
+pub fn mode_of(url: &Url) -> Mode {
+    if url.host_str().is_some_and(|h| h.eq_ignore_ascii_case(LIVE_HOST)) { Mode::Live } else { Mode::Paper }
+}
+
+/// Parses and normalises a base URL: absolute http(s) with a host; trailing slashes and a
+/// trailing `/v2` are dropped (every path this client sends starts with `/v2`).
+fn parse_base(url: &str, origin: &'static str) -> Result<Url, ClientError> {
+    let bad = |reason: String| ClientError::BadBaseUrl { url: url.to_owned(), origin, reason };
+    let trimmed = url.trim().trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/v2").unwrap_or(trimmed).trim_end_matches('/');
+    let parsed = Url::parse(trimmed).map_err(|e| bad(e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad(format!("the scheme must be http or https, not `{}`", parsed.scheme())));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("there is no host".into()));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("a base URL has no query or fragment".into()));
+    }
+    Ok(parsed)
+}
+
+fn sensitive(value: &str, var: &'static str) -> Result<HeaderValue, ClientError> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| ClientError::BadCredential { var })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// An error body for a response whose body was not Alpaca's JSON.
+#[allow(clippy::needless_update, reason = "the wire type may grow optional fields (403 details)")]
+fn error_body(code: Option<u64>, message: String) -> AlpacaError {
+    AlpacaError { code, message, ..AlpacaError::default() }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What the transport said, without reqwest's and hyper's wrappers: the innermost causes,
+/// e.g. `tcp connect error: Connection refused (os error 111)` or `dns error: ...`.
+fn cause(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    // The outer layers are generic ("client error (Connect)"); the last two say what happened.
+    let keep = parts.len().saturating_sub(2);
+    let inner = parts.split_off(keep);
+    if inner.is_empty() { e.to_string() } else { inner.join(": ") }
+}
+
+impl AlpacaClient {
+    /// Builds the client from `[broker]` and the environment: `APCA_API_KEY_ID` and
+    /// `APCA_API_SECRET_KEY` (both required), the base URL from `base_url`, else
+    /// `APCA_API_BASE_URL`, else paper.
+    ///
+    /// # Errors
+    /// A missing or unusable credential (naming the variable, never its value), or a bad URL.
+    pub fn from_env(config: &BrokerConfig) -> Result<Self, ClientError> {
+        Self::from_lookup(config, |name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the environment given as a lookup function.
+    ///
+    /// # Errors
+    /// As for `from_env`.
+    pub fn from_lookup(config: &BrokerConfig, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ClientError> {
+        let non_empty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let (url, origin) = match (&config.base_url, non_empty(BASE_URL_VAR)) {
+            (Some(u), _) => (u.clone(), "[broker] base_url"),
+            (None, Some(u)) => (u, BASE_URL_VAR),
+            (None, None) => (PAPER_URL.to_owned(), "the default"),
+        };
+        let base = parse_base(&url, origin)?;
+        let key_id = non_empty(KEY_ID_VAR);
+        let secret_key = non_empty(SECRET_KEY_VAR);
+        let (Some(key_id), Some(secret_key)) = (key_id.as_ref(), secret_key.as_ref()) else {
+            let mut missing = Vec::new();
+            if key_id.is_none() {
+                missing.push(KEY_ID_VAR);
+            }
+            if secret_key.is_none() {
+                missing.push(SECRET_KEY_VAR);
+            }
+            let base_url = base.as_str().trim_end_matches('/').to_owned();
+            return Err(ClientError::MissingCredentials { missing, mode: mode_of(&base), base_url });
+        };
+        Self::build(base, key_id.trim(), secret_key.trim(), config.timeout, RetryPolicy::default())
+    }
+
+    /// Builds a client from explicit settings.
+    ///
+    /// # Errors
+    /// A bad base URL or a credential that cannot be sent as a header.
+    pub fn new(settings: &ClientSettings) -> Result<Self, ClientError> {
+        let base = parse_base(&settings.base_url, "the settings")?;
+        Self::build(base, &settings.key_id, &settings.secret_key, settings.timeout, settings.retry)
+    }
+
+    fn build(
+        base: Url,
+        key_id: &str,
+        secret_key: &str,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<Self, ClientError> {
+        // reqwest is built with `rustls-no-provider`; without a process-wide provider, building
+        // a client panics. The binary installs ring first thing; this covers library users.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = HeaderMap::new();
+        headers.insert("APCA-API-KEY-ID", sensitive(key_id, KEY_ID_VAR)?);
+        headers.insert("APCA-API-SECRET-KEY", sensitive(secret_key, SECRET_KEY_VAR)?);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tradewarden/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let mode = mode_of(&base);
+        Ok(Self { http, base, mode, timeout, retry, metrics: Metrics::default() })
+    }
+
+    /// Replaces the retry policy (tests use short delays).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Counts into `metrics` (shared with the daemon's `/metrics`) instead of its own table.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Paper or live, from the base URL's host.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The base URL, without a trailing slash.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    /// The per-request timeout.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The retry policy.
+    #[must_use]
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The per-endpoint counters.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// `base` + `/v2/...` path segments (percent-encoded) + query pairs.
+    pub(super) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut u = self.base.clone();
+        if let Ok(mut path) = u.path_segments_mut() {
+            path.pop_if_empty().push("v2").extend(segments);
+        }
+        if !query.is_empty() {
+            u.query_pairs_mut().extend_pairs(query);
+        }
+        u
+    }
+
+    /// Sends one request. 2xx is a `Reply`; everything else is mapped to a `BrokerError`.
+    /// Counts the request, and the error by kind.
+    pub(super) async fn send_once(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, BrokerError> {
+        self.metrics.request(endpoint);
+        let result = self.exchange(endpoint, url, body).await;
+        if let Err(e) = &result {
+            self.metrics.error(endpoint, e.kind());
+        }
+        result
+    }
+
+    async fn exchange(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, BrokerError> {
+        let method: Method = endpoint.method();
+        let target = match (url.host_str(), url.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            _ => url.to_string(),
+        };
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                BrokerError::Timeout { endpoint, after: self.timeout }
+            } else {
+                BrokerError::Unreachable { endpoint, message: format!("{target}: {}", cause(&e)) }
+            }
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let reset = resp.headers().get("x-ratelimit-reset").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = resp.bytes().await.map_err(transport)?.to_vec();
+        if status.is_success() {
+            return Ok(Reply { status: status.as_u16(), body: bytes });
+        }
+        Err(self.http_error(endpoint, status, &bytes, reset.as_deref()))
+    }
+
+    fn http_error(&self, endpoint: Endpoint, status: StatusCode, body: &[u8], reset: Option<&str>) -> BrokerError {
+        let parsed: Option<AlpacaError> =
+            serde_json::from_slice::<AlpacaError>(body).ok().filter(|e| e.code.is_some() || !e.message.is_empty());
+        let (code, message) = match &parsed {
+            Some(e) => (e.code, e.message.clone()),
+            None => {
+                let text = String::from_utf8_lossy(body);
+                let text = text.trim();
+                let short: String = text.chars().take(200).collect();
+                (None, if short.len() < text.len() { format!("{short}…") } else { short })
+            }
+        };
+        let s = status.as_u16();
+        match s {
+            // A 403 on a read, or one without an Alpaca code (`{"message": "forbidden."}`), is
+            // about the keys; a 403 with a code on a write is a trading refusal (40310000).
+            401 => BrokerError::Unauthorized { endpoint, status: s, code, message, mode: self.mode },
+            403 if endpoint.is_read() || code.is_none() => {
+                BrokerError::Unauthorized { endpoint, status: s, code, message, mode: self.mode }
+            }
+            404 => BrokerError::NotFound { endpoint, code, message },
+            429 => BrokerError::RateLimited { endpoint, reset_in: parse_reset(reset, now_ms()) },
+            400..=499 => BrokerError::Rejected {
+                endpoint,
+                status: s,
+                code,
+                message: message.clone(),
+                body: Box::new(parsed.unwrap_or_else(|| error_body(code, message))),
+            },
+            _ => BrokerError::Server { endpoint, status: s, code, message },
+        }
+    }
+
+    /// A GET with retries: no response, timeouts and 5xx back off and retry; a 429 waits for
+    /// the reset when it is near enough. Returns the result and the number of attempts made.
+    pub(super) async fn get(&self, endpoint: Endpoint, url: Url) -> (Result<Reply, BrokerError>, u32) {
+        debug_assert!(endpoint.is_read(), "only reads are retried");
+        let mut failed = 0u32;
+        loop {
+            if failed > 0 {
+                self.metrics.retry(endpoint);
+            }
+            let err = match self.send_once(endpoint, url.clone(), None).await {
+                Ok(reply) => return (Ok(reply), failed + 1),
+                Err(e) => e,
+            };
+            failed += 1;
+            let wait = match &err {
+                BrokerError::RateLimited { reset_in, .. } => {
+                    match self.retry.rate_limit_wait(*reset_in, failed, fastrand::f64()) {
+                        RateLimitWait::Wait(d) => Some(d),
+                        RateLimitWait::GiveUp(_) => None,
+                    }
+                }
+                e if e.is_transient() => Some(self.retry.backoff(failed, fastrand::f64())),
+                _ => None,
+            };
+            match wait {
+                Some(d) if failed < self.retry.max_attempts => {
+                    tracing::debug!(endpoint = endpoint.name(), attempt = failed, wait_ms = d.as_millis(), error = %err, "Retrying a broker read.");
+                    tokio::time::sleep(d).await;
+                }
+                _ => return (Err(err), failed),
+            }
+        }
+    }
+
+    /// A write: exactly one attempt, never retried.
+    pub(super) async fn write(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, BrokerError> {
+        debug_assert!(!endpoint.is_read());
+        let result = self.send_once(endpoint, url, body).await;
+        match &result {
+            Ok(r) => tracing::info!(endpoint = endpoint.name(), status = r.status, "Broker write accepted."),
+            Err(e) => tracing::warn!(endpoint = endpoint.name(), error = %e, "Broker write failed; not retried."),
+        }
+        result
+    }
+
+    /// Parses a 2xx body; a failure is `Malformed` (and counted).
+    pub(super) fn parse<T>(
+        &self,
+        endpoint: Endpoint,
+        reply: &Reply,
+        parse: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, BrokerError> {
+        parse(&reply.body).map_err(|message| {
+            self.metrics.error(endpoint, "malformed");
+            BrokerError::Malformed { endpoint, status: reply.status, message }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(base_url: Option<&str>) -> BrokerConfig {
+        BrokerConfig {
+            kind: crate::config::BrokerKind::Alpaca,
+            base_url: base_url.map(str::to_owned),
+            timeout: Duration::from_secs(3),
+            replay_dir: None,
+        }
+    }
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    }
+
+    const KEYS: [(&str, &str); 2] = [("APCA_API_KEY_ID", "PKTESTKEY"), ("APCA_API_SECRET_KEY", "s3cr3t-value")];
+
+    #[test]
+    fn base_url_precedence_and_mode_from_host() {
+        let c = AlpacaClient::from_lookup(&cfg(None), env(&KEYS)).unwrap();
+        assert_eq!(c.base_url(), PAPER_URL);
+        assert_eq!(c.mode(), Mode::Paper);
+
+        let with_env = [KEYS[0], KEYS[1], ("APCA_API_BASE_URL", "https://api.alpaca.markets/")];
+        let c = AlpacaClient::from_lookup(&cfg(None), env(&with_env)).unwrap();
+        assert_eq!(c.base_url(), LIVE_URL);
+        assert_eq!(c.mode(), Mode::Live);
+
+        let c = AlpacaClient::from_lookup(&cfg(Some("http://127.0.0.1:8080/")), env(&with_env)).unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8080");
+        assert_eq!(c.mode(), Mode::Paper);
+
+        let c = AlpacaClient::from_lookup(&cfg(Some("https://API.Alpaca.Markets/v2/")), env(&KEYS)).unwrap();
+        assert_eq!(c.mode(), Mode::Live);
+        assert_eq!(c.url(&["account"], &[]).as_str(), "https://api.alpaca.markets/v2/account");
+    }
+
+    #[test]
+    fn missing_or_empty_credentials_name_the_variables() {
+        let e = AlpacaClient::from_lookup(&cfg(None), env(&[])).unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("APCA_API_KEY_ID and APCA_API_SECRET_KEY are not set"), "{s}");
+        let e = AlpacaClient::from_lookup(&cfg(None), env(&[KEYS[0], ("APCA_API_SECRET_KEY", "  ")])).unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("APCA_API_SECRET_KEY is not set") && !s.contains("PKTESTKEY"), "{s}");
+        assert!(s.contains("paper keys for https://paper-api.alpaca.markets"), "{s}");
+        let e = AlpacaClient::from_lookup(&cfg(None), env(&[KEYS[0], ("APCA_API_SECRET_KEY", "a\nb")])).unwrap_err();
+        assert_eq!(e, ClientError::BadCredential { var: SECRET_KEY_VAR });
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused() {
+        let bad = [("APCA_API_BASE_URL", "ftp://x"), KEYS[0], KEYS[1]];
+        let e = AlpacaClient::from_lookup(&cfg(None), env(&bad)).unwrap_err();
+        assert!(e.to_string().contains("APCA_API_BASE_URL"), "{e}");
+        let bad = [("APCA_API_BASE_URL", "not a url"), KEYS[0], KEYS[1]];
+        assert!(AlpacaClient::from_lookup(&cfg(None), env(&bad)).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let c = AlpacaClient::from_lookup(&cfg(None), env(&KEYS)).unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("PKTESTKEY") && !d.contains("s3cr3t-value"), "{d}");
+        let s = ClientSettings {
+            base_url: PAPER_URL.into(),
+            key_id: "PKTESTKEY".into(),
+            secret_key: "s3cr3t-value".into(),
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+        };
+        let d = format!("{s:?}");
+        assert!(!d.contains("PKTESTKEY") && !d.contains("s3cr3t-value"), "{d}");
+    }
+
+    #[test]
+    fn urls_encode_path_segments_and_queries() {
+        let c = AlpacaClient::from_lookup(&cfg(Some("http://127.0.0.1:9/prefix/")), env(&KEYS)).unwrap();
+        assert_eq!(c.url(&["positions", "BTC/USD"], &[]).as_str(), "http://127.0.0.1:9/prefix/v2/positions/BTC%2FUSD");
+        assert_eq!(
+            c.url(&["orders"], &[("status", "open"), ("until", "2026-01-01T00:00:00.000000001Z")]).as_str(),
+            "http://127.0.0.1:9/prefix/v2/orders?status=open&until=2026-01-01T00%3A00%3A00.000000001Z"
+        );
+    }
+}
