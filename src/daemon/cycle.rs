@@ -17,11 +17,11 @@ use super::journal;
 use super::schedule::Cycles;
 use super::status::{self, CycleUpdate, Tally};
 use crate::act::{ActionReport, Actor};
-use crate::alert::{AlertBook, Notification, NotifyReason, Phase, Silence, SilenceBook, step};
+use crate::alert::{AlertBook, AlertState, Notification, NotifyReason, Phase, Silence, SilenceBook, step};
 use crate::clock::Clock;
 use crate::collect::broker::Broker;
 use crate::config::Config;
-use crate::model::Outcome;
+use crate::model::{Finding, Outcome};
 use crate::notify::{ActionNote, FlushReport, Mailer, MessageContext, Outbox, render};
 use crate::report::{
     ActionLine, AlertCounts, CycleRecord, EmailStatus, NotificationCounts, OutcomeCounts, Report, Summary,
@@ -133,8 +133,6 @@ impl Daemon {
         let silences = loaded.value.active(start);
         let (book, notes) = step(&self.book, &self.cfg.rules, &evaluated, &silences, &self.cfg.alerts, start);
         let mut report = Report::build(&snap, &evaluated);
-        report.mark_silenced(&book, &silences);
-        rec.summary = report.summary;
         rec.rules = outcome_counts(&report);
 
         // The actions hook runs before the email is rendered, so the email carries what was
@@ -142,6 +140,20 @@ impl Daemon {
         let actions = self.actor.on_cycle(&self.cfg, &book, &snap, &evaluated, start).await;
         self.tally.add(&actions);
         rec.actions = actions.iter().map(action_line).collect();
+        // Findings the hook reports (a refusal, a failed or unconfirmed action) join this
+        // cycle's report, and its email as one-shot notices: they describe an event, so they
+        // have no lifecycle (nothing "resolves" because no action was tried next cycle).
+        report.add_findings(actions.iter().filter_map(|a| a.finding.clone()));
+        report.mark_silenced(&book, &silences);
+        rec.summary = report.summary;
+        let mut notes = notes;
+        let one_shots: Vec<Notification> = actions
+            .iter()
+            .filter_map(|a| a.finding.as_ref())
+            .filter(|f| !report.is_silenced(f))
+            .map(|f| one_shot(f, start))
+            .collect();
+        notes.extend(one_shots);
 
         // Enqueue before saving the book that records the notices as sent: a crash in between
         // re-sends (the same alert, a new message) rather than losing a notice. If the message
@@ -211,6 +223,32 @@ impl Daemon {
     /// When it cannot be written.
     pub fn persist(&self) -> Result<(), crate::state::StateError> {
         self.book.save(&self.cfg.state_dir)
+    }
+}
+
+/// A finding from the actions hook as a notice of its own (never stored in the alert book).
+fn one_shot(f: &Finding, now: DateTime<Utc>) -> Notification {
+    Notification {
+        reason: NotifyReason::Firing,
+        alert: AlertState {
+            fingerprint: f.fingerprint(),
+            rule: f.rule.clone(),
+            subject: f.subject.clone(),
+            severity: f.severity,
+            state: Phase::Firing,
+            active_since: now,
+            fired_at: Some(now),
+            resolved_at: None,
+            last_seen_at: now,
+            last_notified_at: Some(now),
+            repeat_from: None,
+            consecutive_cycles: 1,
+            last_finding: f.clone(),
+            other_findings: Vec::new(),
+            unknown: false,
+            silenced: false,
+            silenced_by: None,
+        },
     }
 }
 

@@ -85,7 +85,17 @@ pub fn silence_rows(silences: &[Silence]) -> Vec<SilenceRow> {
 #[must_use]
 pub fn broker_counts(broker: &Broker) -> Vec<EndpointCount> {
     match broker {
-        Broker::Replay(_) | Broker::Alpaca(_) => Vec::new(),
+        Broker::Replay(_) => Vec::new(),
+        Broker::Alpaca(c) => c
+            .metrics()
+            .snapshot()
+            .into_iter()
+            .map(|(endpoint, stats)| EndpointCount {
+                endpoint: endpoint.name().to_owned(),
+                requests: stats.requests,
+                errors: stats.errors.values().sum(),
+            })
+            .collect(),
     }
 }
 

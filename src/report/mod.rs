@@ -149,8 +149,23 @@ impl Report {
         }
     }
 
-    /// Lists the alerts among this report's findings that are silenced in `book` (the book a
-    /// lifecycle step produced this cycle), with the silence's id, end and reason.
+    /// Adds findings that arose after evaluation (the actions hook's, rule `actions`), keeping
+    /// the summary in step.
+    pub fn add_findings(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        for f in findings {
+            match f.severity {
+                Severity::Critical => self.summary.critical += 1,
+                Severity::Warning => self.summary.warning += 1,
+                Severity::Info => self.summary.info += 1,
+            }
+            self.findings.push(f);
+        }
+    }
+
+    /// Lists the alerts among this report's findings that are silenced: as `book` says (the
+    /// book a lifecycle step produced this cycle), or, for findings without an alert (the
+    /// actions hook's), as the active `silences` match them. With each silence's id, end and
+    /// reason.
     pub fn mark_silenced(&mut self, book: &AlertBook, silences: &[Silence]) {
         self.silenced.clear();
         for f in &self.findings {
@@ -158,13 +173,20 @@ impl Report {
             if self.silenced.iter().any(|s| s.fingerprint == fp) {
                 continue;
             }
-            let Some(alert) = book.get(&fp).filter(|a| a.silenced) else { continue };
-            let silence = alert.silenced_by.as_ref().and_then(|id| silences.iter().find(|s| &s.id == id));
+            let silence_id = match book.get(&fp) {
+                Some(alert) if alert.silenced => alert.silenced_by.clone(),
+                Some(_) => continue,
+                None => match silences.iter().find(|s| s.matches(&f.rule, &f.subject)) {
+                    Some(s) => Some(s.id.clone()),
+                    None => continue,
+                },
+            };
+            let silence = silence_id.as_ref().and_then(|id| silences.iter().find(|s| &s.id == id));
             self.silenced.push(SilencedAlert {
                 fingerprint: fp,
                 rule: f.rule.clone(),
                 subject: f.subject.clone(),
-                silence: alert.silenced_by.clone(),
+                silence: silence_id,
                 until: silence.map(|s| s.ends_at),
                 reason: silence.map(|s| s.reason.clone()),
             });
