@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 mod config_errors;
+mod daemon;
 mod email;
 mod live_audit;
 mod silence;
