@@ -21,7 +21,9 @@
 //! 3. mark silenced findings in the report (`Report::silenced`);
 //! 4. **the actions hook** (`act::Actor::on_cycle`): issue 4 lists "notify, the actions hook",
 //!    but the hook runs first so that the one email of the cycle carries the actions taken or
-//!    proposed. It sees firing, unsilenced alerts only;
+//!    proposed. It sees firing, unsilenced alerts only. Findings it reports (rule `actions`: a
+//!    refusal, a failed or unconfirmed action) join the report and the email once, as one-shot
+//!    notices outside the alert book;
 //! 5. render the cycle's notifications into one email and queue it in the outbox, **then** save
 //!    `alerts.json` (a crash between the two re-sends a notice rather than losing one; the two
 //!    are synchronous, so an abandoned cycle cannot split them);
