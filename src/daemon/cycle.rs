@@ -102,6 +102,7 @@ impl Daemon {
             tally: &self.tally,
             broker: status::broker_counts(&self.broker),
             finished,
+            interval: status::health_interval(&self.cfg.schedule, finished),
         };
         self.shared.update(|v| status::apply(v, update));
 

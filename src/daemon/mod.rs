@@ -120,7 +120,8 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         Err(e) => return fail(e),
     };
     let host = host_name();
-    let view = StatusView::new(now, host.clone(), cfg.path.display().to_string(), interval);
+    let view =
+        StatusView::new(now, host.clone(), cfg.path.display().to_string(), status::health_interval(&cfg.schedule, now));
     let shared = Arc::new(Shared { view: RwLock::new(view), clock: clock.clone() });
 
     let mut server = None;

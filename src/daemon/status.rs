@@ -115,11 +115,24 @@ pub struct CycleUpdate<'a> {
     pub broker: Vec<EndpointCount>,
     /// When the cycle finished.
     pub finished: DateTime<Utc>,
+    /// The interval `/healthz` measures against from now on (see `health_interval`).
+    pub interval: std::time::Duration,
+}
+
+/// The interval `/healthz` allows (three of them) after a cycle that finished at `finished`:
+/// the schedule's nominal interval, or the wait until its next fire time when that is longer,
+/// so a cron schedule's night or weekend gap does not read as a dead watchdog.
+#[must_use]
+pub fn health_interval(schedule: &crate::config::Schedule, finished: DateTime<Utc>) -> std::time::Duration {
+    let nominal = schedule.nominal_interval(finished);
+    let gap = schedule.next_after(finished).and_then(|next| (next - finished).to_std().ok()).unwrap_or_default();
+    nominal.max(gap)
 }
 
 /// Applies a cycle to the view.
 pub fn apply(v: &mut StatusView, u: CycleUpdate<'_>) {
     let r = u.record;
+    v.interval = u.interval;
     v.cycles += 1;
     v.last_cycle_at = Some(u.finished);
     if r.ok {
@@ -153,4 +166,29 @@ pub fn apply(v: &mut StatusView, u: CycleUpdate<'_>) {
     v.broker = u.broker;
     v.outbox_depth = r.email.outbox;
     v.last_cycle = Some(r.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::config::Schedule;
+    use crate::config::schedule::{parse_cron, parse_tz};
+
+    #[test]
+    fn health_allows_a_cron_schedules_night_gap_but_not_more() {
+        let ny = parse_tz("America/New_York").unwrap();
+        let s = parse_cron("*/5 9-16 * * Mon-Fri", ny).unwrap();
+        // Friday 2026-11-20 11:00 New York: the next cycle is 5 minutes away.
+        let day = Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap();
+        assert_eq!(health_interval(&s, day), Duration::from_secs(300));
+        // Friday 16:55 New York: the next cycle is Monday 09:00.
+        let evening = Utc.with_ymd_and_hms(2026, 11, 20, 21, 55, 0).unwrap();
+        let monday = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
+        assert_eq!(health_interval(&s, evening), (monday - evening).to_std().unwrap());
+        assert_eq!(health_interval(&Schedule::Every(Duration::from_secs(30)), day), Duration::from_secs(30));
+    }
 }

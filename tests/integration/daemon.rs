@@ -387,6 +387,28 @@ fn sigterm_exits_zero_with_valid_state() {
     assert!(std::fs::read_dir(state.join("mail")).unwrap().count() >= 1);
 }
 
+/// A corrupt `alerts.json` is moved aside and reported with the first cycle, never a crash.
+#[test]
+fn a_corrupt_alert_state_is_quarantined_and_reported() {
+    let (dir, config) = replay_config("");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("alerts.json"), "{\"version\": 1, \"alerts\": {").unwrap();
+    let mut d = Running::start(&config, &["--max-cycles", "1"]);
+    assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
+    let aside: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("alerts.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let first = &cycles(&state)[0];
+    assert!(first["problems"][0].as_str().unwrap().contains("is corrupt"), "{first}");
+    let book: AlertBook = serde_json::from_str(&std::fs::read_to_string(state.join("alerts.json")).unwrap()).unwrap();
+    assert!(!book.alerts.is_empty(), "a fresh state was written");
+}
+
 /// A tiny HTTP server that answers 200 to everything and counts requests and their lines.
 fn heartbeat_listener() -> (String, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
