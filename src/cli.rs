@@ -115,6 +115,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::notify::cmd::AlertsCommand,
     },
+    /// The embedded demo: the phantom-exit incident end to end on a local simulator.
+    Demo {
+        /// Where to write the demo's files.
+        #[arg(long, value_name = "DIR", default_value = "tradewarden-demo")]
+        dir: PathBuf,
+    },
     /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
     Sim {
         /// The scenario file (JSON) that seeds the state.
@@ -230,6 +236,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             print(&text)?;
             let threshold: Severity = fail_on.into();
             Ok(if report.worst().is_some_and(|w| w >= threshold) { exit::FINDINGS } else { exit::CLEAN })
+        }
+        Command::Demo { dir } => {
+            crate::demo::run(&dir).await?;
+            Ok(exit::CLEAN)
         }
         Command::Sim { scenario, listen } => crate::sim::command::run(scenario.as_deref(), &listen).await,
         Command::Rules { command } => match command {

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod logging;
 pub mod model;
