@@ -124,6 +124,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::notify::cmd::AlertsCommand,
     },
+    /// The embedded demo: the phantom-exit incident end to end on a local simulator.
+    Demo {
+        /// Where to write the demo's files.
+        #[arg(long, value_name = "DIR", default_value = "tradewarden-demo")]
+        dir: PathBuf,
+    },
     /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
     Sim {
         /// The scenario file (JSON) that seeds the state.
@@ -246,6 +252,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(cfg) => Ok(crate::daemon::run(cfg, max_cycles).await),
             Err(code) => Ok(code),
         },
+        Command::Demo { dir } => {
+            crate::demo::run(&dir).await?;
+            Ok(exit::CLEAN)
+        }
         Command::Sim { scenario, listen } => crate::sim::command::run(scenario.as_deref(), &listen).await,
         Command::Rules { command } => match command {
             RulesCommand::Check { config } => {

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod logging;
 pub mod model;
