@@ -80,6 +80,10 @@ impl Daemon {
         let timer = Instant::now();
         let mut rec = CycleRecord { at: start, problems: std::mem::take(&mut self.carry), ..CycleRecord::default() };
         let audited = self.audit(start, &mut rec).await;
+        if audited.is_none() {
+            // Nothing was stepped: the alerts hold as they were.
+            rec.alerts = alert_counts(&self.book);
+        }
 
         let flush = self.outbox.flush(&self.mailer, self.clock.now()).await;
         email_status(&mut rec.email, &flush);
@@ -132,7 +136,7 @@ impl Daemon {
             rec.problems.push(p);
         }
         let silences = loaded.value.active(start);
-        let (book, notes) = step(&self.book, &self.cfg.rules, &evaluated, &silences, &self.cfg.alerts, start);
+        let (book, mut notes) = step(&self.book, &self.cfg.rules, &evaluated, &silences, &self.cfg.alerts, start);
         let mut report = Report::build(&snap, &evaluated);
         rec.rules = outcome_counts(&report);
 
@@ -147,7 +151,6 @@ impl Daemon {
         report.add_findings(actions.iter().filter_map(|a| a.finding.clone()));
         report.mark_silenced(&book, &silences);
         rec.summary = report.summary;
-        let mut notes = notes;
         let one_shots: Vec<Notification> = actions
             .iter()
             .filter_map(|a| a.finding.as_ref())
@@ -340,5 +343,162 @@ fn log_cycle(rec: &CycleRecord) {
     }
     for p in &rec.problems {
         tracing::warn!(problem = %p, "Cycle problem.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::RwLock;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::alert::NewSilence;
+    use crate::clock::ManualClock;
+    use crate::server::StatusView;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap()
+    }
+
+    /// A replay of the phantom-exit snapshot with one rule (`no-shorts`, flatten_shorts) and
+    /// `.eml` files for email.
+    fn config(dir: &Path, snapshot: &Path) -> Config {
+        std::fs::write(
+            dir.join("rules.toml"),
+            "[[rule]]\nid = \"no-shorts\"\ncheck = \"no_short_positions\"\nseverity = \"critical\"\nactions = [\"flatten_shorts\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("tradewarden.toml"),
+            format!(
+                "state_dir = \"state\"\nrules = [\"rules.toml\"]\n[broker]\nkind = \"replay\"\ndir = {:?}\n\
+                 [bot]\nroot = \"bot\"\n[bot.positions]\nfile = \"state/executor_state.json\"\nat = \"/opens\"\n\
+                 [schedule]\nevery = \"30s\"\n[alerts]\nrepeat = \"1h\"\n[server]\nlisten = \"\"\n",
+                snapshot.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        Config::load(&dir.join("tradewarden.toml")).unwrap()
+    }
+
+    fn phantom_exit() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/stock-bot/snapshots/phantom-exit")
+    }
+
+    fn daemon(cfg: Config, clock: Arc<ManualClock>) -> Daemon {
+        let broker = crate::cli::make_broker(&cfg, None).unwrap();
+        let mailer = Mailer::from_config(&cfg.alerts.email, Duration::from_secs(5)).unwrap();
+        let view = StatusView::new(clock.now(), "host".into(), "cfg".into(), Duration::from_secs(30));
+        let shared = Arc::new(Shared { view: RwLock::new(view), clock: clock.clone() });
+        let book = AlertBook::load(&cfg.state_dir, clock.now()).value;
+        Daemon {
+            actor: Actor::new(&cfg, &broker),
+            outbox: Outbox::new(&cfg.state_dir),
+            cfg,
+            broker,
+            clock,
+            mailer,
+            book,
+            shared,
+            heartbeat: None,
+            host: "host".into(),
+            tally: Tally::default(),
+            carry: Vec::new(),
+            audits_cap: journal::CAP,
+        }
+    }
+
+    fn mails(cfg: &Config) -> usize {
+        std::fs::read_dir(cfg.state_dir.join("mail")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn one_email_per_owed_cycle_repeat_by_the_clock_and_no_resend_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut d = daemon(cfg.clone(), clock.clone());
+
+        let r = d.cycle(clock.now()).await;
+        assert!(r.ok && r.email.queued.is_some() && r.email.delivered == 1, "{r:?}");
+        assert_eq!((r.notifications.firing, r.alerts.firing), (4, 4), "{r:?}");
+        assert_eq!(r.actions.len(), 4, "flatten_shorts described for each short");
+        assert_eq!(mails(&cfg), 1);
+
+        clock.advance(chrono::Duration::seconds(30));
+        let r = d.cycle(clock.now()).await;
+        assert!(r.email.queued.is_none() && r.notifications == NotificationCounts::default(), "{r:?}");
+
+        // A restart: a new daemon from the state on disk owes nothing.
+        drop(d);
+        let mut d = daemon(cfg.clone(), clock.clone());
+        clock.advance(chrono::Duration::seconds(30));
+        assert!(d.cycle(clock.now()).await.email.queued.is_none());
+        assert_eq!(mails(&cfg), 1);
+
+        // An hour after the first notice: one repeat for all four, in one email.
+        clock.set(t0() + chrono::Duration::hours(1));
+        let r = d.cycle(clock.now()).await;
+        assert_eq!(r.notifications.repeat, 4, "{r:?}");
+        assert_eq!(mails(&cfg), 2);
+
+        let lines = std::fs::read_to_string(cfg.state_dir.join(journal::FILE)).unwrap();
+        assert_eq!(lines.lines().count(), 4);
+        let last: Report = serde_json::from_slice(&std::fs::read(cfg.state_dir.join(LAST_REPORT)).unwrap()).unwrap();
+        assert_eq!(last.cycle.unwrap().notifications.repeat, 4);
+        let view = d.shared.snapshot();
+        assert_eq!((view.cycles, view.alerts.len(), view.outbox_depth), (2, 4, 0), "this daemon ran two cycles");
+    }
+
+    #[tokio::test]
+    async fn silenced_findings_are_reported_and_neither_emailed_nor_acted_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let new = NewSilence {
+            rule: "no-shorts".into(),
+            subject: Some("CHWY".into()),
+            duration: Duration::from_secs(3600),
+            reason: "by hand".into(),
+            created_by: None,
+        };
+        SilenceBook::update(&cfg.state_dir, t0(), |b| b.add(new, t0())).unwrap();
+        let mut d = daemon(cfg.clone(), clock.clone());
+        let r = d.cycle(clock.now()).await;
+        assert_eq!((r.notifications.firing, r.alerts.silenced), (3, 1), "{r:?}");
+        assert!(r.actions.iter().all(|a| a.subject != "CHWY"), "{:?}", r.actions);
+        let last: Report = serde_json::from_slice(&std::fs::read(cfg.state_dir.join(LAST_REPORT)).unwrap()).unwrap();
+        assert!(last.findings.iter().any(|f| f.subject == "CHWY"));
+        assert_eq!(last.silenced.len(), 1);
+        assert_eq!(last.silenced[0].reason.as_deref(), Some("by hand"));
+        let mail = std::fs::read_dir(cfg.state_dir.join("mail")).unwrap().next().unwrap().unwrap().path();
+        let text = std::fs::read_to_string(mail).unwrap();
+        assert!(!text.contains("CHWY") && text.contains("BILL"), "the silenced short is not emailed");
+    }
+
+    #[tokio::test]
+    async fn a_failed_collection_holds_the_alerts_and_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut d = daemon(cfg.clone(), clock.clone());
+        d.cycle(clock.now()).await;
+        let before = d.book.clone();
+
+        // The same state, now reading a snapshot directory that is not one.
+        let broken = dir.path().join("broken");
+        std::fs::create_dir_all(&broken).unwrap();
+        let mut d = daemon(config(dir.path(), &broken), clock.clone());
+        clock.advance(chrono::Duration::hours(2));
+        let r = d.cycle(clock.now()).await;
+        assert!(!r.ok && r.error.as_deref().unwrap_or_default().contains("snapshot"), "{r:?}");
+        assert_eq!(r.alerts.firing, 4, "nothing resolves on missing data");
+        assert_eq!(d.book, before);
+        assert_eq!(mails(&cfg), 1);
+        let view = d.shared.snapshot();
+        assert!(view.history.back().unwrap().failed && view.last_success_at.is_none());
     }
 }
