@@ -136,8 +136,10 @@ fn short_scenario() -> Value {
 }
 
 /// A tempdir with a bot tracking AAPL 10, one rule (`no-shorts`, critical, with the actions of
-/// the default pack), and a configuration reading the simulator at `url` every second.
-fn setup(url: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
+/// the default pack), and a configuration reading the simulator at `url` every second. The
+/// status server listens on `listen` (`""` disables it: tests run in parallel, so never the
+/// default port).
+fn setup(url: &str, listen: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("bot/state")).unwrap();
     std::fs::write(dir.path().join("bot/state/executor_state.json"), BOT_STATE).unwrap();
@@ -152,7 +154,7 @@ fn setup(url: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
         format!(
             "state_dir = \"state\"\nrules = [\"rules.toml\"]\n\n[broker]\nkind = \"alpaca\"\nbase_url = {url:?}\ntimeout = \"2s\"\n\n\
              [bot]\nroot = \"bot\"\n\n[bot.positions]\nfile = \"state/executor_state.json\"\nat = \"/opens\"\n\n\
-             [schedule]\nevery = \"1s\"\n\n{extra}"
+             [schedule]\nevery = \"1s\"\n\n[server]\nlisten = {listen:?}\n\n{extra}"
         ),
     )
     .unwrap();
@@ -182,8 +184,7 @@ fn a_short_fires_once_repeats_once_and_resolves_once() {
     let sim = Sim::start(&clean_scenario());
     let smtp = SmtpServer::start();
     let listen = format!("127.0.0.1:{}", free_port());
-    let (dir, config) =
-        setup(&sim.url, &format!("{}\n[server]\nlisten = \"{listen}\"\n", alerts_table("4s", smtp.port)));
+    let (dir, config) = setup(&sim.url, &listen, &alerts_table("4s", smtp.port));
     let state = dir.path().join("state");
     let mut d = Running::start(&config, &[]);
 
@@ -217,6 +218,8 @@ fn a_short_fires_once_repeats_once_and_resolves_once() {
         "{status:#}"
     );
     assert_eq!(status["report"]["mode"], "paper");
+    let (code, page) = http_get(&listen, "/");
+    assert!(code == 200 && page.contains("no-shorts") && page.contains("CHWY"), "{code}");
     let (code, metrics) = http_get(&listen, "/metrics");
     assert_eq!(code, 200);
     assert!(
@@ -250,7 +253,7 @@ fn a_short_fires_once_repeats_once_and_resolves_once() {
 fn smtp_outage_then_every_queued_message_is_delivered_once() {
     let sim = Sim::start(&short_scenario());
     let port = free_port();
-    let (dir, config) = setup(&sim.url, &alerts_table("1h", port));
+    let (dir, config) = setup(&sim.url, "", &alerts_table("1h", port));
     let state = dir.path().join("state");
     let mut d = Running::start(&config, &[]);
 
@@ -285,7 +288,7 @@ fn smtp_outage_then_every_queued_message_is_delivered_once() {
 fn killed_and_restarted_mid_incident_sends_no_duplicate() {
     let sim = Sim::start(&short_scenario());
     let smtp = SmtpServer::start();
-    let (dir, config) = setup(&sim.url, &alerts_table("1h", smtp.port));
+    let (dir, config) = setup(&sim.url, "", &alerts_table("1h", smtp.port));
     let state = dir.path().join("state");
     let mut first = Running::start(&config, &[]);
     first.until("the firing email", || !smtp.messages().is_empty());
@@ -314,7 +317,7 @@ fn killed_and_restarted_mid_incident_sends_no_duplicate() {
 fn a_silenced_short_is_reported_but_sends_nothing() {
     let sim = Sim::start(&short_scenario());
     let smtp = SmtpServer::start();
-    let (dir, config) = setup(&sim.url, &alerts_table("1h", smtp.port));
+    let (dir, config) = setup(&sim.url, "", &alerts_table("1h", smtp.port));
     let c = config.to_str().unwrap();
     let (code, out, err) = run(bin()
         .args(["silence", "add", "-c", c, "--rule", "no-shorts", "--subject", "CHWY"])
