@@ -292,6 +292,10 @@ fn killed_and_restarted_mid_incident_sends_no_duplicate() {
     let state = dir.path().join("state");
     let mut first = Running::start(&config, &[]);
     first.until("the firing email", || !smtp.messages().is_empty());
+    // Mid-incident, not mid-delivery: once the cycle recorded the delivery, the message has left
+    // the outbox. (Killed between the server's "250" and the outbox removal, the message would
+    // be delivered again with the same Message-ID: at-least-once, by design.)
+    first.until("the delivery recorded", || cycles(&state).iter().any(|c| c["email"]["delivered"] == 1));
     first.until("the firing alert saved", || {
         AlertBook::load(&state, chrono::Utc::now())
             .value
@@ -305,7 +309,8 @@ fn killed_and_restarted_mid_incident_sends_no_duplicate() {
     // The kernel released the lock with the process: the restart takes it.
     let mut second = Running::start(&config, &[]);
     second.until("three cycles after the restart", || cycles(&state).len() >= before + 3);
-    assert_eq!(subjects(&smtp), [SUBJECT], "the restart did not re-send the firing notice");
+    let ids: Vec<String> = smtp.messages().iter().map(|m| header(m, "Message-ID").unwrap_or_default()).collect();
+    assert_eq!(subjects(&smtp), [SUBJECT], "the restart re-sent the firing notice: {ids:?}\n{}", second.stderr());
     let book = AlertBook::load(&state, chrono::Utc::now()).value;
     assert_eq!(book.get("no-shorts/CHWY").unwrap().state, Phase::Firing);
     second.signal("-TERM");
