@@ -2,6 +2,7 @@
 //! `tradewarden` binary or talks to real servers (the simulator, an SMTP server) over loopback.
 
 mod audit;
+mod browser;
 mod client;
 mod config_errors;
 mod daemon;
