@@ -184,6 +184,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn shipped_prometheus_alert_rules_use_metrics_we_export() {
+        let rules = include_str!("../../deploy/prometheus/alerts.yml");
+        let exported = render_metrics(&view_with_findings(), t0());
+        let mut names: Vec<&str> = rules
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("tradewarden_"))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() >= 6, "{names:?}");
+        for name in names {
+            assert!(
+                exported.contains(&format!("# TYPE {name} ")),
+                "alerts.yml uses `{name}`, which /metrics does not export"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn serves_the_four_endpoints_over_http() {
         let _ = rustls::crypto::ring::default_provider().install_default();

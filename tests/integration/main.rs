@@ -3,8 +3,10 @@
 
 mod actions;
 mod audit;
+mod browser;
 mod client;
 mod config_errors;
+mod daemon;
 mod email;
 mod live_audit;
 mod silence;
