@@ -51,7 +51,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::alert::{AlertBook, AlertState, Phase};
+use crate::alert::{AlertBook, AlertState};
 use crate::collect::broker::Broker;
 use crate::config::{ActionKind, ActionMode, Config};
 use crate::engine::Evaluated;
@@ -664,10 +664,11 @@ fn order_ids(alert: &AlertState) -> BTreeSet<String> {
         .collect()
 }
 
-/// One request per action named by firing alerts' rules, in the cycle's order.
+/// One request per action named by firing alerts' rules, in the cycle's order. Silenced
+/// alerts take no part (no action, no description: the report lists them as silenced).
 fn requests(config: &Config, alerts: &AlertBook, snapshot: &Snapshot, evaluated: &Evaluated) -> Vec<Request> {
     let mut by_kind: BTreeMap<(u8, ActionKind), Vec<Trigger>> = BTreeMap::new();
-    for alert in alerts.alerts.values().filter(|a| a.state == Phase::Firing) {
+    for alert in alerts.actionable() {
         let Some(rule) = config.rules.iter().find(|r| r.id == alert.rule) else { continue };
         for action in &rule.actions {
             let unknown = alert.unknown || evaluated.outcome(&rule.id) == Some(RuleOutcome::Unknown);
@@ -676,11 +677,7 @@ fn requests(config: &Config, alerts: &AlertBook, snapshot: &Snapshot, evaluated:
                 rule: alert.rule.clone(),
                 subject: alert.subject.clone(),
                 findings: alert.findings().cloned().collect(),
-                silenced_by: if alert.silenced {
-                    Some(alert.silenced_by.clone().unwrap_or_else(|| "a silence".into()))
-                } else {
-                    None
-                },
+                silenced_by: None,
                 unknown,
                 // flatten_all is the broker's close-all, whatever the alert is about.
                 scope: if *action == ActionKind::FlattenAll { Scope::All } else { scope_of(alert, snapshot) },
@@ -754,16 +751,12 @@ fn describe(config: &Config, req: &Request, snapshot: &Snapshot, at: DateTime<Ut
             None => Err(format!("no [actions.exec.{name}] table")),
         },
     };
-    let mut detail = match planned {
+    // Silenced alerts are left out without being named: a silence keeps them out of email.
+    let detail = match planned {
         Ok(p) if p.is_empty() => format!("observe mode: nothing to do ({})", p.notes.join("; ")),
         Ok(p) => format!("observe mode, nothing sent: would {}", p.describe()),
         Err(why) => format!("observe mode: {why}"),
     };
-    let muted: Vec<&str> =
-        req.triggers.iter().filter(|t| t.silenced_by.is_some()).map(|t| t.fingerprint.as_str()).collect();
-    if !muted.is_empty() {
-        detail.push_str(&format!(" (silenced, left out: {})", muted.join(", ")));
-    }
     let mut r = skipped(&Request { kind: req.kind.clone(), origin: req.origin, triggers: live }, at, &detail);
     r.result = Status::Described.as_str().into();
     r.diff = diff;

@@ -421,7 +421,8 @@ impl Runner<'_> {
         let (muted, mut triggers): (Vec<Trigger>, Vec<Trigger>) =
             req.triggers.iter().cloned().partition(|t| t.silenced_by.is_some());
         if triggers.is_empty() {
-            let by: Vec<String> = muted.iter().filter_map(|t| t.silenced_by.clone()).collect();
+            let by: BTreeSet<String> = muted.iter().filter_map(|t| t.silenced_by.clone()).collect();
+            let by: Vec<String> = by.into_iter().collect();
             return (self.stopped(req, &muted, Stop::Skipped(format!("silenced by {}", by.join(", ")))), false);
         }
         // 3. budget

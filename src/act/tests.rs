@@ -195,7 +195,7 @@ async fn the_live_guard_refuses_before_touching_anything() {
 }
 
 #[tokio::test]
-async fn silenced_alerts_are_skipped() {
+async fn silenced_alerts_take_no_part() {
     let e = env(ACT, NO_SHORTS);
     let b = phantom();
     let mut a = actor(&e, &b);
@@ -209,8 +209,7 @@ async fn silenced_alerts_are_skipped() {
         created_by: None,
     };
     let out = cycle_with(&e, &b, &mut a, &[s("CHWY"), s("BILL")], |_| {}).await;
-    assert_eq!(out[0].result, "skipped");
-    assert!(out[0].detail.contains("silenced by s-BILL, s-CHWY"), "{}", out[0].detail);
+    assert!(out.is_empty(), "a silenced alert takes no part: {out:?}");
     assert!(b.writes().is_empty());
     // One silenced, one not: only BILL is flattened.
     let out = cycle_with(&e, &b, &mut a, &[s("CHWY")], |_| {}).await;
@@ -489,4 +488,34 @@ async fn flatten_all_closes_everything_through_the_broker_whatever_the_alert_is_
     assert!(b.with(|s| s.positions.is_empty()));
     let l = ledger(&e);
     assert_eq!(l.intents[0].targets["symbols"], json!(["AAPL", "BILL", "CHWY"]));
+}
+
+#[tokio::test]
+async fn the_runner_itself_refuses_silenced_triggers() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    let snap = Snapshot {
+        taken_at: now(),
+        mode: b.mode(),
+        broker: b.view().await,
+        bot: BotView { positions: Ok(Vec::new()), metadata: None },
+        logs: BTreeMap::new(),
+    };
+    let ev = crate::engine::evaluate(&e.cfg.rules, &snap, now());
+    let (book, _) = step(&AlertBook::default(), &e.cfg.rules, &ev, &[], &e.cfg.alerts, now());
+    let mut req = requests(&e.cfg, &book, &snap, &ev).remove(0);
+    req.triggers.iter_mut().for_each(|t| t.silenced_by = Some("s-1".into()));
+    let hooks = Hooks::default();
+    let runner = Runner {
+        cfg: &e.cfg,
+        broker: &*b,
+        journal: Journal::new(&e.cfg.state_dir),
+        timing: Timing { timeout: Duration::from_millis(50), poll: Duration::from_millis(10) },
+        clock: Clockwork::new(now()),
+        hooks: &hooks,
+    };
+    b.with(|s| s.calls.clear());
+    let (r, _) = runner.run(&req, &mut Ledger::default(), None, None).await;
+    assert_eq!((r.result.as_str(), r.detail.as_str()), ("skipped", "silenced by s-1"));
+    assert!(b.calls().is_empty());
 }

@@ -263,6 +263,7 @@ fn action_line(a: &ActionReport) -> ActionLine {
         subject: a.subject.clone(),
         result: a.result.clone(),
         detail: a.detail.clone(),
+        diff: a.diff.clone(),
     }
 }
 
@@ -271,7 +272,7 @@ fn action_note(a: &ActionReport) -> ActionNote {
         fingerprint: Some(format!("{}/{}", a.rule, a.subject)),
         description: format!("{} ({}): {}", a.action, a.result, a.detail),
         taken: a.result == "done",
-        detail: None,
+        detail: a.diff.clone(),
     }
 }
 
@@ -425,7 +426,8 @@ mod tests {
         let r = d.cycle(clock.now()).await;
         assert!(r.ok && r.email.queued.is_some() && r.email.delivered == 1, "{r:?}");
         assert_eq!((r.notifications.firing, r.alerts.firing), (4, 4), "{r:?}");
-        assert_eq!(r.actions.len(), 4, "flatten_shorts described for each short");
+        assert_eq!(r.actions.len(), 1, "one flatten_shorts described for the four shorts");
+        assert_eq!((r.actions[0].result.as_str(), r.actions[0].subject.as_str()), ("described", "BILL,CHWY,COIN,OKTA"));
         assert_eq!(mails(&cfg), 1);
 
         clock.advance(chrono::Duration::seconds(30));

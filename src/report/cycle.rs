@@ -95,10 +95,13 @@ pub struct ActionLine {
     pub rule: String,
     /// The alert's subject.
     pub subject: String,
-    /// `described`, `done`, `refused`, `skipped`, `failed`, `unconfirmed`.
+    /// `described`, `done`, `refused`, `skipped`, `failed`, `unconfirmed`, `recovered`.
     pub result: String,
     /// One sentence.
     pub detail: String,
+    /// `fix_state`: the unified diff (written, or that would be written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// One daemon cycle: a line of `audits.jsonl`, and the `cycle` of the report it produced.
