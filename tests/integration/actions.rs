@@ -855,3 +855,23 @@ actions = ["exec:record", "exec:hang"]
     assert_eq!((hang["timed_out"].as_bool(), hang["signal"].as_i64()), (Some(true), Some(9)));
     assert_eq!(hang["stdout"], "started\n");
 }
+
+#[test]
+fn the_daemon_in_act_mode_flattens_the_phantom_exit_shorts_once_and_emails_it() {
+    let sim = Sim::start(&phantom_exit_scenario());
+    let seeded = order_ids(&sim.state());
+    let actions = format!("{ACT}\n[schedule]\nevery = \"100ms\"\n");
+    let bot = Bot::new(&sim.url, "examples/stock-bot/snapshots/phantom-exit/bot", FLATTEN_RULES, &actions);
+    let (code, out, err) = run(&mut bot.cli(&["run", "--max-cycles", "3"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_flattened(&sim, &seeded);
+    assert_eq!(count(&sim, CLOSE), 4, "flattened once, in the first cycle");
+    let l = bot.ledger();
+    assert_eq!((l.intents.len(), l.outcomes.len()), (1, 1));
+    assert_eq!(l.outcome(&l.intents[0].id).unwrap().result, "done");
+    let mails: Vec<String> = std::fs::read_dir(bot.file("state/mail"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(mails.iter().any(|m| m.contains("flatten_shorts (done)")), "the email says what was done: {mails:?}");
+}
