@@ -14,7 +14,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::act::{ActionReport, Actor};
+use crate::act::{ActionReport, Actor, Manual};
 use crate::alert::{AlertBook, step};
 use crate::clock::{Clock, SystemClock};
 use crate::collect::broker::Broker;
@@ -109,7 +109,12 @@ fn write_bot(root: &Path, now: DateTime<Utc>) -> anyhow::Result<()> {
 }
 
 fn write_config(dir: &Path, url: &str) -> anyhow::Result<PathBuf> {
-    std::fs::write(dir.join("default.toml"), DEFAULT_RULES)?;
+    // The default pack, plus the broker-side guard as the `account` rule's action.
+    let rules = DEFAULT_RULES.replace(
+        "expect_no_shorting = true\n",
+        "expect_no_shorting = true\nactions = [\"enforce_no_shorting\"]   # added by the demo\n",
+    );
+    std::fs::write(dir.join("default.toml"), rules)?;
     let cfg = format!(
         r#"# Written by `tradewarden demo`: the stock-bot layout beside a local simulator.
 state_dir = "state"
@@ -153,6 +158,10 @@ max_per_day = 10
 cooldown = "1m"
 confirm_timeout = "5s"
 
+[actions.fix_state]
+quiet_for = "0s"             # the demo's bot is not running; beside a real bot keep the 30s default
+template = {{ added_by = "tradewarden" }}
+
 [server]
 listen = ""
 "#
@@ -168,7 +177,7 @@ struct Printer {
 
 impl Printer {
     fn step(&self, n: u8, text: &str) {
-        let head = format!("[{n}/6]");
+        let head = format!("[{n}/7]");
         if self.color {
             println!("\n\x1b[1;36m{head}\x1b[0m \x1b[1m{text}\x1b[0m");
         } else {
@@ -235,7 +244,9 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
     let (snap, evaluated, before) = audit(&cfg, &broker, &clock).await?;
     std::fs::create_dir_all(dir.join("reports"))?;
     std::fs::write(dir.join("reports/before.json"), before.to_json())?;
-    if let Err(e) = crate::record::write_snapshot(&cfg, &snap, &cfg.bot.root, &dir.join("reports/incident-snapshot")) {
+    let snapshot_dir = dir.join("reports/incident-snapshot");
+    std::fs::create_dir_all(&snapshot_dir)?;
+    if let Err(e) = crate::record::write_snapshot(&cfg, &snap, &cfg.bot.root, &snapshot_dir) {
         tracing::warn!("could not record the incident snapshot: {e}");
     }
     p.step(3, "Audit: what tradewarden sees");
@@ -249,21 +260,37 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
         println!("    no action was due");
     }
     for a in &actions {
-        println!("    {:<20} {:<8} {:<10} {}", a.action, a.subject, a.result, a.detail);
+        print_action(a);
+    }
+
+    p.step(5, "Repair the bot's state to match the broker (fix_state, the same gates as `tradewarden fix`)");
+    let mut repaired = None;
+    match actor.preview(&cfg, &Manual::Fix, clock.now()).await {
+        Ok(preview) => {
+            if let Some(diff) = preview.diff() {
+                print!("{}", indent(&diff));
+            }
+            let (report, _) = actor.run_manual(&cfg, &Manual::Fix, &preview, clock.now()).await;
+            print_action(&report);
+            repaired = Some(report);
+        }
+        Err(why) => println!("    nothing to repair: {why}"),
     }
 
     let (_, _, after) = audit(&cfg, &broker, &clock).await?;
     std::fs::write(dir.join("reports/after.json"), after.to_json())?;
-    p.step(5, "Audit again, after the remediation");
+    p.step(6, "Audit again, after the remediation");
     print!("{}", indent(&render_text(&after, p.color)));
 
-    let action_notes: Vec<ActionNote> = actions
+    let mut all_actions = actions.clone();
+    all_actions.extend(repaired);
+    let action_notes: Vec<ActionNote> = all_actions
         .iter()
         .map(|a| ActionNote {
             fingerprint: Some(format!("{}/{}", a.rule, a.subject)),
             description: format!("{} {}: {} ({})", a.action, a.subject, a.detail, a.result),
             taken: a.result == "done",
-            detail: None,
+            detail: a.diff.clone(),
         })
         .collect();
     let host = host_name();
@@ -275,7 +302,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
         outbox.enqueue(&rendered, &cfg.alerts.email.from, &cfg.alerts.email.to, snap.taken_at)?;
         let flushed = outbox.flush(&Mailer::file(&mail_dir), clock.now()).await;
         email = newest_eml(&mail_dir);
-        p.step(6, "The alert email (file transport)");
+        p.step(7, "The alert email (file transport), as `tradewarden run` sends it");
         println!("    Subject: {}", rendered.subject);
         if let Some(path) = &email {
             println!("    {}", path.display());
@@ -290,7 +317,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
         dir: dir.clone(),
         critical_before: before.summary.critical,
         critical_after: after.summary.critical,
-        actions,
+        actions: all_actions,
         email,
     };
     println!(
@@ -315,6 +342,18 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
     println!("  README.md: point tradewarden at your own bot with Alpaca paper keys, then `tradewarden run`.");
     std::io::stdout().flush()?;
     Ok(outcome)
+}
+
+fn print_action(a: &ActionReport) {
+    let mark = match a.result.as_str() {
+        "done" => "✓",
+        "described" => "·",
+        _ => "✗",
+    };
+    println!("    {mark} {} {} ({})", a.action, a.subject, a.result);
+    for part in a.detail.split("; ") {
+        println!("        {part}");
+    }
 }
 
 fn newest_eml(dir: &Path) -> Option<PathBuf> {

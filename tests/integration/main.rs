@@ -7,6 +7,7 @@ mod browser;
 mod client;
 mod config_errors;
 mod daemon;
+mod demo;
 mod email;
 mod live_audit;
 mod silence;
