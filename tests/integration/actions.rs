@@ -875,3 +875,42 @@ fn the_daemon_in_act_mode_flattens_the_phantom_exit_shorts_once_and_emails_it() 
         .collect();
     assert!(mails.iter().any(|m| m.contains("flatten_shorts (done)")), "the email says what was done: {mails:?}");
 }
+
+/// Runs `command_line` on a pseudo-terminal (util-linux `script`), typing `input`; (exit code,
+/// everything the terminal showed).
+fn on_a_terminal(command_line: &str, input: &str) -> (i32, String) {
+    use std::io::Write as _;
+    let mut child = Command::new("script")
+        .args(["-qec", command_line, "/dev/null"])
+        .env("APCA_API_KEY_ID", KEY_ID)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs");
+    child.stdin.as_mut().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn on_a_terminal_flatten_shows_the_plan_and_asks_before_acting() {
+    let sim = Sim::start(&phantom_exit_scenario());
+    let seeded = order_ids(&sim.state());
+    let bot =
+        Bot::new(&sim.url, "examples/stock-bot/snapshots/phantom-exit/bot", FLATTEN_RULES, "confirm_timeout = \"5s\"");
+    let line = format!("{} flatten --shorts-only -c {}", env!("CARGO_BIN_EXE_tradewarden"), bot.config().display());
+
+    let (code, screen) = on_a_terminal(&line, "n\n");
+    assert!(screen.contains("DELETE /v2/positions/CHWY (the broker buys to cover 1596)"), "{screen}");
+    assert!(screen.contains("Proceed? [y/N]"), "{screen}");
+    assert!(screen.contains("Declined. Nothing done."), "{screen}");
+    assert_eq!(code, 2, "{screen}");
+    assert_eq!(count(&sim, CLOSE), 0, "declining sends nothing");
+
+    let (code, screen) = on_a_terminal(&line, "y\n");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("flatten_shorts: done:"), "{screen}");
+    assert_flattened(&sim, &seeded);
+}
