@@ -91,6 +91,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = FailOn::Warning)]
         fail_on: FailOn,
     },
+    /// The watchdog: run audits on the schedule, with alert lifecycle, email, actions and the
+    /// status server, until SIGTERM/SIGINT.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Stop after this many cycles (tests, scripts).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_cycles: Option<u64>,
+    },
     /// Record everything one audit reads (broker bodies, bot files, log tails) into DIR, for
     /// `audit --replay DIR`.
     Snapshot {
@@ -114,6 +123,18 @@ pub enum Command {
     Alerts {
         #[command(subcommand)]
         command: crate::notify::cmd::AlertsCommand,
+    },
+    /// Close positions now, behind the safety gates: prints the plan, asks (unless --yes),
+    /// then acts (exit 0 done, 1 failed or unconfirmed, 2 refused or nothing done).
+    Flatten(crate::act::cmd::FlattenArgs),
+    /// Rewrite the bot's positions and metadata files to match the broker: shows the diff,
+    /// asks (unless --yes), then writes with a backup (exit codes as for flatten).
+    Fix(crate::act::cmd::FixArgs),
+    /// The embedded demo: the phantom-exit incident end to end on a local simulator.
+    Demo {
+        /// Where to write the demo's files.
+        #[arg(long, value_name = "DIR", default_value = "tradewarden-demo")]
+        dir: PathBuf,
     },
     /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
     Sim {
@@ -151,7 +172,9 @@ pub enum RulesCommand {
 pub fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    crate::logging::init(cli.log_json);
+    // The daemon logs its cycles at info; one-shot commands keep stderr quiet.
+    let default_filter = if matches!(cli.command, Command::Run { .. }) { "warn,tradewarden=info" } else { "warn" };
+    crate::logging::init(cli.log_json, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -231,6 +254,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let threshold: Severity = fail_on.into();
             Ok(if report.worst().is_some_and(|w| w >= threshold) { exit::FINDINGS } else { exit::CLEAN })
         }
+        Command::Run { config, max_cycles } => match load(&config.config) {
+            Ok(cfg) => Ok(crate::daemon::run(cfg, max_cycles).await),
+            Err(code) => Ok(code),
+        },
+        Command::Demo { dir } => {
+            crate::demo::run(&dir).await?;
+            Ok(exit::CLEAN)
+        }
         Command::Sim { scenario, listen } => crate::sim::command::run(scenario.as_deref(), &listen).await,
         Command::Rules { command } => match command {
             RulesCommand::Check { config } => {
@@ -293,6 +324,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
         }
+        Command::Flatten(args) => crate::act::cmd::flatten(args).await,
+        Command::Fix(args) => crate::act::cmd::fix(args).await,
         Command::Silence { command } => crate::alert::cmd::run(command, crate::clock::Clock::now(&SystemClock)),
         Command::Alerts { command } => crate::notify::cmd::run(command, crate::clock::Clock::now(&SystemClock)).await,
     }

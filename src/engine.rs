@@ -107,32 +107,30 @@ pub fn source_findings(snap: &Snapshot) -> Vec<Finding> {
         if let Ok(s) = log
             && s.malformed_count > 0
         {
-            {
-                let examples: Vec<String> = s
-                    .malformed
-                    .iter()
-                    .take(3)
-                    .map(|m| match m.line {
-                        Some(l) => format!("line {l}: {}", m.reason),
-                        None => format!("byte {} ({} from the end): {}", m.offset, ordinal(m.from_end), m.reason),
-                    })
-                    .collect();
-                v.push(Finding {
-                    rule: SOURCE_RULE.into(),
-                    check: SOURCE_RULE.into(),
-                    code: "source_malformed".into(),
-                    severity: Severity::Info,
-                    subject: format!("log:{name}"),
-                    message: format!(
-                        "{} malformed line(s) in the scanned part of {} (skipped): {}",
-                        s.malformed_count,
-                        s.file,
-                        examples.join("; ")
-                    ),
-                    observed: json!({ "malformed_lines": s.malformed_count, "lines_scanned": s.lines_scanned }),
-                    expected: json!({ "malformed_lines": 0 }),
-                });
-            }
+            let examples: Vec<String> = s
+                .malformed
+                .iter()
+                .take(3)
+                .map(|m| match m.line {
+                    Some(l) => format!("line {l}: {}", m.reason),
+                    None => format!("byte {} ({} from the end): {}", m.offset, ordinal(m.from_end), m.reason),
+                })
+                .collect();
+            v.push(Finding {
+                rule: SOURCE_RULE.into(),
+                check: SOURCE_RULE.into(),
+                code: "source_malformed".into(),
+                severity: Severity::Info,
+                subject: format!("log:{name}"),
+                message: format!(
+                    "{} malformed line(s) in the scanned part of {} (skipped): {}",
+                    s.malformed_count,
+                    s.file,
+                    examples.join("; ")
+                ),
+                observed: json!({ "malformed_lines": s.malformed_count, "lines_scanned": s.lines_scanned }),
+                expected: json!({ "malformed_lines": 0 }),
+            });
         }
     }
     v

@@ -8,6 +8,7 @@
 //!   `notify` renders one email per cycle, queues it in a durable outbox and delivers it;
 //!   `state` holds the atomic state files and the single-instance lock.
 //! - `report` renders text, JSON and Markdown.
+//! - `daemon` is `tradewarden run`: the schedule, the cycle, signals, the status server.
 //!
 //! The broker is the source of truth; unknown is never OK and never flat.
 
@@ -18,6 +19,8 @@ pub mod cli;
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod logging;
 pub mod model;

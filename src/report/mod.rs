@@ -1,6 +1,7 @@
 //! Reports: the stable JSON document of design.md section 3, and its text and Markdown
 //! renderings.
 
+mod cycle;
 mod markdown;
 mod text;
 
@@ -10,9 +11,11 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use cycle::{ActionLine, AlertCounts, CycleRecord, EmailStatus, NotificationCounts, OutcomeCounts, SilencedAlert};
 pub use markdown::render_markdown;
 pub use text::render_text;
 
+use crate::alert::{AlertBook, Silence};
 use crate::engine::Evaluated;
 use crate::model::{Finding, Mode, RuleOutcome, Severity, Snapshot, SourceError, Symbol};
 
@@ -39,6 +42,12 @@ pub struct Report {
     pub summary: Summary,
     /// Per symbol: broker qty, bot qty, metadata, status.
     pub reconciliation: Vec<ReconciliationRow>,
+    /// `run` only: the alerts among these findings that a silence mutes (findings stay listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silenced: Vec<SilencedAlert>,
+    /// `run` only: what the cycle did (notifications, email delivery, actions, problems).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<CycleRecord>,
 }
 
 /// Account figures (decimals as strings).
@@ -135,7 +144,59 @@ impl Report {
             rules: evaluated.outcomes.clone(),
             summary,
             reconciliation: reconciliation(snap),
+            silenced: Vec::new(),
+            cycle: None,
         }
+    }
+
+    /// Adds findings that arose after evaluation (the actions hook's, rule `actions`), keeping
+    /// the summary in step.
+    pub fn add_findings(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        for f in findings {
+            match f.severity {
+                Severity::Critical => self.summary.critical += 1,
+                Severity::Warning => self.summary.warning += 1,
+                Severity::Info => self.summary.info += 1,
+            }
+            self.findings.push(f);
+        }
+    }
+
+    /// Lists the alerts among this report's findings that are silenced: as `book` says (the
+    /// book a lifecycle step produced this cycle), or, for findings without an alert (the
+    /// actions hook's), as the active `silences` match them. With each silence's id, end and
+    /// reason.
+    pub fn mark_silenced(&mut self, book: &AlertBook, silences: &[Silence]) {
+        self.silenced.clear();
+        for f in &self.findings {
+            let fp = f.fingerprint();
+            if self.silenced.iter().any(|s| s.fingerprint == fp) {
+                continue;
+            }
+            let silence_id = match book.get(&fp) {
+                Some(alert) if alert.silenced => alert.silenced_by.clone(),
+                Some(_) => continue,
+                None => match silences.iter().find(|s| s.matches(&f.rule, &f.subject)) {
+                    Some(s) => Some(s.id.clone()),
+                    None => continue,
+                },
+            };
+            let silence = silence_id.as_ref().and_then(|id| silences.iter().find(|s| &s.id == id));
+            self.silenced.push(SilencedAlert {
+                fingerprint: fp,
+                rule: f.rule.clone(),
+                subject: f.subject.clone(),
+                silence: silence_id,
+                until: silence.map(|s| s.ends_at),
+                reason: silence.map(|s| s.reason.clone()),
+            });
+        }
+    }
+
+    /// Whether a finding's alert is silenced (see `mark_silenced`).
+    #[must_use]
+    pub fn is_silenced(&self, f: &Finding) -> bool {
+        self.silenced.iter().any(|s| s.rule == f.rule && s.subject == f.subject)
     }
 
     /// The worst severity among findings.

@@ -101,7 +101,8 @@ pub fn render_text(report: &Report, color: bool) -> String {
                 Severity::Warning => paint("WARNING", "33", color),
                 Severity::Info => "INFO".to_owned(),
             };
-            let _ = writeln!(out, "    {sev} {} {}: {}", f.code, f.subject, f.message);
+            let muted = if report.is_silenced(f) { " (silenced)" } else { "" };
+            let _ = writeln!(out, "    {sev} {} {}: {}{muted}", f.code, f.subject, f.message);
         }
     }
     if !report.reconciliation.is_empty() {

@@ -39,7 +39,7 @@ const STYLE: &str = r"
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:var(--bg);color:var(--fg)}
 header{background:#1d232b;color:#fff;padding:12px 16px}header h1{margin:0;font-size:18px}header .meta{color:#c8d0d9;font-size:13px}
 main{padding:12px;max-width:1100px;margin:0 auto}section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;margin:0 0 12px}
-h2{font-size:15px;margin:0 0 8px}.grid{display:flex;flex-wrap:wrap;gap:8px}.kv{min-width:140px}.kv b{display:block;font-size:18px}.kv span{color:var(--muted);font-size:12px}
+h2{font-size:15px;margin:0 0 8px}.grid{display:flex;flex-wrap:wrap;gap:8px}.kv{min-width:140px}.kv b{display:block;font-size:18px}.kv>span{color:var(--muted);font-size:12px}.nw{white-space:nowrap}
 .chip{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;margin:2px;border:1px solid var(--line)}.chip.ok{color:var(--ok)}.chip.bad{color:#fff;background:var(--crit);border-color:var(--crit)}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:5px 6px;border-bottom:1px solid var(--line);vertical-align:top}th{color:var(--muted);font-weight:600}
 .sev{font-weight:700;text-transform:uppercase;font-size:11px}.crit{color:var(--crit)}.warn{color:var(--warn)}.info{color:var(--info)}
@@ -150,7 +150,7 @@ fn findings(h: &mut String, v: &StatusView, now: DateTime<Utc>) {
             .map_or_else(|| "this cycle".to_owned(), |a| ago(a.since, now));
         let _ = write!(
             h,
-            "<tr><td class=\"sev {c}\">{sev}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{since}</td></tr>",
+            "<tr><td class=\"sev {c}\">{sev}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"nw\">{since}</td></tr>",
             esc(&f.rule),
             esc(&f.code),
             esc(&f.subject),
@@ -172,14 +172,16 @@ fn chart(h: &mut String, history: &std::collections::VecDeque<CyclePoint>) {
     let (w, ht, pad) = (720.0_f64, 140.0_f64, 18.0_f64);
     let max = history.iter().map(|p| p.critical + p.warning + p.info).max().unwrap_or(0).max(1);
     let n = history.len() as f64;
-    let bw = (w / n).max(1.0);
+    // Bars at most 12 px wide, newest on the right, so a young daemon's chart grows leftwards.
+    let bw = (w / n).clamp(1.0, 12.0);
+    let x0 = w - bw * n;
     let scale = (ht - pad * 2.0) / f64::from(max);
     let _ = write!(
         h,
         "<svg viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"findings per cycle\"><rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{ht}\" fill=\"#fafbfc\"/>"
     );
     for (i, p) in history.iter().enumerate() {
-        let x = i as f64 * bw;
+        let x = x0 + i as f64 * bw;
         let mut y = ht - pad;
         if p.failed {
             let _ = write!(

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::Severity;
-use crate::report::Report;
+use crate::report::{CycleRecord, Report};
 
 /// How many cycle points the findings chart keeps.
 pub const HISTORY_POINTS: usize = 720;
@@ -137,6 +137,8 @@ pub struct StatusView {
     pub outbox_depth: usize,
     /// Actions by kind and result.
     pub action_counts: Vec<ActionCount>,
+    /// What the last cycle did (also when its audit failed): counts, email delivery, problems.
+    pub last_cycle: Option<CycleRecord>,
 }
 
 impl StatusView {
@@ -160,6 +162,7 @@ impl StatusView {
             broker: Vec::new(),
             outbox_depth: 0,
             action_counts: Vec::new(),
+            last_cycle: None,
         }
     }
 

@@ -246,6 +246,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_scenario_loads() {
+        let s = Scenario::from_json(include_str!("../../examples/sim/phantom-exit.json")).unwrap();
+        let positions = s.positions.unwrap();
+        assert_eq!(positions.len(), 5);
+        assert_eq!(s.orders.unwrap().len(), 1);
+    }
+
+    #[test]
     fn the_design_example_parses() {
         let s = Scenario::from_json(
             r#"{ "account": { "cash": "100000" },

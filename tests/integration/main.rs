@@ -1,9 +1,13 @@
 //! The one integration-test binary (`autotests = false`): every test drives the real
 //! `tradewarden` binary or talks to real servers (the simulator, an SMTP server) over loopback.
 
+mod actions;
 mod audit;
+mod browser;
 mod client;
 mod config_errors;
+mod daemon;
+mod demo;
 mod email;
 mod live_audit;
 mod silence;

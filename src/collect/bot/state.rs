@@ -64,6 +64,20 @@ pub fn read_metadata(
     extract_metadata(value, &mapping.at, &origin).map_err(|m| SourceError::malformed(SOURCE, m))
 }
 
+/// The positions in a JSON value (the value the mapping's `at` points to), exactly as
+/// `read_positions` reads them: for `fix_state`, which must understand a file the same way
+/// the audit does before it edits it.
+///
+/// # Errors
+/// A sentence naming every bad entry.
+pub fn positions_from_value(
+    value: &Value,
+    mapping: &PositionsMapping,
+    origin: &str,
+) -> Result<Vec<TrackedPosition>, String> {
+    extract_positions(value, mapping, origin)
+}
+
 /// A JSON document and where it came from, for messages.
 struct Doc<'a> {
     value: Cow<'a, Value>,

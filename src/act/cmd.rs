@@ -1,0 +1,199 @@
+//! `tradewarden flatten` and `tradewarden fix`: manual actions with the daemon's gates except
+//! mode. Each first resolves interrupted intents, reads the broker (and the bot's files),
+//! prints exactly what it will do, asks on a terminal unless `--yes` (without a terminal and
+//! without `--yes` it refuses), then acts behind the live guard, the budget, the cooldown, a
+//! fresh re-read (which must match what was shown), the journal and the confirmation.
+//!
+//! Exit codes: 0 done (or nothing to do, or `--dry-run`), 1 failed or unconfirmed, 2 nothing
+//! was done because a gate, the operator or the environment said no (live guard, budget,
+//! cooldown, no terminal, declined, unreadable broker, bad configuration).
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use chrono::Utc;
+use clap::{ArgGroup, Args};
+
+use super::{ActionReport, Actor, Manual, Preview, Status};
+use crate::cli::{ConfigArg, exit, load, make_broker, print};
+use crate::collect::broker::Broker;
+use crate::config::Config;
+
+/// Exit code: failed or unconfirmed.
+pub const FAILED: u8 = 1;
+/// Exit code: nothing done, refused.
+pub const REFUSED: u8 = 2;
+
+/// `tradewarden flatten`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["shorts_only", "all"])))]
+pub struct FlattenArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Close short positions only (buy to cover); longs are never touched.
+    #[arg(long)]
+    pub shorts_only: bool,
+    /// Close every position (with --symbol: those symbols, long or short).
+    #[arg(long)]
+    pub all: bool,
+    /// Only this symbol (repeatable).
+    #[arg(long = "symbol", value_name = "S")]
+    pub symbols: Vec<String>,
+    /// Print the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `tradewarden fix`.
+#[derive(Debug, Clone, Args)]
+pub struct FixArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the diff and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Runs `tradewarden flatten`.
+///
+/// # Errors
+/// I/O on stdout.
+pub async fn flatten(args: FlattenArgs) -> anyhow::Result<u8> {
+    let manual = Manual::Flatten { shorts_only: args.shorts_only, symbols: args.symbols.clone() };
+    run(&args.config, &manual, args.dry_run, args.yes).await
+}
+
+/// Runs `tradewarden fix`.
+///
+/// # Errors
+/// I/O on stdout.
+pub async fn fix(args: FixArgs) -> anyhow::Result<u8> {
+    run(&args.config, &Manual::Fix, args.dry_run, args.yes).await
+}
+
+fn setup(config: &ConfigArg) -> Result<(Config, Broker), u8> {
+    let cfg = load(&config.config)?;
+    let broker = make_broker(&cfg, None).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::ERROR
+    })?;
+    if let Broker::Replay(_) = broker {
+        eprintln!("error: [broker] kind = \"replay\": a recorded snapshot cannot be acted on; nothing done");
+        return Err(REFUSED);
+    }
+    Ok((cfg, broker))
+}
+
+async fn run(config: &ConfigArg, manual: &Manual, dry_run: bool, yes: bool) -> anyhow::Result<u8> {
+    let (cfg, broker) = match setup(config) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let mut actor = Actor::new(&cfg, &broker);
+    // The live guard comes before anything is read: on a live account without allow_live,
+    // nothing is touched at all (a dry run may still look).
+    if !dry_run && let Some(why) = actor.live_refusal(&cfg) {
+        eprintln!("refused: {why}; set allow_live = true in [actions] to act on a live account. Nothing done.");
+        return Ok(REFUSED);
+    }
+    for r in actor.recover(Utc::now()).await {
+        eprintln!("recovery: {} {}: {}", r.action, r.result, r.detail);
+    }
+    if actor.has_unresolved() && !dry_run {
+        eprintln!("refused: an interrupted action in the journal could not be resolved; nothing done");
+        return Ok(REFUSED);
+    }
+    let preview = match actor.preview(&cfg, manual, Utc::now()).await {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("error: {why}; nothing done");
+            return Ok(REFUSED);
+        }
+    };
+    print(&render_preview(manual, &preview))?;
+    if preview.plan().is_empty() {
+        print("Nothing to do.\n")?;
+        return Ok(exit::CLEAN);
+    }
+    if dry_run {
+        print("Dry run: nothing sent to the broker, no bot file written.\n")?;
+        return Ok(exit::CLEAN);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "refused: stdin is not a terminal, so there is no one to ask; pass --yes to proceed. Nothing done."
+            );
+            return Ok(REFUSED);
+        }
+        if !ask().await? {
+            eprintln!("Declined. Nothing done.");
+            return Ok(REFUSED);
+        }
+    }
+    let (report, nothing_to_do) = actor.run_manual(&cfg, manual, &preview, Utc::now()).await;
+    print(&render_report(&report))?;
+    Ok(code(&report, nothing_to_do))
+}
+
+fn code(report: &ActionReport, nothing_to_do: bool) -> u8 {
+    match report.status() {
+        Some(Status::Done) => exit::CLEAN,
+        Some(Status::Skipped) if nothing_to_do => exit::CLEAN,
+        Some(Status::Failed | Status::Unconfirmed) => FAILED,
+        _ => REFUSED,
+    }
+}
+
+fn render_preview(manual: &Manual, p: &Preview) -> String {
+    let mut s = String::new();
+    let what = match manual {
+        Manual::Flatten { shorts_only: true, .. } => "flatten (shorts only)",
+        Manual::Flatten { shorts_only: false, .. } => "flatten (all)",
+        Manual::Fix => "fix",
+    };
+    if !p.plan().is_empty() {
+        s.push_str(&format!("tradewarden {what} will:\n"));
+        for (i, step) in p.plan().step_texts().iter().enumerate() {
+            s.push_str(&format!("  {}. {step}\n", i + 1));
+        }
+    }
+    for n in &p.plan().notes {
+        s.push_str(&format!("  note: {n}\n"));
+    }
+    if let Some(d) = p.diff().filter(|d| !d.is_empty()) {
+        s.push('\n');
+        s.push_str(&d);
+        if !d.ends_with('\n') {
+            s.push('\n');
+        }
+    }
+    s
+}
+
+fn render_report(r: &ActionReport) -> String {
+    let mut s = format!("{}: {}: {}\n", r.action, r.result, r.detail);
+    if let Some(id) = &r.journal_id {
+        s.push_str(&format!("journal id: {id}\n"));
+    }
+    if let Some(f) = &r.finding {
+        s.push_str(&format!("{} {}: {}\n", f.severity.as_str().to_uppercase(), f.code, f.message));
+    }
+    s
+}
+
+async fn ask() -> anyhow::Result<bool> {
+    eprint!("Proceed? [y/N] ");
+    std::io::stderr().flush()?;
+    let line = tokio::task::spawn_blocking(|| {
+        let mut l = String::new();
+        std::io::stdin().lock().read_line(&mut l).map(|_| l)
+    })
+    .await??;
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}

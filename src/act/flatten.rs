@@ -1,0 +1,310 @@
+//! `flatten_shorts` and `flatten_all` (and `tradewarden flatten`): carry out a flatten plan.
+//!
+//! Per symbol, in plan order: cancel its open orders, wait until the broker shows them no
+//! longer open (a symbol whose orders stay open is not closed: a resting sell could fill once
+//! the position is flat and open a new short), re-read the position right before the close
+//! (`shorts_only`: close only if it is still negative), then `DELETE /v2/positions/{symbol}`.
+//! A write that got no clear answer is never repeated: the confirmation re-read decides.
+//! Finally poll the positions until every closed symbol is gone, or `confirm_timeout`.
+
+use std::collections::BTreeSet;
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::Executed;
+use super::broker::ActBroker;
+use super::confirm::{Polled, Timing, poll, positions_json};
+use super::plan::{Plan, Step};
+use crate::collect::broker::alpaca::BrokerError;
+
+fn already_closed(e: &BrokerError) -> bool {
+    e.is_not_found() || e.status() == Some(422)
+}
+
+/// Cancels each order and records what happened; returns the ids to wait for, or the
+/// failure sentence when the broker refused a cancel.
+async fn cancel_all(b: &dyn ActBroker, ids: &[(String, String)], log: &mut Vec<String>) -> Result<Vec<String>, String> {
+    let mut wait = Vec::new();
+    let mut refused = Vec::new();
+    for (id, symbol) in ids {
+        match b.cancel_order(id).await {
+            Ok(()) => {
+                log.push(format!("cancel {id} ({symbol}): accepted"));
+                wait.push(id.clone());
+            }
+            Err(e) if already_closed(&e) => log.push(format!("cancel {id} ({symbol}): already closed ({e})")),
+            Err(e) if e.outcome_unknown() => {
+                log.push(format!("cancel {id} ({symbol}): no clear answer ({e}); not retried, re-reading"));
+                wait.push(id.clone());
+            }
+            Err(e) => {
+                log.push(format!("cancel {id} ({symbol}): refused ({e})"));
+                refused.push(format!("order {id} could not be cancelled ({e})"));
+            }
+        }
+    }
+    if refused.is_empty() { Ok(wait) } else { Err(refused.join("; ")) }
+}
+
+/// Waits until none of `ids` is open.
+pub(crate) async fn wait_cancelled(b: &dyn ActBroker, ids: &[String], timing: Timing) -> Polled<Vec<String>> {
+    poll(timing, || async {
+        let open = b.open_orders().await.map_err(|e| e.to_string())?;
+        let still: Vec<String> = ids.iter().filter(|id| open.iter().any(|o| &o.id == *id)).cloned().collect();
+        Ok((still.is_empty(), still))
+    })
+    .await
+}
+
+/// Carries out a flatten plan (see the module doc).
+pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, timing: Timing) -> Executed {
+    let mut log: Vec<String> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut closing: BTreeSet<String> = BTreeSet::new();
+    let mut cancels: Vec<(String, String)> = Vec::new();
+    for step in &plan.steps {
+        match step {
+            Step::CancelOrder { id, symbol, .. } => cancels.push((id.clone(), symbol.clone())),
+            Step::ClosePosition { symbol, .. } => {
+                let group = std::mem::take(&mut cancels);
+                let wait = match cancel_all(b, &group, &mut log).await {
+                    Ok(w) => w,
+                    Err(why) => {
+                        failed.push(format!("{symbol} not closed: {why}"));
+                        continue;
+                    }
+                };
+                if !wait.is_empty() {
+                    let polled = wait_cancelled(b, &wait, timing).await;
+                    if let Polled::TimedOut(still, err) = polled {
+                        let still = still.map_or_else(|| wait.join(", "), |s| s.join(", "));
+                        let err = err.map(|e| format!(" (last read: {e})")).unwrap_or_default();
+                        failed.push(format!(
+                            "{symbol} not closed: its open orders {still} were not seen cancelled within {}{err}",
+                            humantime::format_duration(timing.timeout)
+                        ));
+                        continue;
+                    }
+                }
+                close_one(b, symbol, shorts_only, &mut log, &mut failed, &mut closing).await;
+            }
+            Step::CloseAll { positions, .. } => match b.close_all_positions().await {
+                Ok(results) => {
+                    for r in results {
+                        match (&r.order, &r.error) {
+                            (Some(o), _) => {
+                                log.push(format!(
+                                    "{}: closing order {} ({} {}, {})",
+                                    r.symbol,
+                                    o.id,
+                                    o.side,
+                                    o.qty.map(|q| q.to_string()).unwrap_or_default(),
+                                    o.status
+                                ));
+                                closing.insert(r.symbol);
+                            }
+                            (None, err) => failed.push(format!(
+                                "{}: not closed (HTTP {}: {})",
+                                r.symbol,
+                                r.status,
+                                err.clone().unwrap_or_default()
+                            )),
+                        }
+                    }
+                }
+                Err(e) if e.outcome_unknown() => {
+                    log.push(format!("close all: no clear answer ({e}); not retried, re-reading"));
+                    closing.extend(positions.iter().map(|(s, _)| s.clone()));
+                }
+                Err(e) => failed.push(format!("close all refused: {e}")),
+            },
+            _ => {}
+        }
+    }
+    confirm(b, &closing, log, failed, timing).await
+}
+
+async fn close_one(
+    b: &dyn ActBroker,
+    symbol: &str,
+    shorts_only: bool,
+    log: &mut Vec<String>,
+    failed: &mut Vec<String>,
+    closing: &mut BTreeSet<String>,
+) {
+    match b.position(symbol).await {
+        Err(e) => failed.push(format!("{symbol} not closed: the position could not be re-read ({e})")),
+        Ok(None) => log.push(format!("{symbol}: already flat")),
+        Ok(Some(p)) if shorts_only && p.qty >= Decimal::ZERO => {
+            log.push(format!("{symbol}: no longer short ({}), not touched", p.qty));
+        }
+        Ok(Some(p)) => match b.close_position(symbol).await {
+            Ok(o) => {
+                log.push(format!(
+                    "{symbol} ({}): closing order {} ({} {}, {})",
+                    p.qty,
+                    o.id,
+                    o.side,
+                    o.qty.map(|q| q.to_string()).unwrap_or_default(),
+                    o.status
+                ));
+                closing.insert(symbol.to_owned());
+            }
+            Err(e) if e.is_not_found() => log.push(format!("{symbol}: already flat ({e})")),
+            Err(e) if e.outcome_unknown() => {
+                log.push(format!("{symbol}: close got no clear answer ({e}); not retried, re-reading"));
+                closing.insert(symbol.to_owned());
+            }
+            Err(e) => failed.push(format!("{symbol} not closed: {e}")),
+        },
+    }
+}
+
+async fn confirm(
+    b: &dyn ActBroker,
+    closing: &BTreeSet<String>,
+    mut log: Vec<String>,
+    failed: Vec<String>,
+    timing: Timing,
+) -> Executed {
+    let mut after = Value::Null;
+    let mut unconfirmed = Vec::new();
+    if !closing.is_empty() {
+        let polled = poll(timing, || async {
+            let ps = b.positions().await.map_err(|e| e.to_string())?;
+            let open = ps.iter().any(|p| closing.contains(p.symbol.as_str()));
+            Ok((!open, ps))
+        })
+        .await;
+        if let Some(ps) = polled.last() {
+            after = json!({ "positions": positions_json(ps) });
+        }
+        match &polled {
+            Polled::Confirmed(_) => {
+                log.push(format!("confirmed flat: {}", closing.iter().cloned().collect::<Vec<_>>().join(", ")));
+            }
+            Polled::TimedOut(last, err) => {
+                let still: Vec<String> = match last {
+                    Some(ps) => ps
+                        .iter()
+                        .filter(|p| closing.contains(p.symbol.as_str()))
+                        .map(|p| format!("{} {}", p.symbol, p.qty))
+                        .collect(),
+                    None => closing.iter().cloned().collect(),
+                };
+                let err = err.as_ref().map(|e| format!(" (last read failed: {e})")).unwrap_or_default();
+                unconfirmed.push(format!(
+                    "not seen flat within {}: {}{err}",
+                    humantime::format_duration(timing.timeout),
+                    still.join(", ")
+                ));
+            }
+        }
+    }
+    Executed::from_parts(log, failed, unconfirmed, after)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rust_decimal::dec;
+
+    use super::*;
+    use crate::act::Status;
+    use crate::act::broker::fake::{CloseMode, FakeBroker, order};
+    use crate::act::plan::{Scope, flatten};
+    use crate::model::OrderSide;
+
+    fn fast() -> Timing {
+        Timing { timeout: Duration::from_millis(150), poll: Duration::from_millis(10) }
+    }
+
+    fn phantom() -> FakeBroker {
+        FakeBroker::new(
+            &[("AAPL", 10), ("CHWY", -1596), ("BILL", -413)],
+            vec![order("o-chwy", "CHWY", OrderSide::Sell, 1596), order("o-aapl", "AAPL", OrderSide::Sell, 5)],
+        )
+    }
+
+    async fn plan_of(b: &FakeBroker, scope: &Scope, shorts_only: bool) -> Plan {
+        let p = b.positions().await.unwrap();
+        let o = b.open_orders().await.unwrap();
+        flatten(&p, &o, scope, shorts_only)
+    }
+
+    #[tokio::test]
+    async fn flattens_shorts_cancelling_first_and_leaves_longs_alone() {
+        let b = phantom();
+        let plan = plan_of(&b, &Scope::All, true).await;
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Done, "{done:?}");
+        assert_eq!(b.writes(), ["close:BILL", "cancel:o-chwy", "close:CHWY"]);
+        assert_eq!((b.qty("CHWY"), b.qty("BILL"), b.qty("AAPL")), (dec!(0), dec!(0), dec!(10)));
+        assert!(b.with(|s| s.placed.iter().all(|p| p.side == "buy")), "only covers");
+        assert!(b.with(|s| s.orders.iter().any(|o| o.id == "o-aapl" && o.is_open())), "the long's order untouched");
+        assert!(done.detail.contains("confirmed flat: BILL, CHWY"), "{}", done.detail);
+    }
+
+    #[tokio::test]
+    async fn a_symbol_that_is_no_longer_short_at_close_time_is_not_touched() {
+        let b = phantom();
+        let plan = plan_of(&b, &Scope::All, true).await;
+        // Between the plan and the close, BILL was covered by someone else and went long.
+        b.with(|s| s.positions.insert("BILL".into(), dec!(3)));
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Done);
+        assert!(!b.writes().contains(&"close:BILL".to_owned()), "{:?}", b.writes());
+        assert_eq!(b.qty("BILL"), dec!(3));
+        assert!(done.steps.iter().any(|s| s.contains("BILL: no longer short (3), not touched")), "{:?}", done.steps);
+    }
+
+    #[tokio::test]
+    async fn orders_that_stay_open_block_the_close() {
+        let b = phantom();
+        b.with(|s| s.cancels_stick = true);
+        let plan = plan_of(&b, &Scope::Symbols(["CHWY".to_owned()].into()), true).await;
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Failed);
+        assert_eq!(b.writes(), ["cancel:o-chwy"], "no close while its sell rests");
+        assert!(done.detail.contains("CHWY not closed"), "{}", done.detail);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_close_outcome_is_confirmed_by_re_reading_never_repeated() {
+        let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+        b.with(|s| s.close_mode = CloseMode::FillButTimeout);
+        let plan = plan_of(&b, &Scope::All, true).await;
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Done, "the re-read shows it flat: {done:?}");
+        assert_eq!(b.writes(), ["close:OKTA"], "exactly one close");
+    }
+
+    #[tokio::test]
+    async fn a_close_that_never_fills_is_unconfirmed_and_a_rejected_one_failed() {
+        let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+        b.with(|s| s.close_mode = CloseMode::NeverFill);
+        let plan = plan_of(&b, &Scope::All, true).await;
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Unconfirmed);
+        assert!(done.detail.contains("not seen flat within 150ms: OKTA -170"), "{}", done.detail);
+        assert_eq!(b.writes(), ["close:OKTA"]);
+
+        let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+        b.with(|s| s.close_mode = CloseMode::Reject);
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Failed);
+        assert!(done.detail.contains("insufficient qty"), "{}", done.detail);
+    }
+
+    #[tokio::test]
+    async fn flatten_all_is_one_close_all_request() {
+        let b = phantom();
+        let plan = plan_of(&b, &Scope::All, false).await;
+        let done = execute(&b, &plan, false, fast()).await;
+        assert_eq!(done.status, Status::Done);
+        assert_eq!(b.writes(), ["close_all"]);
+        assert!(b.with(|s| s.positions.is_empty() && s.orders.iter().all(|o| !o.is_open())));
+    }
+}

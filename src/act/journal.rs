@@ -1,0 +1,342 @@
+//! The action journal, `state_dir/actions.jsonl`: one JSON object per line, an `intent`
+//! written (and fsynced) before an action touches anything, and an `outcome` with the same
+//! `id` after it. The journal is the only memory actions have:
+//!
+//! - the daily budget counts intents of the current UTC day whose outcome is not `refused` or
+//!   `skipped` (an intent without an outcome counts: it may have acted);
+//! - the cooldown looks up the last such intent per fingerprint and action;
+//! - at start-up, an intent without an outcome (the process died mid-action) is resolved by
+//!   re-reading the broker, never by repeating it (`recover`).
+//!
+//! Reading tolerates a torn last line (a crash mid-append) and skips any other line that is
+//! not a record, counting it; appending starts a new line if the file does not end with one.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::ensure_dir;
+
+/// The journal's file name inside the state directory.
+pub const FILE: &str = "actions.jsonl";
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// Written before acting.
+    Intent(Intent),
+    /// Written after acting (or after resolving an interrupted intent).
+    Outcome(Outcome),
+}
+
+/// What is about to be done, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    /// Links the outcome to it.
+    pub id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `flatten_shorts`, `exec:stop-bot`, ...
+    pub action: String,
+    /// `daemon` (a firing alert) or `cli` (`tradewarden flatten` / `fix`).
+    pub origin: String,
+    /// The rules whose alerts asked for it.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// The alert fingerprints it acts for (the cooldown key, with the action).
+    #[serde(default)]
+    pub fingerprints: Vec<String>,
+    /// The subjects, comma-separated.
+    #[serde(default)]
+    pub subject: String,
+    /// Why: each triggering finding's message (or the operator's command).
+    #[serde(default)]
+    pub why: Vec<String>,
+    /// The exact steps, in order.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// What recovery needs to re-read: symbols, order ids, a configuration field, files.
+    #[serde(default)]
+    pub targets: Value,
+    /// The broker state seen by the re-read right before acting.
+    #[serde(default)]
+    pub broker_seen: Value,
+    /// `fix_state`: the unified diff about to be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The intent's id.
+    pub id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The action.
+    pub action: String,
+    /// `done`, `failed`, `unconfirmed`, `refused`, `skipped` or `recovered`.
+    pub result: String,
+    /// One or more sentences.
+    pub detail: String,
+    /// Each step's result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// The broker state seen by the last confirmation read.
+    #[serde(default)]
+    pub broker_after: Value,
+    /// `fix_state`: the diff written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// `exec`: exit status and bounded output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Value>,
+}
+
+/// Outcome results that mean nothing was done (they use no budget and start no cooldown).
+pub const NOT_ACTED: [&str; 2] = ["refused", "skipped"];
+
+/// The journal read into memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ledger {
+    /// Intents in file order.
+    pub intents: Vec<Intent>,
+    /// Outcomes by intent id (the last one wins).
+    pub outcomes: HashMap<String, Outcome>,
+    /// Lines that were not records (a torn last line included).
+    pub skipped_lines: usize,
+}
+
+impl Ledger {
+    /// Parses journal text. Never fails: unreadable lines are counted, not fatal.
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        let mut l = Self::default();
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Record>(line) {
+                Ok(r) => l.push(r),
+                Err(_) => l.skipped_lines += 1,
+            }
+        }
+        l
+    }
+
+    /// Adds a record (after it was appended to the file).
+    pub fn push(&mut self, r: Record) {
+        match r {
+            Record::Intent(i) => self.intents.push(i),
+            Record::Outcome(o) => {
+                self.outcomes.insert(o.id.clone(), o);
+            }
+        }
+    }
+
+    /// Whether an intent used the budget: it has no outcome (it may have acted), or its
+    /// outcome says something was done or attempted.
+    #[must_use]
+    pub fn acted(&self, intent: &Intent) -> bool {
+        self.outcomes.get(&intent.id).is_none_or(|o| !NOT_ACTED.contains(&o.result.as_str()))
+    }
+
+    /// Actions taken (or attempted) on a UTC day.
+    #[must_use]
+    pub fn spent(&self, day: NaiveDate) -> u32 {
+        let n = self.intents.iter().filter(|i| i.at.date_naive() == day && self.acted(i)).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The last time `action` acted for `fingerprint`.
+    #[must_use]
+    pub fn last_acted(&self, fingerprint: &str, action: &str) -> Option<DateTime<Utc>> {
+        self.intents
+            .iter()
+            .filter(|i| i.action == action && i.fingerprints.iter().any(|f| f == fingerprint) && self.acted(i))
+            .map(|i| i.at)
+            .max()
+    }
+
+    /// Intents without an outcome, oldest first.
+    #[must_use]
+    pub fn unresolved(&self) -> Vec<&Intent> {
+        self.intents.iter().filter(|i| !self.outcomes.contains_key(&i.id)).collect()
+    }
+
+    /// The outcome of an intent.
+    #[must_use]
+    pub fn outcome(&self, id: &str) -> Option<&Outcome> {
+        self.outcomes.get(id)
+    }
+}
+
+/// The journal file.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    path: PathBuf,
+}
+
+impl Journal {
+    /// The journal of a state directory.
+    #[must_use]
+    pub fn new(state_dir: &Path) -> Self {
+        Self { path: state_dir.join(FILE) }
+    }
+
+    /// Its path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads it; a missing file is an empty journal.
+    ///
+    /// # Errors
+    /// When it exists but cannot be read: then budget and cooldown are unknown, and no action
+    /// may run.
+    pub fn read(&self) -> io::Result<Ledger> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => Ok(Ledger::parse(&String::from_utf8_lossy(&bytes))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Ledger::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Appends one record as a line and fsyncs it (created 0600 in a 0700 state directory).
+    ///
+    /// # Errors
+    /// When it cannot be written durably: the caller must then not act.
+    pub fn append(&self, record: &Record) -> io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            ensure_dir(dir).map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        let mut line = serde_json::to_string(record).map_err(io::Error::other)?;
+        line.push('\n');
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true).read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&self.path)?;
+        let len = f.metadata()?.len();
+        if len > 0 && !ends_with_newline(&f, len)? {
+            // A torn last line: start ours on a fresh line so both stay parseable (or skipped).
+            line.insert(0, '\n');
+        }
+        f.write_all(line.as_bytes())?;
+        f.sync_data()
+    }
+}
+
+#[cfg(unix)]
+fn ends_with_newline(f: &std::fs::File, len: u64) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, len - 1)?;
+    Ok(b[0] == b'\n')
+}
+
+#[cfg(not(unix))]
+fn ends_with_newline(_f: &std::fs::File, _len: u64) -> io::Result<bool> {
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn intent(id: &str, at: DateTime<Utc>, action: &str, fp: &str) -> Intent {
+        Intent {
+            id: id.into(),
+            at,
+            action: action.into(),
+            origin: "daemon".into(),
+            rules: vec!["no-shorts".into()],
+            fingerprints: vec![fp.into()],
+            subject: "CHWY".into(),
+            why: vec![],
+            steps: vec![],
+            targets: json!({"symbols": ["CHWY"]}),
+            broker_seen: Value::Null,
+            diff: None,
+        }
+    }
+
+    fn outcome(id: &str, at: DateTime<Utc>, result: &str) -> Outcome {
+        Outcome {
+            id: id.into(),
+            at,
+            action: "flatten_shorts".into(),
+            result: result.into(),
+            detail: String::new(),
+            steps: vec![],
+            broker_after: Value::Null,
+            diff: None,
+            exec: None,
+        }
+    }
+
+    fn t(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn budget_counts_attempts_of_the_day_and_unresolved_intents() {
+        let mut l = Ledger::default();
+        l.push(Record::Intent(intent("a", t(10, 0), "flatten_shorts", "no-shorts/CHWY")));
+        l.push(Record::Outcome(outcome("a", t(10, 0), "done")));
+        l.push(Record::Intent(intent("b", t(11, 0), "flatten_shorts", "no-shorts/BILL")));
+        l.push(Record::Outcome(outcome("b", t(11, 0), "refused")));
+        l.push(Record::Intent(intent("c", t(12, 0), "flatten_shorts", "no-shorts/COIN")));
+        l.push(Record::Intent(intent("d", t(12, 0) - chrono::Duration::days(1), "flatten_shorts", "x/y")));
+        l.push(Record::Outcome(outcome("d", t(12, 0), "failed")));
+        assert_eq!(l.spent(t(0, 0).date_naive()), 2, "done + unresolved; refused is free; yesterday's is not today's");
+        assert_eq!(l.unresolved().iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(l.last_acted("no-shorts/CHWY", "flatten_shorts"), Some(t(10, 0)));
+        assert_eq!(l.last_acted("no-shorts/CHWY", "cancel_hazard_orders"), None);
+        assert_eq!(l.last_acted("no-shorts/BILL", "flatten_shorts"), None, "refused starts no cooldown");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_tolerated_and_the_next_append_starts_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        assert_eq!(j.read().unwrap(), Ledger::default(), "missing is empty");
+        j.append(&Record::Intent(intent("a", t(10, 0), "flatten_shorts", "f"))).unwrap();
+        // A crash mid-append.
+        let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
+        f.write_all(br#"{"kind":"outcome","id":"a","at":"2026-11"#).unwrap();
+        drop(f);
+        let l = j.read().unwrap();
+        assert_eq!((l.intents.len(), l.outcomes.len(), l.skipped_lines), (1, 0, 1));
+        j.append(&Record::Outcome(outcome("a", t(10, 1), "done"))).unwrap();
+        let l = j.read().unwrap();
+        assert_eq!((l.intents.len(), l.outcomes.len(), l.skipped_lines), (1, 1, 1));
+        assert!(l.unresolved().is_empty());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(j.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn records_round_trip_with_their_kind_tag() {
+        let r = Record::Intent(intent("a", t(10, 0), "exec:stop-bot", "f"));
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.starts_with(r#"{"kind":"intent","id":"a""#), "{line}");
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+    }
+}

@@ -1,0 +1,97 @@
+//! Resolving an intent that has no outcome (tradewarden died mid-action): re-read what the
+//! action was about and record what is true now. The action itself is never repeated here;
+//! if the violation still holds, the next cycle's gates decide afresh (budget and cooldown
+//! count the interrupted attempt).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::broker::ActBroker;
+use super::confirm::{orders_json, positions_json};
+use super::fix_state::sha256_hex;
+use super::journal::Intent;
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// What is true now about an interrupted intent: a sentence and the state read.
+///
+/// # Errors
+/// When the broker (or a file) cannot be read: the intent stays unresolved and is tried
+/// again later.
+pub(crate) async fn resolve(b: &dyn ActBroker, intent: &Intent) -> Result<(String, Value), String> {
+    let t = &intent.targets;
+    let action = intent.action.as_str();
+    match action {
+        "flatten_shorts" | "flatten_all" => {
+            let positions = b.positions().await.map_err(|e| e.to_string())?;
+            let symbols = strings(t, "symbols");
+            let mut parts = Vec::new();
+            for s in &symbols {
+                match positions.iter().find(|p| p.symbol.as_str() == s) {
+                    None => parts.push(format!("{s} is flat")),
+                    Some(p) => parts.push(format!("{s} is still {} (left for the next cycle's gates)", p.qty)),
+                }
+            }
+            if parts.is_empty() {
+                parts.push("no symbols were recorded".into());
+            }
+            Ok((parts.join("; "), json!({ "positions": positions_json(&positions) })))
+        }
+        "cancel_hazard_orders" => {
+            let open = b.open_orders().await.map_err(|e| e.to_string())?;
+            let parts: Vec<String> = strings(t, "order_ids")
+                .iter()
+                .map(|id| {
+                    if open.iter().any(|o| &o.id == id) {
+                        format!("order {id} is still open (left for the next cycle's gates)")
+                    } else {
+                        format!("order {id} is no longer open")
+                    }
+                })
+                .collect();
+            Ok((parts.join("; "), json!({ "open_orders": orders_json(&open) })))
+        }
+        "suspend_trading" | "enforce_no_shorting" => {
+            let c = b.configuration().await.map_err(|e| e.to_string())?;
+            let field = t.get("field").and_then(Value::as_str).unwrap_or_default();
+            let value = match field {
+                "suspend_trade" => c.suspend_trade,
+                "no_shorting" => c.no_shorting,
+                _ => None,
+            };
+            let text = match value {
+                Some(true) => format!("{field} is true at the broker"),
+                Some(false) => format!("{field} is still false (left for the next cycle's gates)"),
+                None => format!("{field} is not reported by the broker"),
+            };
+            Ok((text, json!({ "configuration": { "no_shorting": c.no_shorting, "suspend_trade": c.suspend_trade } })))
+        }
+        "fix_state" => {
+            let mut parts = Vec::new();
+            for f in t.get("files").and_then(Value::as_array).into_iter().flatten() {
+                let path = f.get("path").and_then(Value::as_str).unwrap_or_default();
+                let before = f.get("sha256_before").and_then(Value::as_str).unwrap_or_default();
+                let after = f.get("sha256_after").and_then(Value::as_str).unwrap_or_default();
+                let now = std::fs::read(Path::new(path)).map(|b| sha256_hex(&b));
+                parts.push(match now {
+                    Ok(h) if h == after => format!("{path} holds the fixed content"),
+                    Ok(h) if h == before => format!("{path} was not written"),
+                    Ok(_) => format!("{path} has changed since (neither the old nor the fixed content)"),
+                    Err(e) => format!("{path} cannot be read ({e})"),
+                });
+            }
+            Ok((parts.join("; "), Value::Null))
+        }
+        a if a.starts_with("exec:") => Ok((
+            "tradewarden stopped while the command ran; whether it finished is unknown (it is not run again)".into(),
+            Value::Null,
+        )),
+        other => Ok((format!("unknown action `{other}`: nothing re-read"), Value::Null)),
+    }
+}

@@ -1,0 +1,748 @@
+//! The gates and the act pipeline, shared by the daemon hook and the CLI. After the mode gate
+//! (the caller's: observe describes, the CLI skips it), in this order:
+//!
+//! 1. **live guard**: a live account needs `allow_live = true` (refused, critical finding); a
+//!    replayed snapshot cannot be acted on;
+//! 2. **silence**: alerts muted by a silence drop out;
+//! 3. **daily budget**: at most `max_per_day` actions per UTC day, counted from the journal
+//!    (refused, warning finding);
+//! 4. **cooldown**: per fingerprint and action, at most one action per `cooldown`;
+//! 5. **fresh re-read**: an alert whose rule was unknown this cycle drops out; the daemon
+//!    re-reads the broker and re-evaluates the rules (the violation must still hold, and
+//!    an unknown rule is no action); then the action re-reads what it needs and re-plans
+//!    (a failed read is no action);
+//! 6. **intent** journaled (fsynced; if it cannot be written, nothing is done);
+//! 7. **the action**, then **confirmation** by re-polling until `confirm_timeout`;
+//! 8. **outcome** journaled; a failed or unconfirmed action carries a critical finding.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::broker::ActBroker;
+use super::confirm::{Timing, orders_json, positions_json};
+use super::fix_state::{self, FixInput, FixPlan, Written};
+use super::journal::{Intent, Journal, Ledger, Outcome, Record};
+use super::plan::{self, Guard, Plan, Scope, Step};
+use super::{ActionReport, Executed, Hooks, Status, cancel, exec, flatten, guard};
+use crate::config::{ActionKind, Config, EmailTransport, Rule};
+use crate::engine::Evaluated;
+use crate::model::{Finding, Mode, Outcome as RuleOutcome, Severity, Snapshot};
+
+/// The rule id (and check) of the findings actions report.
+pub const RULE: &str = "actions";
+
+/// Where an action request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A firing alert in a daemon cycle.
+    Daemon,
+    /// `tradewarden flatten` / `fix`.
+    Cli,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Daemon => "daemon",
+            Self::Cli => "cli",
+        }
+    }
+}
+
+/// One alert (or the operator's command) asking for an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    /// The cooldown key (`rule/subject`, or `cli/...`).
+    pub fingerprint: String,
+    /// The rule (`cli` for a command).
+    pub rule: String,
+    /// The subject.
+    pub subject: String,
+    /// Its findings (the exec's stdin, the journal's "why").
+    pub findings: Vec<Finding>,
+    /// The silence muting it.
+    pub silenced_by: Option<String>,
+    /// Its rule could not be evaluated this cycle.
+    pub unknown: bool,
+    /// The symbols it is about.
+    pub scope: Scope,
+    /// The orders its findings name (`observed.order_ids`).
+    pub order_ids: BTreeSet<String>,
+}
+
+/// An action and the triggers asking for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The action.
+    pub kind: ActionKind,
+    /// Daemon or CLI.
+    pub origin: Origin,
+    /// Who asks.
+    pub triggers: Vec<Trigger>,
+}
+
+/// The result of the re-read before acting: the fresh plan and what it was made from.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The steps.
+    pub plan: Plan,
+    /// What was read (the intent's `broker_seen`).
+    pub seen: Value,
+    /// What recovery must re-read.
+    pub targets: Value,
+    /// `fix_state`: the files.
+    pub fix: Option<FixPlan>,
+}
+
+/// Why the pipeline stopped before acting.
+#[derive(Debug, Clone)]
+pub enum Stop {
+    /// Nothing wrong, nothing done (silenced, cooldown, violation gone, nothing to do).
+    Skipped(String),
+    /// A gate said no.
+    Refused(String, Option<Finding>),
+}
+
+/// The wall clock of a cycle: the injected `now` plus the time elapsed since.
+#[derive(Debug, Clone, Copy)]
+pub struct Clockwork {
+    start: DateTime<Utc>,
+    t0: std::time::Instant,
+}
+
+impl Clockwork {
+    /// Starts at `now`.
+    #[must_use]
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self { start: now, t0: std::time::Instant::now() }
+    }
+
+    /// Now.
+    #[must_use]
+    pub fn at(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.t0.elapsed()).unwrap_or_default()
+    }
+}
+
+/// The daemon's re-read: one fresh broker view per cycle, the rules evaluated on it.
+pub struct Recheck<'s> {
+    snapshot: &'s Snapshot,
+    rules: &'s [Rule],
+    fresh: Option<Evaluated>,
+}
+
+impl<'s> Recheck<'s> {
+    /// Over this cycle's snapshot (its bot side is reused; the broker side is re-read).
+    #[must_use]
+    pub fn new(snapshot: &'s Snapshot, rules: &'s [Rule]) -> Self {
+        Self { snapshot, rules, fresh: None }
+    }
+
+    async fn holds(&mut self, b: &dyn ActBroker, at: DateTime<Utc>, t: &Trigger) -> Result<(), String> {
+        if self.fresh.is_none() {
+            let view = b.view().await;
+            let snap = Snapshot {
+                taken_at: at,
+                mode: self.snapshot.mode,
+                broker: view,
+                bot: self.snapshot.bot.clone(),
+                logs: self.snapshot.logs.clone(),
+            };
+            self.fresh = Some(crate::engine::evaluate(self.rules, &snap, at));
+        }
+        let ev = self.fresh.as_ref().ok_or("no re-read")?;
+        match ev.outcomes.iter().find(|o| o.id == t.rule) {
+            Some(o) if o.outcome == RuleOutcome::Unknown => Err(format!(
+                "{}: unknown on the re-read ({}); no action on incomplete data",
+                t.fingerprint,
+                o.reason.clone().unwrap_or_default()
+            )),
+            Some(_) if ev.findings.iter().any(|f| f.fingerprint() == t.fingerprint) => Ok(()),
+            _ => Err(format!("{}: the violation is gone on the re-read", t.fingerprint)),
+        }
+    }
+}
+
+/// A finding of rule `actions`.
+#[must_use]
+pub fn finding(code: &str, severity: Severity, action: &str, message: String, observed: Value) -> Finding {
+    Finding {
+        rule: RULE.into(),
+        check: RULE.into(),
+        code: code.into(),
+        severity,
+        subject: action.into(),
+        message,
+        observed,
+        expected: json!({}),
+    }
+}
+
+/// Why the live guard refuses.
+pub const LIVE_REFUSAL: &str = "the broker is a live account (real money) and [actions] allow_live is not true";
+
+/// The live guard; `Some(refusal)` when acting is not allowed on this account.
+#[must_use]
+pub fn live_guard(mode: Mode, allow_live: bool, action: &str) -> Option<Stop> {
+    match mode {
+        Mode::Replay => Some(Stop::Skipped("the broker is a replayed snapshot: there is nothing to act on".into())),
+        Mode::Live if !allow_live => {
+            let msg = format!("{action} refused: {LIVE_REFUSAL}");
+            let f = finding("action_refused", Severity::Critical, action, msg.clone(), json!({ "mode": "live" }));
+            Some(Stop::Refused(msg, Some(f)))
+        }
+        _ => None,
+    }
+}
+
+/// The merged scope and order ids of the triggers.
+fn merged(triggers: &[Trigger]) -> (Scope, BTreeSet<String>) {
+    let mut scope: Option<Scope> = None;
+    let mut ids = BTreeSet::new();
+    for t in triggers {
+        match &mut scope {
+            None => scope = Some(t.scope.clone()),
+            Some(s) => s.merge(t.scope.clone()),
+        }
+        ids.extend(t.order_ids.iter().cloned());
+    }
+    (scope.unwrap_or(Scope::Symbols(BTreeSet::new())), ids)
+}
+
+fn joined(triggers: &[Trigger], f: impl Fn(&Trigger) -> &str) -> String {
+    let mut v: Vec<&str> = Vec::new();
+    for t in triggers {
+        let s = f(t);
+        if !v.contains(&s) {
+            v.push(s);
+        }
+    }
+    v.join(",")
+}
+
+/// Orders actions within a cycle: guards that stop the bleeding first, flattening before the
+/// bot's files are fixed, and `suspend_trading` last (it also blocks closes).
+#[must_use]
+pub fn priority(kind: &ActionKind) -> u8 {
+    match kind {
+        ActionKind::EnforceNoShorting => 0,
+        ActionKind::CancelHazardOrders => 1,
+        ActionKind::FlattenShorts => 2,
+        ActionKind::FlattenAll => 3,
+        ActionKind::Exec(_) => 4,
+        ActionKind::FixState => 5,
+        ActionKind::SuspendTrading => 6,
+    }
+}
+
+fn guard_of(kind: &ActionKind) -> Option<Guard> {
+    match kind {
+        ActionKind::SuspendTrading => Some(Guard::SuspendTrade),
+        ActionKind::EnforceNoShorting => Some(Guard::NoShorting),
+        _ => None,
+    }
+}
+
+/// The environment variables an exec must not see besides `APCA_*`.
+fn hidden_env(cfg: &Config) -> Vec<String> {
+    match &cfg.alerts.email.transport {
+        EmailTransport::Smtp { username_env, password_env, .. } => {
+            username_env.iter().chain(password_env).cloned().collect()
+        }
+        EmailTransport::File { .. } => Vec::new(),
+    }
+}
+
+/// Everything one action run needs.
+pub struct Runner<'a> {
+    /// The configuration.
+    pub cfg: &'a Config,
+    /// The broker.
+    pub broker: &'a dyn ActBroker,
+    /// The journal.
+    pub journal: Journal,
+    /// Confirmation timing.
+    pub timing: Timing,
+    /// The clock.
+    pub clock: Clockwork,
+    /// Test hooks.
+    pub hooks: &'a Hooks,
+}
+
+impl Runner<'_> {
+    fn report(&self, req: &Request, triggers: &[Trigger], status: Status, detail: String) -> ActionReport {
+        let t = if triggers.is_empty() { &req.triggers[..] } else { triggers };
+        ActionReport {
+            at: self.clock.at(),
+            action: req.kind.to_string(),
+            rule: joined(t, |t| &t.rule),
+            subject: joined(t, |t| &t.subject),
+            result: status.as_str().into(),
+            detail,
+            finding: None,
+            diff: None,
+            journal_id: None,
+        }
+    }
+
+    fn stopped(&self, req: &Request, triggers: &[Trigger], stop: Stop) -> ActionReport {
+        match stop {
+            Stop::Skipped(why) => self.report(req, triggers, Status::Skipped, why),
+            Stop::Refused(why, f) => {
+                let mut r = self.report(req, triggers, Status::Refused, why);
+                r.finding = f;
+                r
+            }
+        }
+    }
+
+    /// The fresh, action-specific re-read and plan.
+    pub async fn prepare(&self, kind: &ActionKind, triggers: &[Trigger]) -> Result<Prepared, Stop> {
+        let b = self.broker;
+        let (scope, ids) = merged(triggers);
+        let unreadable = |what: &str, e: &dyn std::fmt::Display| {
+            Stop::Skipped(format!("cannot re-read {what} ({e}): no action on incomplete data"))
+        };
+        match kind {
+            ActionKind::FlattenShorts | ActionKind::FlattenAll => {
+                let shorts_only = *kind == ActionKind::FlattenShorts;
+                let positions = b.positions().await.map_err(|e| unreadable("the positions", &e))?;
+                let orders = b.open_orders().await.map_err(|e| unreadable("the open orders", &e))?;
+                let plan = plan::flatten(&positions, &orders, &scope, shorts_only);
+                let cancels: Vec<&str> = plan
+                    .steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::CancelOrder { id, .. } => Some(id.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let targets =
+                    json!({ "symbols": plan.closed_symbols(), "shorts_only": shorts_only, "order_ids": cancels });
+                let seen = json!({ "positions": positions_json(&positions), "open_orders": orders_json(&orders) });
+                Ok(Prepared { plan, seen, targets, fix: None })
+            }
+            ActionKind::CancelHazardOrders => {
+                let orders = b.open_orders().await.map_err(|e| unreadable("the open orders", &e))?;
+                let plan = plan::cancel(&orders, &ids);
+                let chosen: Vec<&str> = plan
+                    .steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::CancelOrder { id, .. } => Some(id.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let targets = json!({ "order_ids": chosen });
+                Ok(Prepared { plan, seen: json!({ "open_orders": orders_json(&orders) }), targets, fix: None })
+            }
+            ActionKind::SuspendTrading | ActionKind::EnforceNoShorting => {
+                let g = guard_of(kind).ok_or_else(|| Stop::Skipped("not a guard".into()))?;
+                let c = b.configuration().await.map_err(|e| unreadable("the account configuration", &e))?;
+                let plan = plan::configure(&c, g);
+                let seen =
+                    json!({ "configuration": { "no_shorting": c.no_shorting, "suspend_trade": c.suspend_trade } });
+                Ok(Prepared { plan, seen, targets: json!({ "field": g.field() }), fix: None })
+            }
+            ActionKind::FixState => {
+                let positions = b.positions().await.map_err(|e| unreadable("the positions", &e))?;
+                let input = FixInput {
+                    bot: &self.cfg.bot,
+                    root: &self.cfg.bot.root,
+                    broker: &positions,
+                    scope: &scope,
+                    template: &self.cfg.actions.fix_state_template,
+                    now: self.clock.at(),
+                };
+                let fix = fix_state::plan(&input).map_err(|e| {
+                    let f = finding(
+                        "action_refused",
+                        Severity::Warning,
+                        "fix_state",
+                        format!("fix_state refused: {e}"),
+                        json!({}),
+                    );
+                    Stop::Refused(format!("refused: {e}"), Some(f))
+                })?;
+                let targets = json!({ "files": fix.files.iter().map(|f| json!({
+                    "path": f.path.display().to_string(),
+                    "sha256_before": f.stamp.sha256,
+                    "sha256_after": fix_state::sha256_hex(f.after.as_bytes()),
+                })).collect::<Vec<_>>() });
+                Ok(Prepared {
+                    plan: fix.plan(),
+                    seen: json!({ "positions": positions_json(&positions) }),
+                    targets,
+                    fix: Some(fix),
+                })
+            }
+            ActionKind::Exec(name) => {
+                let e = self
+                    .cfg
+                    .actions
+                    .exec
+                    .get(name)
+                    .ok_or_else(|| Stop::Skipped(format!("no [actions.exec.{name}] table")))?;
+                let plan = Plan {
+                    steps: vec![Step::Exec {
+                        name: name.clone(),
+                        argv: e.command.clone(),
+                        timeout: humantime::format_duration(e.timeout).to_string(),
+                    }],
+                    notes: Vec::new(),
+                };
+                Ok(Prepared { plan, seen: Value::Null, targets: json!({ "argv": e.command }), fix: None })
+            }
+        }
+    }
+
+    /// Gates 1 to 8 (see the module doc) for one request. `recheck` is the daemon's
+    /// re-evaluation; `expect` is what the operator approved (the CLI): a fresh plan that
+    /// differs from it is refused.
+    pub async fn run(
+        &self,
+        req: &Request,
+        ledger: &mut Ledger,
+        recheck: Option<&mut Recheck<'_>>,
+        expect: Option<&Prepared>,
+    ) -> (ActionReport, bool) {
+        let action = req.kind.to_string();
+        let acfg = &self.cfg.actions;
+        let now = self.clock.at();
+        // 1. live guard
+        if let Some(stop) = live_guard(self.broker.mode(), acfg.allow_live, &action) {
+            return (self.stopped(req, &req.triggers, stop), false);
+        }
+        // 2. silence
+        let (muted, mut triggers): (Vec<Trigger>, Vec<Trigger>) =
+            req.triggers.iter().cloned().partition(|t| t.silenced_by.is_some());
+        if triggers.is_empty() {
+            let by: BTreeSet<String> = muted.iter().filter_map(|t| t.silenced_by.clone()).collect();
+            let by: Vec<String> = by.into_iter().collect();
+            return (self.stopped(req, &muted, Stop::Skipped(format!("silenced by {}", by.join(", ")))), false);
+        }
+        // 3. budget
+        let spent = ledger.spent(now.date_naive());
+        if spent >= acfg.max_per_day {
+            let msg = format!(
+                "{action} not taken: the daily budget is spent ({spent} of max_per_day = {} actions today, UTC)",
+                acfg.max_per_day
+            );
+            let f = finding(
+                "action_budget_exhausted",
+                Severity::Warning,
+                &action,
+                msg.clone(),
+                json!({ "spent": spent, "max_per_day": acfg.max_per_day }),
+            );
+            return (self.stopped(req, &triggers, Stop::Refused(msg, Some(f))), false);
+        }
+        // 4. cooldown
+        let cooldown = chrono::Duration::from_std(acfg.cooldown).unwrap_or(chrono::Duration::MAX);
+        let mut cooling = Vec::new();
+        triggers.retain(|t| {
+            let Some(last) = ledger.last_acted(&t.fingerprint, &action) else { return true };
+            // An end beyond the calendar is "never again".
+            let until = last.checked_add_signed(cooldown);
+            if until.is_some_and(|u| now >= u) {
+                return true;
+            }
+            let next = until.map_or_else(|| "never".to_owned(), |u| u.to_rfc3339());
+            cooling.push(format!("{} (last at {}, next after {next})", t.fingerprint, last.to_rfc3339()));
+            false
+        });
+        if triggers.is_empty() {
+            return (
+                self.stopped(req, &req.triggers, Stop::Skipped(format!("cooldown: {}", cooling.join("; ")))),
+                false,
+            );
+        }
+        // 5. re-read
+        let mut gone = Vec::new();
+        triggers.retain(|t| {
+            if t.unknown {
+                gone.push(format!("{}: its rule is unknown this cycle; no action on incomplete data", t.fingerprint));
+            }
+            !t.unknown
+        });
+        if let Some(r) = recheck {
+            let mut kept = Vec::new();
+            for t in triggers {
+                match r.holds(self.broker, now, &t).await {
+                    Ok(()) => kept.push(t),
+                    Err(why) => gone.push(why),
+                }
+            }
+            triggers = kept;
+        }
+        if triggers.is_empty() {
+            return (self.stopped(req, &req.triggers, Stop::Skipped(gone.join("; "))), false);
+        }
+        let prepared = match self.prepare(&req.kind, &triggers).await {
+            Ok(p) => p,
+            Err(stop) => return (self.stopped(req, &triggers, stop), false),
+        };
+        if let Some(e) = expect
+            && let Err(why) = same_as_approved(e, &prepared)
+        {
+            return (self.stopped(req, &triggers, Stop::Refused(why, None)), false);
+        }
+        if prepared.plan.is_empty() {
+            let mut why = format!("nothing to do on the re-read ({})", prepared.plan.notes.join("; "));
+            if !gone.is_empty() {
+                why.push_str(&format!("; {}", gone.join("; ")));
+            }
+            return (self.stopped(req, &triggers, Stop::Skipped(why)), true);
+        }
+        // 6. intent
+        let diff = prepared.fix.as_ref().map(FixPlan::diff);
+        let intent = Intent {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: self.clock.at(),
+            action: action.clone(),
+            origin: req.origin.as_str().into(),
+            rules: triggers.iter().map(|t| t.rule.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+            fingerprints: triggers.iter().map(|t| t.fingerprint.clone()).collect(),
+            subject: joined(&triggers, |t| &t.subject),
+            why: triggers
+                .iter()
+                .flat_map(|t| {
+                    if t.findings.is_empty() {
+                        vec![format!("{}: requested by the operator", t.fingerprint)]
+                    } else {
+                        t.findings.iter().map(|f| format!("{} ({}): {}", f.fingerprint(), f.code, f.message)).collect()
+                    }
+                })
+                .collect(),
+            steps: prepared.plan.step_texts(),
+            targets: prepared.targets.clone(),
+            broker_seen: prepared.seen.clone(),
+            diff: diff.clone(),
+        };
+        if let Err(e) = self.journal.append(&Record::Intent(intent.clone())) {
+            let msg = format!(
+                "{action} not taken: the intent cannot be journaled in {} ({e})",
+                self.journal.path().display()
+            );
+            let f = finding("action_refused", Severity::Critical, &action, msg.clone(), json!({}));
+            return (self.stopped(req, &triggers, Stop::Refused(msg, Some(f))), false);
+        }
+        ledger.push(Record::Intent(intent.clone()));
+        // 7. act and confirm
+        let executed = self.execute(&req.kind, &triggers, &prepared).await;
+        self.hooks.pause_after_write().await;
+        // 8. outcome
+        let outcome = Outcome {
+            id: intent.id.clone(),
+            at: self.clock.at(),
+            action: action.clone(),
+            result: executed.status.as_str().into(),
+            detail: executed.detail.clone(),
+            steps: executed.steps.clone(),
+            broker_after: executed.after.clone(),
+            diff: executed.diff.clone(),
+            exec: executed.exec.clone(),
+        };
+        let mut detail = executed.detail.clone();
+        match self.journal.append(&Record::Outcome(outcome.clone())) {
+            Ok(()) => ledger.push(Record::Outcome(outcome)),
+            Err(e) => detail
+                .push_str(&format!(" (the outcome could not be journaled: {e}; it is resolved at the next start)")),
+        }
+        let mut report = self.report(req, &triggers, executed.status, detail);
+        report.diff = executed.diff.or(diff);
+        report.journal_id = Some(intent.id);
+        report.finding = match executed.status {
+            Status::Failed => Some(finding(
+                "action_failed",
+                Severity::Critical,
+                &action,
+                format!("{action} failed: {}", report.detail),
+                json!({ "journal_id": report.journal_id, "subject": report.subject }),
+            )),
+            Status::Unconfirmed => Some(finding(
+                "action_unconfirmed",
+                Severity::Critical,
+                &action,
+                format!("{action} was not confirmed: {}", report.detail),
+                json!({ "journal_id": report.journal_id, "subject": report.subject }),
+            )),
+            Status::Refused => Some(finding(
+                "action_refused",
+                Severity::Warning,
+                &action,
+                format!("{action} refused: {}", report.detail),
+                json!({ "journal_id": report.journal_id }),
+            )),
+            _ => None,
+        };
+        (report, false)
+    }
+
+    async fn execute(&self, kind: &ActionKind, triggers: &[Trigger], prepared: &Prepared) -> Executed {
+        let b = self.broker;
+        match kind {
+            ActionKind::FlattenShorts => flatten::execute(b, &prepared.plan, true, self.timing).await,
+            ActionKind::FlattenAll => flatten::execute(b, &prepared.plan, false, self.timing).await,
+            ActionKind::CancelHazardOrders => cancel::execute(b, &prepared.plan, self.timing).await,
+            ActionKind::SuspendTrading | ActionKind::EnforceNoShorting => {
+                guard::execute(b, &prepared.plan, self.timing).await
+            }
+            ActionKind::FixState => {
+                let Some(fix) = &prepared.fix else { return Executed::failed("no fix planned".into()) };
+                let backups = self.cfg.state_dir.join("backups");
+                let hook = || self.hooks.before_fix_write();
+                let mut e = match fix_state::write(fix, &backups, self.cfg.actions.quiet_for, self.clock.at(), &hook) {
+                    Written::Done(log) => match fix_state::confirm(fix) {
+                        Ok(()) => Executed::from_parts(log, vec![], vec![], Value::Null),
+                        Err(e) => Executed::from_parts(log, vec![], vec![e], Value::Null),
+                    },
+                    Written::Refused(why) => Executed {
+                        status: Status::Refused,
+                        detail: format!("nothing written: {why}"),
+                        steps: vec![],
+                        after: Value::Null,
+                        diff: None,
+                        exec: None,
+                    },
+                    Written::Failed(why) => Executed::failed(why),
+                };
+                if e.status == Status::Done {
+                    e.diff = Some(fix.diff());
+                }
+                e
+            }
+            ActionKind::Exec(name) => self.exec(name, triggers).await,
+        }
+    }
+
+    async fn exec(&self, name: &str, triggers: &[Trigger]) -> Executed {
+        let Some(e) = self.cfg.actions.exec.get(name) else {
+            return Executed::failed(format!("no [actions.exec.{name}] table"));
+        };
+        let mut findings: Vec<&Finding> = triggers.iter().flat_map(|t| &t.findings).collect();
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        let first = findings.first();
+        let trig = triggers.first();
+        let env: Vec<(String, String)> = vec![
+            ("TRADEWARDEN_ACTION".into(), format!("exec:{name}")),
+            (
+                "TRADEWARDEN_RULE".into(),
+                first.map_or_else(|| trig.map(|t| t.rule.clone()).unwrap_or_default(), |f| f.rule.clone()),
+            ),
+            ("TRADEWARDEN_CODE".into(), first.map(|f| f.code.clone()).unwrap_or_default()),
+            (
+                "TRADEWARDEN_SUBJECT".into(),
+                first.map_or_else(|| trig.map(|t| t.subject.clone()).unwrap_or_default(), |f| f.subject.clone()),
+            ),
+            ("TRADEWARDEN_SEVERITY".into(), first.map(|f| f.severity.as_str().to_owned()).unwrap_or_default()),
+            ("TRADEWARDEN_FINGERPRINT".into(), joined(triggers, |t| &t.fingerprint)),
+            ("TRADEWARDEN_MODE".into(), self.broker.mode().as_str().into()),
+        ];
+        let stdin = json!({
+            "action": format!("exec:{name}"),
+            "at": self.clock.at(),
+            "mode": self.broker.mode(),
+            "findings": findings,
+        });
+        let stdin = serde_json::to_vec_pretty(&stdin).unwrap_or_default();
+        let env = exec::child_env(std::env::vars_os(), &env, &hidden_env(self.cfg));
+        match exec::run(&e.command, e.timeout, &self.cfg.dir, env, stdin).await {
+            Err(why) => Executed::failed(why),
+            Ok(run) => {
+                let status_text = run.status_text(e.timeout);
+                let mut out = if run.succeeded() {
+                    Executed::from_parts(
+                        vec![format!("ran {:?}: {status_text}", e.command)],
+                        vec![],
+                        vec![],
+                        Value::Null,
+                    )
+                } else {
+                    Executed::from_parts(vec![], vec![format!("{:?}: {status_text}", e.command)], vec![], Value::Null)
+                };
+                out.exec = serde_json::to_value(&run).ok();
+                out
+            }
+        }
+    }
+}
+
+/// The operator approved a plan; the fresh one must be the same.
+fn same_as_approved(approved: &Prepared, fresh: &Prepared) -> Result<(), String> {
+    match (&approved.fix, &fresh.fix) {
+        (Some(a), Some(f)) => {
+            let key = |p: &FixPlan| -> Vec<(String, String, String)> {
+                p.files.iter().map(|f| (f.rel.clone(), f.stamp.sha256.clone(), f.after.clone())).collect()
+            };
+            if key(a) == key(f) {
+                Ok(())
+            } else {
+                Err("refused: the bot's files or the broker changed since the diff was shown; nothing written \
+                     (run `tradewarden fix` again to see the new diff)"
+                    .into())
+            }
+        }
+        _ => {
+            let extra: Vec<String> = fresh
+                .plan
+                .closed_symbols()
+                .into_iter()
+                .filter(|s| !approved.plan.closed_symbols().contains(s))
+                .collect();
+            if extra.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "refused: the fresh read would also close {}, which was not in the plan shown; nothing sent",
+                    extra.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// Holds `state_dir/actions.lock` so two tradewardens (the daemon and a `flatten`) never act at
+/// once; released on drop.
+#[derive(Debug)]
+pub struct ActionsLock {
+    _file: std::fs::File,
+}
+
+impl ActionsLock {
+    /// The lock file's name.
+    pub const FILE: &'static str = "actions.lock";
+
+    /// Takes the lock, waiting up to `wait`.
+    ///
+    /// # Errors
+    /// When it cannot be taken in time (another tradewarden is acting) or the file cannot
+    /// be opened.
+    pub async fn acquire(state_dir: &std::path::Path, wait: Duration) -> Result<Self, String> {
+        crate::state::ensure_dir(state_dir).map_err(|e| e.to_string())?;
+        let path: PathBuf = state_dir.join(Self::FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(format!("another tradewarden is acting ({} is locked)", path.display()));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", path.display())),
+            }
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! The gates, end to end through `Actor::on_cycle` and `recover`, with the in-memory broker,
+//! a real configuration and the real alert lifecycle; the clock is injected.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rust_decimal::dec;
+use serde_json::json;
+
+use super::broker::fake::{CloseMode, FakeBroker, order};
+use super::journal::{Intent, Journal, Ledger, Outcome, Record};
+use super::*;
+use crate::alert::{Silence, step};
+use crate::model::{BotView, OrderSide};
+
+struct Env {
+    dir: tempfile::TempDir,
+    cfg: Config,
+}
+
+fn env(actions: &str, rules: &str) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), rules).unwrap();
+    std::fs::create_dir_all(dir.path().join("bot")).unwrap();
+    let toml = format!(
+        r#"state_dir = "state"
+rules = ["rules.toml"]
+[broker]
+kind = "alpaca"
+base_url = "http://127.0.0.1:9"
+[bot]
+root = "bot"
+[bot.positions]
+file = "positions.json"
+at = "/opens"
+[actions]
+{actions}
+"#
+    );
+    std::fs::write(dir.path().join("tradewarden.toml"), toml).unwrap();
+    let cfg = Config::load(&dir.path().join("tradewarden.toml")).unwrap_or_else(|e| panic!("{e}"));
+    Env { dir, cfg }
+}
+
+const ACT: &str = "mode = \"act\"\nconfirm_timeout = \"200ms\"\n";
+
+const NO_SHORTS: &str = r#"
+[[rule]]
+id = "no-shorts"
+check = "no_short_positions"
+severity = "critical"
+actions = ["flatten_shorts"]
+"#;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 15, 30, 0).unwrap()
+}
+
+fn phantom() -> Arc<FakeBroker> {
+    Arc::new(FakeBroker::new(
+        &[("AAPL", 10), ("CHWY", -1596), ("BILL", -413)],
+        vec![order("o-chwy", "CHWY", OrderSide::Sell, 1596), order("o-aapl", "AAPL", OrderSide::Sell, 5)],
+    ))
+}
+
+fn actor(e: &Env, b: &Arc<FakeBroker>) -> Actor {
+    let ops: Arc<dyn ActBroker> = b.clone();
+    Actor::with_broker(&e.cfg, ops).with_poll_interval(Duration::from_millis(10))
+}
+
+/// One daemon cycle: snapshot from the fake, evaluate, lifecycle, then the hook. `after_snapshot`
+/// changes the broker between the snapshot and the actions.
+async fn cycle_with(
+    e: &Env,
+    b: &Arc<FakeBroker>,
+    a: &mut Actor,
+    silences: &[Silence],
+    after_snapshot: impl FnOnce(&FakeBroker),
+) -> Vec<ActionReport> {
+    let snap = Snapshot {
+        taken_at: now(),
+        mode: b.mode(),
+        broker: b.view().await,
+        bot: BotView { positions: Ok(Vec::new()), metadata: None },
+        logs: BTreeMap::new(),
+    };
+    let ev = crate::engine::evaluate(&e.cfg.rules, &snap, now());
+    let (book, _) = step(&AlertBook::default(), &e.cfg.rules, &ev, silences, &e.cfg.alerts, now());
+    after_snapshot(b);
+    b.with(|s| s.calls.clear());
+    a.on_cycle(&e.cfg, &book, &snap, &ev, now()).await
+}
+
+async fn cycle(e: &Env, b: &Arc<FakeBroker>, a: &mut Actor) -> Vec<ActionReport> {
+    cycle_with(e, b, a, &[], |_| {}).await
+}
+
+fn ledger(e: &Env) -> Ledger {
+    Journal::new(&e.cfg.state_dir).read().unwrap()
+}
+
+fn intent(id: &str, at: DateTime<Utc>, action: &str, fingerprint: &str, targets: serde_json::Value) -> Intent {
+    Intent {
+        id: id.into(),
+        at,
+        action: action.into(),
+        origin: "daemon".into(),
+        rules: vec!["no-shorts".into()],
+        fingerprints: vec![fingerprint.into()],
+        subject: "CHWY".into(),
+        why: vec![],
+        steps: vec!["DELETE /v2/positions/CHWY (the broker buys to cover 1596)".into()],
+        targets,
+        broker_seen: serde_json::Value::Null,
+        diff: None,
+    }
+}
+
+fn done(id: &str, at: DateTime<Utc>) -> Outcome {
+    Outcome {
+        id: id.into(),
+        at,
+        action: "flatten_shorts".into(),
+        result: "done".into(),
+        detail: String::new(),
+        steps: vec![],
+        broker_after: serde_json::Value::Null,
+        diff: None,
+        exec: None,
+    }
+}
+
+#[tokio::test]
+async fn observe_mode_describes_the_exact_steps_and_sends_nothing() {
+    let e = env("mode = \"observe\"", NO_SHORTS);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out.len(), 1, "one flatten for both shorts: {out:?}");
+    let r = &out[0];
+    assert_eq!((r.action.as_str(), r.result.as_str()), ("flatten_shorts", "described"));
+    assert_eq!(r.subject, "BILL,CHWY");
+    assert_eq!(
+        r.detail,
+        "observe mode, nothing sent: would DELETE /v2/positions/BILL (the broker buys to cover 413); then \
+         cancel open sell order o-chwy on CHWY (limit 1596 @ 45); then DELETE /v2/positions/CHWY (the broker buys to cover 1596)"
+    );
+    assert!(b.calls().is_empty(), "observe mode reads nothing more and sends nothing: {:?}", b.calls());
+    assert!(!e.cfg.state_dir.join("actions.jsonl").exists());
+}
+
+#[tokio::test]
+async fn act_mode_flattens_every_short_once_with_one_intent_and_one_outcome() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out.len(), 1);
+    let r = &out[0];
+    assert_eq!(r.result, "done", "{r:?}");
+    assert!(r.finding.is_none());
+    assert_eq!(b.writes(), ["close:BILL", "cancel:o-chwy", "close:CHWY"]);
+    assert_eq!(b.qty("AAPL"), dec!(10), "the long is untouched");
+    assert!(b.with(|s| s.placed.iter().all(|p| p.side == "buy")));
+    let l = ledger(&e);
+    assert_eq!((l.intents.len(), l.outcomes.len()), (1, 1));
+    let i = &l.intents[0];
+    assert_eq!(i.fingerprints, ["no-shorts/BILL", "no-shorts/CHWY"]);
+    assert_eq!(i.targets["symbols"], json!(["BILL", "CHWY"]));
+    assert!(i.why[0].contains("short_position"), "{:?}", i.why);
+    assert!(i.broker_seen["positions"].as_array().unwrap().len() == 3);
+    assert_eq!(l.outcome(&i.id).unwrap().result, "done");
+    assert_eq!(r.journal_id.as_deref(), Some(i.id.as_str()));
+}
+
+#[tokio::test]
+async fn the_live_guard_refuses_before_touching_anything() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    b.with(|s| s.mode = Some(Mode::Live));
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let r = &out[0];
+    assert_eq!(r.result, "refused");
+    let f = r.finding.as_ref().unwrap();
+    assert_eq!((f.rule.as_str(), f.code.as_str(), f.severity), ("actions", "action_refused", Severity::Critical));
+    assert!(f.message.contains("allow_live"), "{}", f.message);
+    assert!(b.calls().is_empty(), "no read, no write: {:?}", b.calls());
+    assert!(!e.cfg.state_dir.join("actions.jsonl").exists());
+
+    let e = env(&format!("{ACT}allow_live = true"), NO_SHORTS);
+    let mut a = actor(&e, &b);
+    assert_eq!(cycle(&e, &b, &mut a).await[0].result, "done", "allowed explicitly");
+}
+
+#[tokio::test]
+async fn silenced_alerts_take_no_part() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let s = |subject: &str| Silence {
+        id: format!("s-{subject}"),
+        rule: "no-shorts".into(),
+        subject: Some(subject.into()),
+        starts_at: now() - chrono::Duration::hours(1),
+        ends_at: now() + chrono::Duration::hours(1),
+        reason: "handled by hand".into(),
+        created_by: None,
+    };
+    let out = cycle_with(&e, &b, &mut a, &[s("CHWY"), s("BILL")], |_| {}).await;
+    assert!(out.is_empty(), "a silenced alert takes no part: {out:?}");
+    assert!(b.writes().is_empty());
+    // One silenced, one not: only BILL is flattened.
+    let out = cycle_with(&e, &b, &mut a, &[s("CHWY")], |_| {}).await;
+    assert_eq!(out[0].result, "done");
+    assert_eq!(b.writes(), ["close:BILL"]);
+    assert_eq!(b.qty("CHWY"), dec!(-1596));
+}
+
+#[tokio::test]
+async fn a_spent_budget_refuses_with_a_warning() {
+    let e = env(&format!("{ACT}max_per_day = 2"), NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    for (n, id) in ["a", "b"].iter().enumerate() {
+        let at = now() - chrono::Duration::hours(i64::try_from(n).unwrap() + 1);
+        j.append(&Record::Intent(intent(id, at, "exec:x", "other/x", json!({})))).unwrap();
+        j.append(&Record::Outcome(done(id, at))).unwrap();
+    }
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let r = &out[0];
+    assert_eq!(r.result, "refused");
+    let f = r.finding.as_ref().unwrap();
+    assert_eq!((f.code.as_str(), f.severity), ("action_budget_exhausted", Severity::Warning));
+    assert!(f.message.contains("2 of max_per_day = 2"), "{}", f.message);
+    assert!(b.writes().is_empty());
+}
+
+#[tokio::test]
+async fn the_cooldown_is_per_fingerprint_and_action() {
+    let e = env(ACT, NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    let recent = now() - chrono::Duration::minutes(3);
+    j.append(&Record::Intent(intent("a", recent, "flatten_shorts", "no-shorts/CHWY", json!({})))).unwrap();
+    j.append(&Record::Outcome(done("a", recent))).unwrap();
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "done");
+    assert_eq!(b.writes(), ["close:BILL"], "CHWY is cooling down, BILL is not");
+    // Both cooling now.
+    b.with(|s| {
+        s.positions.insert("BILL".into(), dec!(-5));
+    });
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "skipped");
+    assert!(out[0].detail.starts_with("cooldown: no-shorts/BILL"), "{}", out[0].detail);
+    assert!(b.writes().is_empty());
+}
+
+#[tokio::test]
+async fn a_violation_gone_on_the_re_read_means_no_action() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle_with(&e, &b, &mut a, &[], |b| {
+        // Covered by someone else between the audit and the action.
+        b.with(|s| {
+            s.positions.remove("CHWY");
+            s.positions.remove("BILL");
+        });
+    })
+    .await;
+    assert_eq!(out[0].result, "skipped");
+    assert!(out[0].detail.contains("no-shorts/CHWY: the violation is gone on the re-read"), "{}", out[0].detail);
+    assert!(b.writes().is_empty());
+    assert_eq!(b.calls(), ["view"], "the re-read");
+    assert!(ledger(&e).intents.is_empty(), "no intent for no action");
+}
+
+#[tokio::test]
+async fn a_failed_re_read_or_an_unknown_rule_means_no_action() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle_with(&e, &b, &mut a, &[], |b| b.with(|s| s.reads_fail = true)).await;
+    assert_eq!(out[0].result, "skipped");
+    assert!(out[0].detail.contains("unknown on the re-read"), "{}", out[0].detail);
+    assert!(b.writes().is_empty());
+
+    // The re-evaluation passes but the action's own re-read fails.
+    let b = phantom();
+    let snap = Snapshot {
+        taken_at: now(),
+        mode: b.mode(),
+        broker: b.view().await,
+        bot: BotView { positions: Ok(Vec::new()), metadata: None },
+        logs: BTreeMap::new(),
+    };
+    let ev = crate::engine::evaluate(&e.cfg.rules, &snap, now());
+    let (book, _) = step(&AlertBook::default(), &e.cfg.rules, &ev, &[], &e.cfg.alerts, now());
+    let hooks = Hooks::default();
+    let runner = Runner {
+        cfg: &e.cfg,
+        broker: &*b,
+        journal: Journal::new(&e.cfg.state_dir),
+        timing: Timing { timeout: Duration::from_millis(50), poll: Duration::from_millis(10) },
+        clock: Clockwork::new(now()),
+        hooks: &hooks,
+    };
+    b.with(|s| s.reads_fail = true);
+    let reqs = requests(&e.cfg, &book, &snap, &ev);
+    let (r, _) = runner.run(&reqs[0], &mut Ledger::default(), None, None).await;
+    assert_eq!(r.result, "skipped");
+    assert!(r.detail.starts_with("cannot re-read the positions"), "{}", r.detail);
+    assert!(b.writes().is_empty());
+
+    // The rule was unknown this cycle (a firing alert holds while unknown): no action.
+    let mut unknown_req = reqs[0].clone();
+    unknown_req.triggers.iter_mut().for_each(|t| t.unknown = true);
+    b.with(|s| s.reads_fail = false);
+    let (r, _) = runner.run(&unknown_req, &mut Ledger::default(), None, None).await;
+    assert_eq!(r.result, "skipped");
+    assert!(r.detail.contains("its rule is unknown this cycle"), "{}", r.detail);
+    assert!(b.writes().is_empty());
+}
+
+#[tokio::test]
+async fn an_unconfirmed_flatten_is_a_critical_finding() {
+    let e = env(ACT, NO_SHORTS);
+    let b = Arc::new(FakeBroker::new(&[("OKTA", -170)], vec![]));
+    b.with(|s| s.close_mode = CloseMode::NeverFill);
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let r = &out[0];
+    assert_eq!(r.result, "unconfirmed");
+    let f = r.finding.as_ref().unwrap();
+    assert_eq!((f.code.as_str(), f.severity), ("action_unconfirmed", Severity::Critical));
+    assert_eq!(ledger(&e).outcomes.values().next().unwrap().result, "unconfirmed");
+    // Unconfirmed counts against the budget and starts the cooldown: not repeated next cycle.
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "skipped");
+    assert_eq!(b.writes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn actions_run_in_a_safe_order_with_suspend_trading_last() {
+    let rules = r#"
+[[rule]]
+id = "no-shorts"
+check = "no_short_positions"
+severity = "critical"
+actions = ["suspend_trading", "flatten_shorts", "enforce_no_shorting"]
+"#;
+    let e = env(ACT, rules);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let actions: Vec<(&str, &str)> = out.iter().map(|r| (r.action.as_str(), r.result.as_str())).collect();
+    assert_eq!(actions, [("enforce_no_shorting", "done"), ("flatten_shorts", "done"), ("suspend_trading", "done")]);
+    assert_eq!(
+        b.writes(),
+        [
+            r#"patch:{"no_shorting":true}"#,
+            "close:BILL",
+            "cancel:o-chwy",
+            "close:CHWY",
+            r#"patch:{"suspend_trade":true}"#
+        ]
+    );
+    let l = ledger(&e);
+    assert_eq!((l.intents.len(), l.outcomes.len()), (3, 3));
+}
+
+#[tokio::test]
+async fn cancel_hazard_orders_cancels_exactly_the_flagged_orders() {
+    let rules = r#"
+[[rule]]
+id = "order-hazards"
+check = "open_order_hazard"
+severity = "critical"
+actions = ["cancel_hazard_orders"]
+"#;
+    let e = env(ACT, rules);
+    // A sell of 50 against a long of 10: it would open a short. The small sell is fine.
+    let b = Arc::new(FakeBroker::new(
+        &[("CHWY", 10), ("AAPL", 5)],
+        vec![order("bad", "CHWY", OrderSide::Sell, 50), order("ok", "AAPL", OrderSide::Sell, 5)],
+    ));
+    b.with(|s| {
+        for o in &mut s.orders {
+            o.submitted_at = Some(now() - chrono::Duration::minutes(1));
+        }
+    });
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].result.as_str(), out[0].subject.as_str()), ("done", "CHWY"), "{:?}", out[0]);
+    assert_eq!(b.writes(), ["cancel:bad"]);
+}
+
+#[tokio::test]
+async fn recover_resolves_an_interrupted_flatten_without_repeating_it() {
+    let e = env(ACT, NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    let at = now() - chrono::Duration::minutes(1);
+    j.append(&Record::Intent(intent(
+        "x",
+        at,
+        "flatten_shorts",
+        "no-shorts/CHWY",
+        json!({"symbols": ["CHWY", "BILL"]}),
+    )))
+    .unwrap();
+    // The close of CHWY went through before the crash; BILL's did not.
+    let b = Arc::new(FakeBroker::new(&[("BILL", -413)], vec![]));
+    let mut a = actor(&e, &b);
+    let out = a.recover(now()).await;
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].result, "recovered");
+    assert!(
+        out[0].detail.ends_with("re-read: CHWY is flat; BILL is still -413 (left for the next cycle's gates)"),
+        "{}",
+        out[0].detail
+    );
+    assert_eq!(out[0].finding.as_ref().unwrap().code, "action_interrupted");
+    assert!(b.writes().is_empty(), "never repeated: {:?}", b.writes());
+    let l = ledger(&e);
+    assert!(l.unresolved().is_empty());
+    assert_eq!(l.spent(now().date_naive()), 1, "the interrupted attempt counts");
+    assert!(a.recover(now()).await.is_empty(), "resolved once");
+}
+
+#[tokio::test]
+async fn an_unreadable_broker_leaves_the_intent_for_the_next_cycle() {
+    let e = env(ACT, NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    j.append(&Record::Intent(intent("x", now(), "flatten_shorts", "no-shorts/CHWY", json!({"symbols": ["CHWY"]}))))
+        .unwrap();
+    let b = Arc::new(FakeBroker::new(&[], vec![]));
+    b.with(|s| s.reads_fail = true);
+    let mut a = actor(&e, &b);
+    let out = a.recover(now()).await;
+    assert_eq!(out[0].result, "skipped");
+    assert!(a.has_unresolved());
+    b.with(|s| s.reads_fail = false);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "recovered", "retried by the next cycle: {out:?}");
+    assert!(!a.has_unresolved());
+}
+
+#[tokio::test]
+async fn an_unreadable_journal_means_no_action() {
+    let e = env(ACT, NO_SHORTS);
+    std::fs::create_dir_all(e.cfg.state_dir.join("actions.jsonl")).unwrap();
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    a.unresolved = false;
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "refused");
+    assert_eq!(out[0].finding.as_ref().unwrap().severity, Severity::Critical);
+    assert!(b.writes().is_empty());
+}
+
+#[tokio::test]
+async fn a_replay_broker_only_describes() {
+    let e = env(ACT, NO_SHORTS);
+    let replay =
+        crate::collect::broker::Broker::Replay(crate::collect::broker::replay::ReplayBroker::new(e.dir.path()));
+    let mut a = Actor::new(&e.cfg, &replay);
+    let b = phantom();
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "skipped");
+    assert!(out[0].detail.contains("replayed snapshot"), "{}", out[0].detail);
+}
+
+#[tokio::test]
+async fn flatten_all_closes_everything_through_the_broker_whatever_the_alert_is_about() {
+    let rules = NO_SHORTS.replace("flatten_shorts", "flatten_all");
+    let e = env(ACT, &rules);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!((out[0].action.as_str(), out[0].result.as_str()), ("flatten_all", "done"), "{out:?}");
+    assert_eq!(b.writes(), ["close_all"]);
+    assert!(b.with(|s| s.positions.is_empty()));
+    let l = ledger(&e);
+    assert_eq!(l.intents[0].targets["symbols"], json!(["AAPL", "BILL", "CHWY"]));
+}
+
+#[tokio::test]
+async fn the_runner_itself_refuses_silenced_triggers() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    let snap = Snapshot {
+        taken_at: now(),
+        mode: b.mode(),
+        broker: b.view().await,
+        bot: BotView { positions: Ok(Vec::new()), metadata: None },
+        logs: BTreeMap::new(),
+    };
+    let ev = crate::engine::evaluate(&e.cfg.rules, &snap, now());
+    let (book, _) = step(&AlertBook::default(), &e.cfg.rules, &ev, &[], &e.cfg.alerts, now());
+    let mut req = requests(&e.cfg, &book, &snap, &ev).remove(0);
+    req.triggers.iter_mut().for_each(|t| t.silenced_by = Some("s-1".into()));
+    let hooks = Hooks::default();
+    let runner = Runner {
+        cfg: &e.cfg,
+        broker: &*b,
+        journal: Journal::new(&e.cfg.state_dir),
+        timing: Timing { timeout: Duration::from_millis(50), poll: Duration::from_millis(10) },
+        clock: Clockwork::new(now()),
+        hooks: &hooks,
+    };
+    b.with(|s| s.calls.clear());
+    let (r, _) = runner.run(&req, &mut Ledger::default(), None, None).await;
+    assert_eq!((r.result.as_str(), r.detail.as_str()), ("skipped", "silenced by s-1"));
+    assert!(b.calls().is_empty());
+}

@@ -1,0 +1,506 @@
+//! One daemon cycle, in this order (see the module doc of `daemon` for why):
+//! collect → evaluate → silences → lifecycle step → mark silenced findings → actions hook →
+//! render and enqueue the email → save `alerts.json` → flush the outbox → append to
+//! `audits.jsonl` → write `last_report.json` → update the status view → heartbeat.
+//!
+//! Nothing in a cycle is fatal: a collection that cannot start is a failed cycle (logged,
+//! counted, alerts held as they were), a state file that cannot be written is a problem in the
+//! record and the log, and email failures stay in the outbox for the next flush.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::heartbeat::Heartbeat;
+use super::journal;
+use super::schedule::Cycles;
+use super::status::{self, CycleUpdate, Tally};
+use crate::act::{ActionReport, Actor};
+use crate::alert::{AlertBook, AlertState, Notification, NotifyReason, Phase, Silence, SilenceBook, step};
+use crate::clock::Clock;
+use crate::collect::broker::Broker;
+use crate::config::Config;
+use crate::model::{Finding, Outcome};
+use crate::notify::{ActionNote, FlushReport, Mailer, MessageContext, Outbox, render};
+use crate::report::{
+    ActionLine, AlertCounts, CycleRecord, EmailStatus, NotificationCounts, OutcomeCounts, Report, Summary,
+};
+use crate::server::Shared;
+use crate::state::write_atomic;
+
+/// The last full JSON report, inside the state directory.
+pub const LAST_REPORT: &str = "last_report.json";
+
+/// The daemon's state between cycles.
+pub struct Daemon {
+    /// The configuration.
+    pub cfg: Config,
+    /// The broker.
+    pub broker: Broker,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The email transport.
+    pub mailer: Mailer,
+    /// The outbox.
+    pub outbox: Outbox,
+    /// The actions hook.
+    pub actor: Actor,
+    /// The alert book (as last saved, or as loaded at start).
+    pub book: AlertBook,
+    /// What the status server shows.
+    pub shared: Arc<Shared>,
+    /// The dead-man switch, when configured.
+    pub heartbeat: Option<Heartbeat>,
+    /// This machine's name, for emails.
+    pub host: String,
+    /// Actions so far.
+    pub tally: Tally,
+    /// Problems found outside a cycle (start-up), reported with the next cycle.
+    pub carry: Vec<String>,
+    /// The `audits.jsonl` cap.
+    pub audits_cap: u64,
+}
+
+impl Cycles for Daemon {
+    async fn run_cycle(&mut self, start: DateTime<Utc>) {
+        self.cycle(start).await;
+    }
+}
+
+/// What the audit part of a cycle produced.
+struct Audited {
+    report: Report,
+    silences: Vec<Silence>,
+}
+
+impl Daemon {
+    /// Runs one cycle; its record (also appended to `audits.jsonl`).
+    pub async fn cycle(&mut self, start: DateTime<Utc>) -> CycleRecord {
+        let timer = Instant::now();
+        let mut rec = CycleRecord { at: start, problems: std::mem::take(&mut self.carry), ..CycleRecord::default() };
+        let audited = self.audit(start, &mut rec).await;
+        if audited.is_none() {
+            // Nothing was stepped: the alerts hold as they were.
+            rec.alerts = alert_counts(&self.book);
+        }
+
+        let flush = self.outbox.flush(&self.mailer, self.clock.now()).await;
+        email_status(&mut rec.email, &flush);
+        rec.problems.extend(flush.problems.iter().cloned());
+
+        rec.duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut report = audited.as_ref().map(|a| a.report.clone());
+        if let Some(r) = &mut report {
+            r.cycle = Some(rec.clone());
+        }
+        self.write_files(&mut rec, report.as_ref());
+        log_cycle(&rec);
+
+        let finished = self.clock.now();
+        let update = CycleUpdate {
+            record: &rec,
+            report: report.as_ref(),
+            book: &self.book,
+            silences: audited.as_ref().map(|a| a.silences.as_slice()),
+            tally: &self.tally,
+            broker: status::broker_counts(&self.broker),
+            finished,
+            interval: status::health_interval(&self.cfg.schedule, finished),
+        };
+        self.shared.update(|v| status::apply(v, update));
+
+        if rec.ok
+            && let Some(hb) = &self.heartbeat
+        {
+            hb.beat().await;
+        }
+        rec
+    }
+
+    /// Collect, evaluate, lifecycle, actions, email: `None` when collection could not start.
+    async fn audit(&mut self, start: DateTime<Utc>, rec: &mut CycleRecord) -> Option<Audited> {
+        let snap = match crate::collect::collect(&self.cfg, &self.broker, &*self.clock).await {
+            Ok(s) => s,
+            Err(e) => {
+                rec.error = Some(e.to_string());
+                return None;
+            }
+        };
+        rec.ok = true;
+        rec.mode = Some(snap.mode);
+        let evaluated = crate::engine::evaluate(&self.cfg.rules, &snap, snap.taken_at);
+        let loaded = SilenceBook::load(&self.cfg.state_dir, start);
+        if let Some(p) = loaded.problem {
+            tracing::warn!(problem = %p, "Silences file unusable.");
+            rec.problems.push(p);
+        }
+        let silences = loaded.value.active(start);
+        let (book, mut notes) = step(&self.book, &self.cfg.rules, &evaluated, &silences, &self.cfg.alerts, start);
+        let mut report = Report::build(&snap, &evaluated);
+        rec.rules = outcome_counts(&report);
+
+        // The actions hook runs before the email is rendered, so the email carries what was
+        // done or proposed. It sees only firing, unsilenced alerts (`AlertBook::actionable`).
+        let actions = self.actor.on_cycle(&self.cfg, &book, &snap, &evaluated, start).await;
+        self.tally.add(&actions);
+        rec.actions = actions.iter().map(action_line).collect();
+        // Findings the hook reports (a refusal, a failed or unconfirmed action) join this
+        // cycle's report, and its email as one-shot notices: they describe an event, so they
+        // have no lifecycle (nothing "resolves" because no action was tried next cycle).
+        report.add_findings(actions.iter().filter_map(|a| a.finding.clone()));
+        report.mark_silenced(&book, &silences);
+        rec.summary = report.summary;
+        let one_shots: Vec<Notification> = actions
+            .iter()
+            .filter_map(|a| a.finding.as_ref())
+            .filter(|f| !report.is_silenced(f))
+            .map(|f| one_shot(f, start))
+            .collect();
+        notes.extend(one_shots);
+
+        // Enqueue before saving the book that records the notices as sent: a crash in between
+        // re-sends (the same alert, a new message) rather than losing a notice. If the message
+        // cannot be queued, the new book is not adopted, so the next cycle owes it again.
+        let adopt = match self.enqueue(&notes, &actions, &snap, start) {
+            Ok(id) => {
+                rec.email.queued = id;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot queue this cycle's email; its notices stay owed.");
+                rec.problems.push(e);
+                false
+            }
+        };
+        if adopt {
+            if let Err(e) = book.save(&self.cfg.state_dir) {
+                tracing::error!(error = %e, "Cannot save the alert state.");
+                rec.problems.push(e.to_string());
+            }
+            self.book = book;
+            rec.notifications = notification_counts(&notes);
+        }
+        rec.alerts = alert_counts(&self.book);
+        Some(Audited { report, silences })
+    }
+
+    /// Renders the notifications into one message and queues it; its Message-ID.
+    fn enqueue(
+        &self,
+        notes: &[Notification],
+        actions: &[ActionReport],
+        snap: &crate::model::Snapshot,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, String> {
+        let notes_for_actions: Vec<ActionNote> = actions.iter().map(action_note).collect();
+        let ctx = MessageContext { host: &self.host, config_path: &self.cfg.path, mode: Some(snap.mode), now };
+        let Some(rendered) = render(notes, &notes_for_actions, &ctx) else { return Ok(None) };
+        let email = &self.cfg.alerts.email;
+        let msg = self
+            .outbox
+            .enqueue(&rendered, &email.from, &email.to, now)
+            .map_err(|e| format!("cannot queue the email `{}`: {e}", rendered.subject))?;
+        tracing::info!(message_id = %msg.message_id, subject = %msg.subject, "Email queued.");
+        Ok(Some(msg.message_id))
+    }
+
+    /// Appends the record to `audits.jsonl` and writes `last_report.json`.
+    fn write_files(&self, rec: &mut CycleRecord, report: Option<&Report>) {
+        let dir = &self.cfg.state_dir;
+        if let Err(e) = journal::append(dir, rec, self.audits_cap) {
+            let p = format!("cannot append to `{}`: {e}", dir.join(journal::FILE).display());
+            tracing::error!(problem = %p, "Audit history not written.");
+            rec.problems.push(p);
+        }
+        if let Some(r) = report
+            && let Err(e) = write_atomic(&dir.join(LAST_REPORT), (r.to_json() + "\n").as_bytes())
+        {
+            tracing::error!(error = %e, "Cannot write the last report.");
+            rec.problems.push(e.to_string());
+        }
+    }
+
+    /// Saves the alert book (at exit).
+    ///
+    /// # Errors
+    /// When it cannot be written.
+    pub fn persist(&self) -> Result<(), crate::state::StateError> {
+        self.book.save(&self.cfg.state_dir)
+    }
+}
+
+/// A finding from the actions hook as a notice of its own (never stored in the alert book).
+fn one_shot(f: &Finding, now: DateTime<Utc>) -> Notification {
+    Notification {
+        reason: NotifyReason::Firing,
+        alert: AlertState {
+            fingerprint: f.fingerprint(),
+            rule: f.rule.clone(),
+            subject: f.subject.clone(),
+            severity: f.severity,
+            state: Phase::Firing,
+            active_since: now,
+            fired_at: Some(now),
+            resolved_at: None,
+            last_seen_at: now,
+            last_notified_at: Some(now),
+            repeat_from: None,
+            consecutive_cycles: 1,
+            last_finding: f.clone(),
+            other_findings: Vec::new(),
+            unknown: false,
+            silenced: false,
+            silenced_by: None,
+        },
+    }
+}
+
+fn action_line(a: &ActionReport) -> ActionLine {
+    ActionLine {
+        action: a.action.clone(),
+        rule: a.rule.clone(),
+        subject: a.subject.clone(),
+        result: a.result.clone(),
+        detail: a.detail.clone(),
+        diff: a.diff.clone(),
+    }
+}
+
+fn action_note(a: &ActionReport) -> ActionNote {
+    ActionNote {
+        fingerprint: Some(format!("{}/{}", a.rule, a.subject)),
+        description: format!("{} ({}): {}", a.action, a.result, a.detail),
+        taken: a.result == "done",
+        detail: a.diff.clone(),
+    }
+}
+
+fn outcome_counts(r: &Report) -> OutcomeCounts {
+    let mut c = OutcomeCounts::default();
+    for o in &r.rules {
+        match o.outcome {
+            Outcome::Ok => c.ok += 1,
+            Outcome::Violated => c.violated += 1,
+            Outcome::Unknown => c.unknown += 1,
+            Outcome::Skipped => c.skipped += 1,
+        }
+    }
+    c
+}
+
+fn alert_counts(book: &AlertBook) -> AlertCounts {
+    AlertCounts {
+        pending: book.in_phase(Phase::Pending).count(),
+        firing: book.in_phase(Phase::Firing).count(),
+        resolved: book.in_phase(Phase::Resolved).count(),
+        silenced: book.alerts.values().filter(|a| a.silenced).count(),
+    }
+}
+
+fn notification_counts(notes: &[Notification]) -> NotificationCounts {
+    let n = |r: NotifyReason| notes.iter().filter(|x| x.reason == r).count();
+    NotificationCounts {
+        firing: n(NotifyReason::Firing),
+        repeat: n(NotifyReason::Repeat),
+        resolved: n(NotifyReason::Resolved),
+    }
+}
+
+fn email_status(e: &mut EmailStatus, flush: &FlushReport) {
+    e.delivered = flush.delivered.len();
+    e.failed = flush.failed.len();
+    e.outbox = flush.queued;
+    e.errors = flush.failed.iter().map(|f| format!("{}: {}", f.subject, f.error.message)).collect();
+}
+
+fn log_cycle(rec: &CycleRecord) {
+    let Summary { critical, warning, info } = rec.summary;
+    if rec.ok {
+        tracing::info!(
+            duration_ms = rec.duration_ms,
+            critical,
+            warning,
+            info,
+            rules_violated = rec.rules.violated,
+            rules_unknown = rec.rules.unknown,
+            firing = rec.alerts.firing,
+            pending = rec.alerts.pending,
+            silenced = rec.alerts.silenced,
+            notified = rec.notifications.firing + rec.notifications.repeat + rec.notifications.resolved,
+            emails_delivered = rec.email.delivered,
+            emails_failed = rec.email.failed,
+            outbox = rec.email.outbox,
+            actions = rec.actions.len(),
+            "Cycle done."
+        );
+    } else {
+        tracing::error!(
+            duration_ms = rec.duration_ms,
+            error = rec.error.as_deref().unwrap_or("unknown"),
+            outbox = rec.email.outbox,
+            "Cycle failed: the audit could not run; alerts hold their state."
+        );
+    }
+    for p in &rec.problems {
+        tracing::warn!(problem = %p, "Cycle problem.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::RwLock;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::alert::NewSilence;
+    use crate::clock::ManualClock;
+    use crate::server::StatusView;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap()
+    }
+
+    /// A replay of the phantom-exit snapshot with one rule (`no-shorts`, flatten_shorts) and
+    /// `.eml` files for email.
+    fn config(dir: &Path, snapshot: &Path) -> Config {
+        std::fs::write(
+            dir.join("rules.toml"),
+            "[[rule]]\nid = \"no-shorts\"\ncheck = \"no_short_positions\"\nseverity = \"critical\"\nactions = [\"flatten_shorts\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("tradewarden.toml"),
+            format!(
+                "state_dir = \"state\"\nrules = [\"rules.toml\"]\n[broker]\nkind = \"replay\"\ndir = {:?}\n\
+                 [bot]\nroot = \"bot\"\n[bot.positions]\nfile = \"state/executor_state.json\"\nat = \"/opens\"\n\
+                 [schedule]\nevery = \"30s\"\n[alerts]\nrepeat = \"1h\"\n[server]\nlisten = \"\"\n",
+                snapshot.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        Config::load(&dir.join("tradewarden.toml")).unwrap()
+    }
+
+    fn phantom_exit() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/stock-bot/snapshots/phantom-exit")
+    }
+
+    fn daemon(cfg: Config, clock: Arc<ManualClock>) -> Daemon {
+        let broker = crate::cli::make_broker(&cfg, None).unwrap();
+        let mailer = Mailer::from_config(&cfg.alerts.email, Duration::from_secs(5)).unwrap();
+        let view = StatusView::new(clock.now(), "host".into(), "cfg".into(), Duration::from_secs(30));
+        let shared = Arc::new(Shared { view: RwLock::new(view), clock: clock.clone() });
+        let book = AlertBook::load(&cfg.state_dir, clock.now()).value;
+        Daemon {
+            actor: Actor::new(&cfg, &broker),
+            outbox: Outbox::new(&cfg.state_dir),
+            cfg,
+            broker,
+            clock,
+            mailer,
+            book,
+            shared,
+            heartbeat: None,
+            host: "host".into(),
+            tally: Tally::default(),
+            carry: Vec::new(),
+            audits_cap: journal::CAP,
+        }
+    }
+
+    fn mails(cfg: &Config) -> usize {
+        std::fs::read_dir(cfg.state_dir.join("mail")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn one_email_per_owed_cycle_repeat_by_the_clock_and_no_resend_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut d = daemon(cfg.clone(), clock.clone());
+
+        let r = d.cycle(clock.now()).await;
+        assert!(r.ok && r.email.queued.is_some() && r.email.delivered == 1, "{r:?}");
+        assert_eq!((r.notifications.firing, r.alerts.firing), (4, 4), "{r:?}");
+        assert_eq!(r.actions.len(), 1, "one flatten_shorts described for the four shorts");
+        assert_eq!((r.actions[0].result.as_str(), r.actions[0].subject.as_str()), ("described", "BILL,CHWY,COIN,OKTA"));
+        assert_eq!(mails(&cfg), 1);
+
+        clock.advance(chrono::Duration::seconds(30));
+        let r = d.cycle(clock.now()).await;
+        assert!(r.email.queued.is_none() && r.notifications == NotificationCounts::default(), "{r:?}");
+
+        // A restart: a new daemon from the state on disk owes nothing.
+        drop(d);
+        let mut d = daemon(cfg.clone(), clock.clone());
+        clock.advance(chrono::Duration::seconds(30));
+        assert!(d.cycle(clock.now()).await.email.queued.is_none());
+        assert_eq!(mails(&cfg), 1);
+
+        // An hour after the first notice: one repeat for all four, in one email.
+        clock.set(t0() + chrono::Duration::hours(1));
+        let r = d.cycle(clock.now()).await;
+        assert_eq!(r.notifications.repeat, 4, "{r:?}");
+        assert_eq!(mails(&cfg), 2);
+
+        let lines = std::fs::read_to_string(cfg.state_dir.join(journal::FILE)).unwrap();
+        assert_eq!(lines.lines().count(), 4);
+        let last: Report = serde_json::from_slice(&std::fs::read(cfg.state_dir.join(LAST_REPORT)).unwrap()).unwrap();
+        assert_eq!(last.cycle.unwrap().notifications.repeat, 4);
+        let view = d.shared.snapshot();
+        assert_eq!((view.cycles, view.alerts.len(), view.outbox_depth), (2, 4, 0), "this daemon ran two cycles");
+    }
+
+    #[tokio::test]
+    async fn silenced_findings_are_reported_and_neither_emailed_nor_acted_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let new = NewSilence {
+            rule: "no-shorts".into(),
+            subject: Some("CHWY".into()),
+            duration: Duration::from_secs(3600),
+            reason: "by hand".into(),
+            created_by: None,
+        };
+        SilenceBook::update(&cfg.state_dir, t0(), |b| b.add(new, t0())).unwrap();
+        let mut d = daemon(cfg.clone(), clock.clone());
+        let r = d.cycle(clock.now()).await;
+        assert_eq!((r.notifications.firing, r.alerts.silenced), (3, 1), "{r:?}");
+        assert!(r.actions.iter().all(|a| a.subject != "CHWY"), "{:?}", r.actions);
+        let last: Report = serde_json::from_slice(&std::fs::read(cfg.state_dir.join(LAST_REPORT)).unwrap()).unwrap();
+        assert!(last.findings.iter().any(|f| f.subject == "CHWY"));
+        assert_eq!(last.silenced.len(), 1);
+        assert_eq!(last.silenced[0].reason.as_deref(), Some("by hand"));
+        let mail = std::fs::read_dir(cfg.state_dir.join("mail")).unwrap().next().unwrap().unwrap().path();
+        let text = std::fs::read_to_string(mail).unwrap();
+        assert!(!text.contains("CHWY") && text.contains("BILL"), "the silenced short is not emailed");
+    }
+
+    #[tokio::test]
+    async fn a_failed_collection_holds_the_alerts_and_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut d = daemon(cfg.clone(), clock.clone());
+        d.cycle(clock.now()).await;
+        let before = d.book.clone();
+
+        // The same state, now reading a snapshot directory that is not one.
+        let broken = dir.path().join("broken");
+        std::fs::create_dir_all(&broken).unwrap();
+        let mut d = daemon(config(dir.path(), &broken), clock.clone());
+        clock.advance(chrono::Duration::hours(2));
+        let r = d.cycle(clock.now()).await;
+        assert!(!r.ok && r.error.as_deref().unwrap_or_default().contains("snapshot"), "{r:?}");
+        assert_eq!(r.alerts.firing, 4, "nothing resolves on missing data");
+        assert_eq!(d.book, before);
+        assert_eq!(mails(&cfg), 1);
+        let view = d.shared.snapshot();
+        assert!(view.history.back().unwrap().failed && view.last_success_at.is_none());
+    }
+}

@@ -1,0 +1,92 @@
+//! `[alerts] heartbeat_url`: a GET after every cycle that completed its audit, so an external
+//! dead-man switch (healthchecks-style) notices when the watchdog itself stops. Failures are
+//! logged and nothing else: the heartbeat never delays or fails a cycle for long.
+//!
+//! The URL often carries a secret token (the check's id), so it is never logged: messages name
+//! only its host, and reqwest errors are stripped of their URL.
+
+use std::time::Duration;
+
+/// How long one heartbeat may take.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The heartbeat target and its client.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    url: String,
+    host: String,
+    client: reqwest::Client,
+}
+
+/// What a heartbeat did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beat {
+    /// The server answered 2xx.
+    Ok,
+    /// It did not; a sentence without the URL.
+    Failed(String),
+}
+
+impl Heartbeat {
+    /// A heartbeat for `url`.
+    ///
+    /// # Errors
+    /// When the URL does not parse or the HTTP client cannot be built.
+    pub fn new(url: &str) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("[alerts] heartbeat_url is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err("[alerts] heartbeat_url must be an http:// or https:// URL".into());
+        }
+        let host = parsed.host_str().unwrap_or("?").to_owned();
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("tradewarden/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the heartbeat client: {}", e.without_url()))?;
+        Ok(Self { url: url.to_owned(), host, client })
+    }
+
+    /// The host, for logs.
+    #[must_use]
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Sends one heartbeat and logs a failure.
+    pub async fn beat(&self) -> Beat {
+        let result = match self.client.get(&self.url).send().await {
+            Ok(r) if r.status().is_success() => Beat::Ok,
+            Ok(r) => Beat::Failed(format!("{} answered {}", self.host, r.status())),
+            Err(e) => Beat::Failed(format!("{}: {}", self.host, e.without_url())),
+        };
+        match &result {
+            Beat::Ok => tracing::debug!(host = %self.host, "Heartbeat sent."),
+            Beat::Failed(why) => tracing::warn!(error = %why, "Heartbeat failed."),
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_what_is_not_http() {
+        assert!(Heartbeat::new("not a url").is_err());
+        assert!(Heartbeat::new("ftp://x/y").is_err());
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        assert_eq!(Heartbeat::new("https://hc.example/ping/abc-secret").unwrap().host(), "hc.example");
+    }
+
+    #[tokio::test]
+    async fn a_failure_never_shows_the_url() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let hb = Heartbeat::new(&format!("http://127.0.0.1:{port}/ping/secret-token")).unwrap();
+        match hb.beat().await {
+            Beat::Failed(why) => assert!(!why.contains("secret-token") && why.contains("127.0.0.1"), "{why}"),
+            Beat::Ok => panic!("nothing listens there"),
+        }
+    }
+}

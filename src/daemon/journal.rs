@@ -1,0 +1,76 @@
+//! `state_dir/audits.jsonl`: one JSON line per cycle (`CycleRecord`), size-capped by rotation:
+//! when appending would pass the cap, the file becomes `audits.jsonl.1` (replacing the previous
+//! one) and a new file starts. So the history on disk stays under twice the cap.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::report::CycleRecord;
+
+/// The file name inside the state directory.
+pub const FILE: &str = "audits.jsonl";
+/// The default cap: 10 MB.
+pub const CAP: u64 = 10 * 1024 * 1024;
+
+/// Appends one record as a line, rotating first when the file would pass `cap` bytes.
+///
+/// # Errors
+/// When the file cannot be rotated or written.
+pub fn append(state_dir: &Path, record: &CycleRecord, cap: u64) -> io::Result<()> {
+    let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+    line.push(b'\n');
+    let path = state_dir.join(FILE);
+    let len = match fs::metadata(&path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    if len > 0 && len + line.len() as u64 > cap {
+        fs::rename(&path, state_dir.join(format!("{FILE}.1")))?;
+    }
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    // One write of the whole line: with O_APPEND, a reader never sees two lines interleaved.
+    opts.open(&path)?.write_all(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn record(i: u64) -> CycleRecord {
+        CycleRecord {
+            at: chrono::Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap(),
+            duration_ms: i,
+            ok: true,
+            ..CycleRecord::default()
+        }
+    }
+
+    #[test]
+    fn appends_lines_and_rotates_past_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = serde_json::to_vec(&record(1)).unwrap().len() as u64 + 1;
+        let cap = one * 3;
+        for i in 0..3 {
+            append(dir.path(), &record(i), cap).unwrap();
+        }
+        let text = fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        for line in text.lines() {
+            let r: CycleRecord = serde_json::from_str(line).unwrap();
+            assert!(r.ok);
+        }
+        append(dir.path(), &record(3), cap).unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join(FILE)).unwrap().lines().count(), 1);
+        assert_eq!(fs::read_to_string(dir.path().join("audits.jsonl.1")).unwrap(), text);
+    }
+}

@@ -1,0 +1,208 @@
+//! `tradewarden run`: the watchdog that runs for months beside a bot.
+//!
+//! Start-up, in order (any failure here exits 2 with one clear sentence, before anything runs):
+//! 1. SIGTERM/SIGINT handlers (`signals`), so a stop during start-up is not lost;
+//! 2. the single-instance lock on the state directory (`StateLock`): a second instance exits 2
+//!    naming the holder's pid;
+//! 3. the broker, the email transport (credentials from the environment, never logged) and the
+//!    heartbeat client;
+//! 4. the status server when `[server] listen` is set (a bind failure exits 2);
+//! 5. state: `alerts.json` is loaded (a corrupt file is moved aside and reported with the first
+//!    cycle, never a crash), the actions hook recovers interrupted actions, and the outbox left
+//!    by a previous run is flushed.
+//!
+//! Then cycles run on `[schedule]` (`schedule`: no overlap, no stacking, a stop request lets
+//! the running cycle finish within twice the broker timeout). Each cycle (`cycle`):
+//!
+//! 1. collect and evaluate (a collection that cannot start is a failed cycle: logged and
+//!    counted, alerts hold, the daemon keeps running);
+//! 2. load silences and take the pure lifecycle `step` (timers use the wall clock; checks use
+//!    the snapshot's time, which for a replay is the recorded time);
+//! 3. mark silenced findings in the report (`Report::silenced`);
+//! 4. **the actions hook** (`act::Actor::on_cycle`): issue 4 lists "notify, the actions hook",
+//!    but the hook runs first so that the one email of the cycle carries the actions taken or
+//!    proposed. It sees firing, unsilenced alerts only. Findings it reports (rule `actions`: a
+//!    refusal, a failed or unconfirmed action) join the report and the email once, as one-shot
+//!    notices outside the alert book;
+//! 5. render the cycle's notifications into one email and queue it in the outbox, **then** save
+//!    `alerts.json` (a crash between the two re-sends a notice rather than losing one; the two
+//!    are synchronous, so an abandoned cycle cannot split them);
+//! 6. flush the outbox (bounded; failures stay queued with backoff scaled to the schedule, and
+//!    go to the log, the report's `cycle.email` and the status view);
+//! 7. append one line to `audits.jsonl` (rotated to `audits.jsonl.1` past 10 MB), write
+//!    `last_report.json` atomically, update the status view;
+//! 8. the heartbeat (`[alerts] heartbeat_url`), when the cycle completed its audit.
+//!
+//! On stop (signal or `--max-cycles`): the alert book is saved again, the status server stops,
+//! the lock is released, exit 0.
+
+pub mod cycle;
+pub mod heartbeat;
+pub mod journal;
+pub mod schedule;
+mod signals;
+pub mod status;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::act::Actor;
+use crate::alert::AlertBook;
+use crate::cli::exit;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Schedule};
+use crate::notify::{Mailer, Notifier, Outbox, RetryPolicy, host_name};
+use crate::server::{Shared, StatusView};
+use crate::state::{LockError, StateLock};
+use cycle::Daemon;
+use heartbeat::Heartbeat;
+use schedule::Stopped;
+use status::Tally;
+
+/// Email retry timing for a schedule: the first retry after one interval (between 1 s and
+/// 30 s), doubling up to 60 intervals (at most 30 min). With the default 30 s schedule this is
+/// the outbox's default policy; with a fast schedule a recovered SMTP server is used quickly.
+#[must_use]
+pub fn retry_policy(interval: Duration) -> RetryPolicy {
+    let base = interval.clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let cap = base.saturating_mul(60).min(Duration::from_secs(30 * 60));
+    RetryPolicy { base, cap, ..RetryPolicy::default() }
+}
+
+/// How long a running cycle may take after a stop request: twice the broker timeout, at
+/// least 2 s.
+#[must_use]
+pub fn grace(cfg: &Config) -> Duration {
+    cfg.broker.timeout.saturating_mul(2).max(Duration::from_secs(2))
+}
+
+fn describe_schedule(s: &Schedule) -> String {
+    match s {
+        Schedule::Every(d) => format!("every {}", crate::config::duration::format(*d)),
+        Schedule::Cron { source, tz, .. } => format!("cron `{source}` ({tz})"),
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    exit::ERROR
+}
+
+/// Runs the daemon until `max_cycles` cycles ran or a stop signal; the exit code (0, or 2 when
+/// it could not start).
+pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
+    let mut shutdown = match signals::install() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+    };
+    let lock = match StateLock::acquire(&cfg.state_dir) {
+        Ok(l) => l,
+        Err(LockError::Held { dir, pid }) => {
+            let pid = pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"));
+            return fail(format!("another tradewarden run holds {} ({pid})", dir.display()));
+        }
+        Err(e) => return fail(e),
+    };
+    let broker = match crate::cli::make_broker(&cfg, None) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let interval = cfg.schedule.nominal_interval(now);
+    let policy = retry_policy(interval);
+    let mailer = match Mailer::from_config(&cfg.alerts.email, policy.send_timeout) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let heartbeat = match cfg.alerts.heartbeat_url.as_deref().map(Heartbeat::new).transpose() {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let host = host_name();
+    let view =
+        StatusView::new(now, host.clone(), cfg.path.display().to_string(), status::health_interval(&cfg.schedule, now));
+    let shared = Arc::new(Shared { view: RwLock::new(view), clock: clock.clone() });
+
+    let mut server = None;
+    if let Some(addr) = cfg.server.listen {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => return fail(format!("cannot listen on {addr} ([server] listen): {e}")),
+        };
+        let bound = listener.local_addr().unwrap_or(addr);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(crate::server::serve(listener, shared.clone(), async move {
+            let _ = stopped.await;
+        }));
+        tracing::info!(url = %format!("http://{bound}/"), "Status server listening.");
+        server = Some((stop, task));
+    }
+
+    let mut carry = Vec::new();
+    let loaded = AlertBook::load(&cfg.state_dir, now);
+    if let Some(p) = loaded.problem {
+        tracing::warn!(problem = %p, "Alert state unusable.");
+        carry.push(p);
+    }
+    let mut actor = Actor::new(&cfg, &broker);
+    let mut tally = Tally::default();
+    tally.add(&actor.recover(now).await);
+    let outbox = Outbox::new(&cfg.state_dir).with_policy(policy);
+    let left = outbox.flush(&mailer, now).await;
+    if !left.delivered.is_empty() || left.queued > 0 {
+        tracing::info!(
+            delivered = left.delivered.len(),
+            still_queued = left.queued,
+            "Flushed the outbox left by a previous run."
+        );
+    }
+    carry.extend(left.problems);
+
+    tracing::info!(
+        config = %cfg.path.display(),
+        state_dir = %cfg.state_dir.display(),
+        schedule = %describe_schedule(&cfg.schedule),
+        mode = %broker.mode(),
+        email = %mailer.describe(),
+        alerts = loaded.value.alerts.len(),
+        pid = std::process::id(),
+        "Watchdog started."
+    );
+    let grace = grace(&cfg);
+    let schedule = cfg.schedule.clone();
+    let mut daemon = Daemon {
+        cfg,
+        broker,
+        clock: clock.clone(),
+        mailer,
+        outbox,
+        actor,
+        book: loaded.value,
+        shared,
+        heartbeat,
+        host,
+        tally,
+        carry,
+        audits_cap: journal::CAP,
+    };
+    let end = schedule::run_loop(&schedule, &*clock, max_cycles, grace, &mut shutdown, &mut daemon).await;
+
+    if let Err(e) = daemon.persist() {
+        tracing::error!(error = %e, "Cannot save the alert state at exit.");
+    }
+    if let Some((stop, task)) = server {
+        let _ = stop.send(());
+        if tokio::time::timeout(Duration::from_secs(3), task).await.is_err() {
+            tracing::warn!("The status server did not stop within 3 s.");
+        }
+    }
+    drop(lock);
+    let why = match end.stopped {
+        Stopped::MaxCycles => "--max-cycles reached",
+        Stopped::Requested => "stop requested",
+        Stopped::ScheduleEnded => "the schedule has no further fire time",
+    };
+    tracing::info!(cycles = end.cycles, last = ?end.last, reason = why, "Watchdog stopped.");
+    exit::CLEAN
+}

@@ -1,0 +1,194 @@
+//! Filling the status server's `StatusView` after every cycle: plain data copied from the
+//! cycle's results, so the page, the API and the metrics stay pure functions of it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+
+use crate::act::ActionReport;
+use crate::alert::{AlertBook, Silence};
+use crate::collect::broker::Broker;
+use crate::report::{CycleRecord, Report};
+use crate::server::{ActionCount, ActionRow, AlertRow, CyclePoint, EndpointCount, SilenceRow, StatusView};
+
+/// How many recent actions the view keeps.
+pub const RECENT_ACTIONS: usize = 50;
+
+/// What the daemon accumulates across cycles for the view.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Recent actions, newest first.
+    pub recent: VecDeque<ActionRow>,
+    /// Actions by (kind, result) since start.
+    pub counts: BTreeMap<(String, String), u64>,
+}
+
+impl Tally {
+    /// Records a cycle's actions.
+    pub fn add(&mut self, actions: &[ActionReport]) {
+        for a in actions {
+            *self.counts.entry((a.action.clone(), a.result.clone())).or_default() += 1;
+            self.recent.push_front(ActionRow {
+                at: a.at,
+                action: a.action.clone(),
+                subject: a.subject.clone(),
+                result: a.result.clone(),
+                detail: a.detail.clone(),
+            });
+        }
+        self.recent.truncate(RECENT_ACTIONS);
+    }
+}
+
+/// Alert rows, firing first, then pending, then resolved.
+#[must_use]
+pub fn alert_rows(book: &AlertBook) -> Vec<AlertRow> {
+    let mut rows: Vec<AlertRow> = book
+        .alerts
+        .values()
+        .map(|a| AlertRow {
+            fingerprint: a.fingerprint.clone(),
+            rule: a.rule.clone(),
+            subject: a.subject.clone(),
+            severity: a.severity,
+            state: a.state.as_str().to_owned(),
+            since: a.active_since,
+            silenced: a.silenced,
+            message: a.last_finding.message.clone(),
+        })
+        .collect();
+    let rank = |s: &str| match s {
+        "firing" => 0,
+        "pending" => 1,
+        _ => 2,
+    };
+    rows.sort_by(|a, b| rank(&a.state).cmp(&rank(&b.state)).then(b.severity.cmp(&a.severity)));
+    rows
+}
+
+/// Silence rows.
+#[must_use]
+pub fn silence_rows(silences: &[Silence]) -> Vec<SilenceRow> {
+    silences
+        .iter()
+        .map(|s| SilenceRow {
+            id: s.id.clone(),
+            rule: s.rule.clone(),
+            subject: s.subject.clone(),
+            ends_at: s.ends_at,
+            reason: s.reason.clone(),
+        })
+        .collect()
+}
+
+/// Broker request counters, when the broker keeps them (the Alpaca client does).
+#[must_use]
+pub fn broker_counts(broker: &Broker) -> Vec<EndpointCount> {
+    match broker {
+        Broker::Replay(_) => Vec::new(),
+        Broker::Alpaca(c) => c
+            .metrics()
+            .snapshot()
+            .into_iter()
+            .map(|(endpoint, stats)| EndpointCount {
+                endpoint: endpoint.name().to_owned(),
+                requests: stats.requests,
+                errors: stats.errors.values().sum(),
+            })
+            .collect(),
+    }
+}
+
+/// Everything a cycle changes in the view.
+pub struct CycleUpdate<'a> {
+    /// The cycle's record.
+    pub record: &'a CycleRecord,
+    /// Its report, when the audit completed.
+    pub report: Option<&'a Report>,
+    /// The alert book after the cycle.
+    pub book: &'a AlertBook,
+    /// Active silences (`None`: unchanged, the cycle did not read them).
+    pub silences: Option<&'a [Silence]>,
+    /// Actions so far.
+    pub tally: &'a Tally,
+    /// Broker counters.
+    pub broker: Vec<EndpointCount>,
+    /// When the cycle finished.
+    pub finished: DateTime<Utc>,
+    /// The interval `/healthz` measures against from now on (see `health_interval`).
+    pub interval: std::time::Duration,
+}
+
+/// The interval `/healthz` allows (three of them) after a cycle that finished at `finished`:
+/// the schedule's nominal interval, or the wait until its next fire time when that is longer,
+/// so a cron schedule's night or weekend gap does not read as a dead watchdog.
+#[must_use]
+pub fn health_interval(schedule: &crate::config::Schedule, finished: DateTime<Utc>) -> std::time::Duration {
+    let nominal = schedule.nominal_interval(finished);
+    let gap = schedule.next_after(finished).and_then(|next| (next - finished).to_std().ok()).unwrap_or_default();
+    nominal.max(gap)
+}
+
+/// Applies a cycle to the view.
+pub fn apply(v: &mut StatusView, u: CycleUpdate<'_>) {
+    let r = u.record;
+    v.interval = u.interval;
+    v.cycles += 1;
+    v.last_cycle_at = Some(u.finished);
+    if r.ok {
+        v.last_success_at = Some(u.finished);
+    }
+    #[expect(clippy::cast_precision_loss, reason = "milliseconds of one cycle")]
+    let seconds = r.duration_ms as f64 / 1000.0;
+    v.last_cycle_seconds = Some(seconds);
+    if let Some(report) = u.report {
+        v.report = Some(report.clone());
+    }
+    v.alerts = alert_rows(u.book);
+    if let Some(s) = u.silences {
+        v.silences = silence_rows(s);
+    }
+    v.actions = u.tally.recent.iter().cloned().collect();
+    v.action_counts = u
+        .tally
+        .counts
+        .iter()
+        .map(|((action, result), n)| ActionCount { action: action.clone(), result: result.clone(), count: *n })
+        .collect();
+    let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+    v.push_point(CyclePoint {
+        at: r.at,
+        critical: n(r.summary.critical),
+        warning: n(r.summary.warning),
+        info: n(r.summary.info),
+        failed: !r.ok,
+    });
+    v.broker = u.broker;
+    v.outbox_depth = r.email.outbox;
+    v.last_cycle = Some(r.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::config::Schedule;
+    use crate::config::schedule::{parse_cron, parse_tz};
+
+    #[test]
+    fn health_allows_a_cron_schedules_night_gap_but_not_more() {
+        let ny = parse_tz("America/New_York").unwrap();
+        let s = parse_cron("*/5 9-16 * * Mon-Fri", ny).unwrap();
+        // Friday 2026-11-20 11:00 New York: the next cycle is 5 minutes away.
+        let day = Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap();
+        assert_eq!(health_interval(&s, day), Duration::from_secs(300));
+        // Friday 16:55 New York: the next cycle is Monday 09:00.
+        let evening = Utc.with_ymd_and_hms(2026, 11, 20, 21, 55, 0).unwrap();
+        let monday = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
+        assert_eq!(health_interval(&s, evening), (monday - evening).to_std().unwrap());
+        assert_eq!(health_interval(&Schedule::Every(Duration::from_secs(30)), day), Duration::from_secs(30));
+    }
+}
