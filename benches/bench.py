@@ -12,8 +12,9 @@
    positions (three 500 MB logs).
 3. Broker requests per cycle: `tradewarden audit` against `tradewarden sim`, counted by the
    simulator (`GET /_sim/state`).
-4. Daemon soak: `tradewarden run --max-cycles N` against the simulator every 10 ms, RSS sampled
-   from /proc at the start and the end.
+4. Daemon soak: `tradewarden run --max-cycles N` against the simulator (rate limit off) every
+   10 ms; RSS sampled from /proc at checkpoints of the daemon's cycle count (its /metrics), and
+   the broker requests per cycle counted by the simulator.
 
 Prints a Markdown table (the one in BENCHMARKS.md). Data lives in --work (default /tmp/tw-bench)
 and is reused between runs when the options match. Files are warm in the page cache for both
@@ -25,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -92,7 +94,7 @@ def start_sim(scenario):
     return p, url
 
 
-def sim_config(tmp, url, every="30s"):
+def sim_config(tmp, url, every="30s", listen=""):
     bot = tmp / "bot"
     (bot / "state").mkdir(parents=True, exist_ok=True)
     (bot / "logs").mkdir(parents=True, exist_ok=True)
@@ -122,13 +124,20 @@ file = "logs/exits.jsonl"
 [schedule]
 every = "{every}"
 [server]
-listen = ""
+listen = "{listen}"
 """.replace("'", '"'))
     return cfg
 
 
 SCENARIO = {"positions": [{"symbol": "AAPL", "qty": "10", "avg_entry_price": "180.00"}], "prices": {"AAPL": "185.00"},
             "clock": {"is_open": True}, "configurations": {"no_shorting": True}}
+ENV = dict(os.environ, APCA_API_KEY_ID="bench", APCA_API_SECRET_KEY="bench", RUST_LOG="error")
+
+
+def broker_requests(url):
+    """Requests the simulator served, not counting its admin API."""
+    state = json.load(urllib.request.urlopen(url + "/_sim/state"))
+    return sum(v for k, v in state["requests"].items() if not k.split(" ")[1].startswith("/_sim"))
 
 
 def requests_per_audit():
@@ -136,10 +145,8 @@ def requests_per_audit():
     try:
         with tempfile.TemporaryDirectory() as t:
             cfg = sim_config(Path(t), url)
-            env = dict(os.environ, APCA_API_KEY_ID="bench", APCA_API_SECRET_KEY="bench")
-            subprocess.run([str(BIN), "audit", "-c", str(cfg)], env=env, stdout=subprocess.DEVNULL, check=False)
-            state = json.load(urllib.request.urlopen(url + "/_sim/state"))
-            return sum(v for k, v in state["requests"].items() if not k.split(" ")[1].startswith("/_sim"))
+            subprocess.run([str(BIN), "audit", "-c", str(cfg)], env=ENV, stdout=subprocess.DEVNULL, check=False)
+            return broker_requests(url)
     finally:
         p.terminate()
         p.wait()
@@ -152,24 +159,56 @@ def rss_mb(pid):
     return 0.0
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cycles_done(metrics_url):
+    try:
+        text = urllib.request.urlopen(metrics_url, timeout=2).read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("tradewarden_cycles_total"):
+            return int(float(line.split()[-1]))
+    return None
+
+
 def soak(cycles):
+    """`tradewarden run --max-cycles N` every 10 ms against the simulator (its rate limit off).
+    Returns the RSS (MB) sampled from /proc at checkpoints of the cycle count (read from the
+    daemon's /metrics), the seconds taken, the exit code, and broker requests per cycle
+    (counted by the simulator)."""
     p, url = start_sim(SCENARIO)
     try:
+        req = urllib.request.Request(url + "/_sim/faults", data=json.dumps({"rate_limit_per_min": 0}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(req).read()
         with tempfile.TemporaryDirectory() as t:
-            cfg = sim_config(Path(t), url, every="10ms")
-            env = dict(os.environ, APCA_API_KEY_ID="bench", APCA_API_SECRET_KEY="bench", RUST_LOG="error")
-            d = subprocess.Popen([str(BIN), "run", "-c", str(cfg), "--max-cycles", str(cycles)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            audits = Path(t) / "state/audits.jsonl"
-            start_rss = None
+            port = free_port()
+            cfg = sim_config(Path(t), url, every="10ms", listen=f"127.0.0.1:{port}")
+            metrics = f"http://127.0.0.1:{port}/metrics"
+            d = subprocess.Popen([str(BIN), "run", "-c", str(cfg), "--max-cycles", str(cycles)], env=ENV,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            checkpoints = sorted({100, cycles // 10, cycles // 2, cycles - 100})
+            samples = {}
             t0 = time.time()
+            last = (0, 0.0)
             while d.poll() is None:
-                n = sum(1 for _ in open(audits)) if audits.exists() else 0
-                if start_rss is None and n >= 100:
-                    start_rss = rss_mb(d.pid)
-                if n >= cycles - 50:
-                    end_rss = rss_mb(d.pid)
-                time.sleep(0.2)
-            return start_rss or 0.0, locals().get("end_rss", 0.0), time.time() - t0, d.returncode
+                n = cycles_done(metrics)
+                rss = rss_mb(d.pid) if d.poll() is None else 0.0
+                if n is not None and rss:
+                    last = (n, rss)
+                    for c in checkpoints:
+                        if n >= c and c not in samples:
+                            samples[c] = (n, rss)
+                time.sleep(0.1)
+            secs = time.time() - t0
+            samples["last"] = last
+            per_cycle = broker_requests(url) / cycles
+            return samples, secs, d.returncode, per_cycle
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait()
@@ -218,8 +257,13 @@ def main():
     except Exception as e:  # the simulator or client missing in this build
         print(f"broker requests per audit: not measured ({e})")
     if not a.skip_soak:
-        start, end, secs, code = soak(a.soak_cycles)
-        print(f"daemon soak: {a.soak_cycles} cycles in {secs:.0f} s (exit {code}); RSS after 100 cycles {start:.1f} MB, at the end {end:.1f} MB")
+        samples, secs, code, per_cycle = soak(a.soak_cycles)
+        print(f"daemon soak: {a.soak_cycles:,} cycles in {secs:.0f} s (exit {code}); broker requests per cycle: {per_cycle:.2f}")
+        print("| cycles done | daemon RSS |")
+        print("|---:|---:|")
+        for key in sorted(samples, key=lambda k: (k == "last", k if k != "last" else 0)):
+            n, rss = samples[key]
+            print(f"| {n:,}{' (last sample)' if key == 'last' else ''} | {rss:.1f} MB |")
     if disagreements:
         sys.exit(1)
 
