@@ -1,6 +1,7 @@
 //! Criterion benches for the hot paths of one audit: the JSONL reverse scan, timestamp
-//! parsing, JSON state extraction, rules evaluation and report rendering, on a generated
-//! large bot (2,000 positions; a 64 MB log, one event per second).
+//! parsing, the broker's positions body, JSON state extraction, rules evaluation and report
+//! rendering, on a generated large bot (2,000 positions with the generator's incidents; a
+//! 64 MB log, one event per second).
 //!
 //! `cargo bench --bench hot_paths`. Whole-process numbers are in BENCHMARKS.md (`benches/bench.py`).
 
@@ -59,6 +60,11 @@ fn benches(c: &mut Criterion) {
                 black_box(tradewarden::timestamp::timestamp_from_json(s).unwrap());
             }
         })
+    });
+
+    let body = std::fs::read(out.join("broker/positions.json")).expect("generated positions");
+    c.bench_function("broker positions body parse, 2,000 positions", |b| {
+        b.iter(|| black_box(tradewarden::collect::broker::wire::parse_positions(&body).unwrap()))
     });
 
     let root = out.join("bot");
