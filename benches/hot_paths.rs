@@ -24,7 +24,14 @@ use tradewarden::report::{Report, render_text};
 fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bot");
-    generator::generate(&generator::Opts { out: out.clone(), positions: 2000, log_mb: 64, rate: 1, logs: 2, incidents: true });
+    generator::generate(&generator::Opts {
+        out: out.clone(),
+        positions: 2000,
+        log_mb: 64,
+        rate: 1,
+        logs: 2,
+        incidents: true,
+    });
     let cfg = Config::load(&out.join("tradewarden.toml")).expect("generated config is valid");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let broker = Broker::Replay(ReplayBroker::new(&out));
