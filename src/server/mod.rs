@@ -196,7 +196,10 @@ mod tests {
         names.dedup();
         assert!(names.len() >= 6, "{names:?}");
         for name in names {
-            assert!(exported.contains(&format!("# TYPE {name} ")), "alerts.yml uses `{name}`, which /metrics does not export");
+            assert!(
+                exported.contains(&format!("# TYPE {name} ")),
+                "alerts.yml uses `{name}`, which /metrics does not export"
+            );
         }
     }
 
