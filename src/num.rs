@@ -44,9 +44,16 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
         return Err("is an empty string, expected a number".into());
     }
     let shown: String = t.chars().take(40).collect();
-    Decimal::from_str(t)
+    let d = Decimal::from_str(t)
         .or_else(|_| Decimal::from_scientific(t))
-        .map_err(|_| format!("`{shown}` is not a decimal number"))
+        .map_err(|_| format!("`{shown}` is not a decimal number"))?;
+    // Decimal keeps 28 fractional digits and rounds the rest away: a number that is not zero
+    // must not become zero (unknown is never zero).
+    let mantissa = t.split(['e', 'E']).next().unwrap_or(t);
+    if d.is_zero() && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+        return Err(format!("`{shown}` is too small for a decimal (below 1e-28) but not zero"));
+    }
+    Ok(d)
 }
 
 /// `|a - b| <= tolerance`. A difference beyond `Decimal`'s range exceeds every tolerance
@@ -131,6 +138,22 @@ mod tests {
         assert!(!within_pct(dec!(1), dec!(0), dec!(1)));
         assert_eq!(percent_of(dec!(198), dec!(100)), Some(dec!(198)));
         assert_eq!(percent_of(dec!(1), dec!(0)), None);
+    }
+
+    #[test]
+    fn a_number_below_the_precision_of_decimal_is_an_error_not_zero() {
+        // Found by the `timestamps` fuzz target: 39 fractional digits rounded to exactly 0.
+        let tiny = "0.000000000000000000000000000000479358381";
+        assert_eq!(
+            parse_decimal(tiny),
+            Err(format!("`{}` is too small for a decimal (below 1e-28) but not zero", &tiny[..40]))
+        );
+        assert!(decimal_from_json(&json!(tiny)).is_err());
+        assert!(decimal_from_json(&serde_json::from_str::<Value>(tiny).unwrap()).is_err());
+        // Zero written with many digits is still zero; rounding that keeps a non-zero value is fine.
+        assert_eq!(parse_decimal("0.000000000000000000000000000000000").unwrap(), Decimal::ZERO);
+        assert_eq!(parse_decimal("-0.0e-3").unwrap(), Decimal::ZERO);
+        assert_eq!(parse_decimal("1.00000000000000000000000000001").unwrap(), dec!(1));
     }
 
     #[test]
