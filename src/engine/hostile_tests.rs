@@ -146,3 +146,67 @@ proptest! {
         prop_assert_eq!(ev.outcomes.len(), rules.len());
     }
 }
+
+/// The panics the property found, one by one.
+#[test]
+fn regressions_found_by_the_property() {
+    use crate::checks::testkit::d;
+
+    let max = Decimal::MAX;
+    // open_order_hazard: `qty - filled_qty` and the sum of a symbol's sells overflowed.
+    let b = SnapshotBuilder::new()
+        .position("CHWY", "10", "40")
+        .order_with("a", "CHWY", OrderSide::Sell, "1", 60, |o| {
+            o.qty = Some(max);
+            o.filled_qty = Decimal::MIN;
+        })
+        .order_with("b", "CHWY", OrderSide::Sell, "1", 60, |o| o.qty = Some(max));
+    let snap = b.build();
+    let ev = evaluate(&RULES, &snap, t0());
+    assert!(ev.findings.iter().any(|f| f.code == "sell_exceeds_position"), "{:?}", ev.findings);
+
+    // exposure_limits: the sum of market values overflowed; now the rule is unknown.
+    let snap = SnapshotBuilder::new()
+        .position_priced("A", "1", "1", "1")
+        .last_position_with(|p| p.market_value = Some(max))
+        .position_priced("B", "1", "1", "1")
+        .last_position_with(|p| p.market_value = Some(max))
+        .build();
+    let ev = evaluate(&RULES, &snap, t0());
+    assert_eq!(ev.outcome("exposure"), Some(crate::model::Outcome::Unknown));
+
+    // Position::abs_market_value: qty × price overflowed without a market value.
+    let snap = SnapshotBuilder::new()
+        .position_priced("A", "1", "1", "1")
+        .last_position_with(|p| {
+            p.qty = max;
+            p.market_value = None;
+            p.current_price = Some(d("10"));
+        })
+        .build();
+    let positions = snap.broker.positions.as_ref().unwrap();
+    assert_eq!(positions[0].abs_market_value(), None);
+    let _ = evaluate(&RULES, &snap, t0());
+
+    // position_match: the sum of tracked lots and the difference overflowed.
+    let mut snap = SnapshotBuilder::new().position("A", "-1", "1").build();
+    if let Ok(tracked) = &mut snap.bot.positions {
+        for q in [max, max, Decimal::MIN] {
+            tracked.push(TrackedPosition {
+                symbol: Symbol::new("A"),
+                qty: q,
+                side: Side::of_qty(q),
+                entry_price: None,
+            });
+        }
+    }
+    let _ = evaluate(&RULES, &snap, t0());
+
+    // metadata_complete: `now + skew` overflowed at the end of time.
+    let snap = SnapshotBuilder::new()
+        .position("A", "1", "1")
+        .metadata("A", json!({"entry_ts": "2026-11-20T15:00:00Z", "entry_score": 1, "components": {}}))
+        .build();
+    let ev = evaluate(&RULES, &snap, DateTime::<Utc>::MAX_UTC);
+    assert_eq!(ev.outcomes.len(), RULES.len());
+}
