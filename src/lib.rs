@@ -19,6 +19,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod engine;
+pub mod fuzz;
 pub mod logging;
 pub mod model;
 pub mod notify;
