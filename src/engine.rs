@@ -142,3 +142,6 @@ fn ordinal(n: u64) -> String {
         n => format!("line {n}"),
     }
 }
+
+#[cfg(test)]
+mod hostile_tests;

@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod fuzz;
 pub mod logging;
 pub mod model;
 pub mod notify;

@@ -4,7 +4,9 @@
 //! ```text
 //! DIR/snapshot.toml          taken_at (the collection's "now"), mode, and the broker errors
 //! DIR/broker/*.json          the response bodies exactly as received; a failed endpoint has no file
-//! DIR/bot/<path>             the bot's positions/metadata JSON files, copied whole
+//! DIR/bot/<path>             the bot's positions/metadata JSON files, copied whole (not a
+//!                            file the collector refuses: missing, not regular, or leading
+//!                            outside the bot root)
 //! DIR/bot/<log path>         each log's tail: the bytes the scan read (`scanned_from` to
 //!                            `file_len`), widened to whole lines, and to the last complete
 //!                            record when the bot's positions or metadata come from that log
@@ -25,6 +27,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::collect::bot::file::open_in_root;
+use crate::collect::bot::state::MAX_STATE_BYTES;
 use crate::collect::broker::Broker;
 use crate::collect::broker::replay::RecordedError;
 use crate::collect::{CollectError, bot_root, collect};
@@ -213,12 +217,16 @@ pub fn write_snapshot(config: &Config, snap: &Snapshot, root: &Path, dir: &Path)
         if let Some(p) = dst.parent() {
             std::fs::create_dir_all(p).map_err(io(p))?;
         }
-        match std::fs::copy(root.join(rel), &dst) {
-            Ok(_) => bot_files.push(rel.clone()),
-            // Missing when audited too (or deleted since): recorded as missing.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&root.join(rel))(e)),
-        }
+        // Opened like the collector opens it: a file that is missing, not a regular file (a
+        // FIFO would block a plain copy) or outside the bot root (a symlink out of it would
+        // copy any file into the snapshot) is not copied; the audit reported why, and the
+        // replay sees it missing.
+        let src = root.join(rel);
+        let Ok((file, _)) = open_in_root(root, &src) else { continue };
+        let mut out = File::create(&dst).map_err(io(&dst))?;
+        std::io::copy(&mut file.take(MAX_STATE_BYTES + 1), &mut out).map_err(io(&src))?;
+        out.sync_all().map_err(io(&dst))?;
+        bot_files.push(rel.clone());
     }
 
     let mut log_tails = Vec::new();
@@ -230,7 +238,8 @@ pub fn write_snapshot(config: &Config, snap: &Snapshot, root: &Path, dir: &Path)
             std::fs::create_dir_all(p).map_err(io(p))?;
         }
         let src = root.join(&lc.file);
-        let (from, len) = copy_tail(&src, &dst, summary.scanned_from, summary.file_len, feeds_bot).map_err(io(&src))?;
+        let Ok((file, _)) = open_in_root(root, &src) else { continue };
+        let (from, len) = copy_tail(file, &dst, summary.scanned_from, summary.file_len, feeds_bot).map_err(io(&src))?;
         log_tails.push(LogTail { name: name.clone(), file: lc.file.clone(), from, len });
     }
 
@@ -264,7 +273,7 @@ fn line_start(file: &mut File, pos: u64) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// Copies bytes `[from, file_len)` of `src` to `dst`, where `from` is `scanned_from` moved
+/// Copies bytes `[from, file_len)` of the open log `file` to `dst`, where `from` is `scanned_from` moved
 /// back to the start of its line, and, with `last_record`, back to the start of the last
 /// complete (newline-terminated) line. Returns `(from, bytes copied)`. When the file shrank
 /// since the scan (rotated), what is left is copied.
@@ -272,13 +281,12 @@ fn line_start(file: &mut File, pos: u64) -> std::io::Result<u64> {
 /// # Errors
 /// When reading or writing fails.
 pub fn copy_tail(
-    src: &Path,
+    mut file: File,
     dst: &Path,
     scanned_from: u64,
     file_len: u64,
     last_record: bool,
 ) -> std::io::Result<(u64, u64)> {
-    let mut file = File::open(src)?;
     let end = file_len.min(file.metadata()?.len());
     let mut from = line_start(&mut file, scanned_from.min(end))?;
     if last_record && end > 0 {
@@ -305,7 +313,7 @@ mod tests {
         let src = dir.path().join("a.jsonl");
         let dst = dir.path().join("b.jsonl");
         std::fs::write(&src, content).unwrap();
-        let (from, len) = copy_tail(&src, &dst, scanned_from, file_len, last_record).unwrap();
+        let (from, len) = copy_tail(File::open(&src).unwrap(), &dst, scanned_from, file_len, last_record).unwrap();
         let out = std::fs::read_to_string(&dst).unwrap();
         assert_eq!(out.len() as u64, len);
         (from, out)

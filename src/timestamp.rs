@@ -134,4 +134,79 @@ mod tests {
             assert!(timestamp_from_json(&v).is_err(), "{v}");
         }
     }
+
+    #[test]
+    fn far_future_and_far_past() {
+        assert_eq!(parse_timestamp("9999-12-31T23:59:59Z").unwrap(), utc("9999-12-31T23:59:59Z"));
+        assert_eq!(parse_timestamp("0001-01-01T00:00:00Z").unwrap().timestamp(), -62_135_596_800);
+        assert_eq!(timestamp_from_json(&json!(-62_135_596_800_i64)).unwrap(), utc("0001-01-01T00:00:00Z"));
+        assert_eq!(timestamp_from_json(&json!(-1)).unwrap(), utc("1969-12-31T23:59:59Z"));
+        assert_eq!(timestamp_from_json(&json!("-1.5")).unwrap(), utc("1969-12-31T23:59:58.5Z"));
+        assert_eq!(timestamp_from_json(&json!(0)).unwrap(), DateTime::UNIX_EPOCH);
+        // Beyond chrono's range (about ±262,000 years), or beyond Decimal's: errors, never a panic.
+        for v in [
+            json!(i64::MAX),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!(1e300),
+            json!(-1e300),
+            json!("79228162514264337593543950335"),
+            json!("-79228162514264337593543950335"),
+            json!("+275760-09-13T00:00:00Z"),
+            json!("1e400"),
+        ] {
+            let _ = timestamp_from_json(&v);
+        }
+        assert!(timestamp_from_json(&json!(-99_999_999_999_999_i64)).is_ok(), "microseconds, 1966");
+        assert!(from_epoch(Decimal::MAX).is_err());
+        assert!(from_epoch(Decimal::MIN).is_err());
+    }
+
+    mod props {
+        use chrono::DateTime;
+        use proptest::prelude::*;
+        use rust_decimal::Decimal;
+
+        use super::super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Below 1e11 an epoch value is seconds (1e11 s is the year 5138), below 1e14
+            /// milliseconds, below 1e17 microseconds, else nanoseconds; negative values by
+            /// their magnitude.
+            #[test]
+            fn epoch_units_follow_magnitude(v in -99_999_999_999_i64..=99_999_999_999, sign in any::<bool>()) {
+                let s = if sign { v } else { -v };
+                prop_assert_eq!(from_epoch(Decimal::from(s)), Ok(DateTime::from_timestamp(s, 0).unwrap()));
+                let ms = s.signum() * (100_000_000_000 + s.abs() % 99_900_000_000_000);
+                prop_assert_eq!(from_epoch(Decimal::from(ms)), Ok(DateTime::from_timestamp_millis(ms).unwrap()));
+                let us = s.signum() * (100_000_000_000_000 + s.abs() % 99_900_000_000_000_000);
+                prop_assert_eq!(from_epoch(Decimal::from(us)), Ok(DateTime::from_timestamp_micros(us).unwrap()));
+                let ns = s.signum() * (100_000_000_000_000_000 + s.abs());
+                prop_assert_eq!(from_epoch(Decimal::from(ns)), Ok(DateTime::from_timestamp_nanos(ns)));
+                // The same digits as text, and as a JSON number.
+                prop_assert_eq!(parse_timestamp(&s.to_string()), from_epoch(Decimal::from(s)));
+                prop_assert_eq!(timestamp_from_json(&serde_json::json!(ms)), from_epoch(Decimal::from(ms)));
+            }
+
+            #[test]
+            fn fractional_seconds_keep_their_nanoseconds(s in -9_999_999_999_i64..9_999_999_999, nanos in 0_u32..1_000_000_000) {
+                let d = Decimal::from(s) + Decimal::new(i64::from(nanos), 9);
+                prop_assert_eq!(from_epoch(d), Ok(DateTime::from_timestamp(s, nanos).unwrap()));
+            }
+
+            #[test]
+            fn any_decimal_is_a_time_or_an_error_never_a_panic(m in any::<i128>(), scale in 0_u32..=28) {
+                let _ = from_epoch(Decimal::from_i128_with_scale(m % (1_i128 << 96), scale));
+            }
+
+            #[test]
+            fn rfc3339_round_trips(secs in -62_135_596_800_i64..=253_402_300_799, nanos in 0_u32..1_000_000_000) {
+                let t = DateTime::from_timestamp(secs, nanos).unwrap();
+                prop_assert_eq!(parse_timestamp(&t.to_rfc3339()), Ok(t));
+                prop_assert_eq!(timestamp_from_json(&serde_json::json!(t.to_rfc3339())), Ok(t));
+            }
+        }
+    }
 }

@@ -145,7 +145,11 @@ impl SilenceBook {
                 break id;
             }
         };
-        let ends_at = now + chrono::Duration::from_std(new.duration).unwrap_or(chrono::Duration::MAX);
+        // A duration past the end of time (`--duration 1000000y`) silences until then, no panic.
+        let ends_at = chrono::Duration::from_std(new.duration)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let s = Silence {
             id,
             rule: new.rule,
@@ -230,6 +234,20 @@ mod tests {
         assert!(b.prune(t(14, 59)).is_empty());
         assert_eq!(b.prune(t(15, 0)), vec![s]);
         assert!(b.silences.is_empty());
+    }
+
+    #[test]
+    fn a_duration_past_the_end_of_time_silences_until_then_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = SilenceBook::update(dir.path(), t(14, 0), |b| {
+            let mut forever = new("no-shorts", None, 0);
+            forever.duration = Duration::MAX;
+            b.add(forever, t(14, 0))
+        })
+        .unwrap();
+        assert_eq!(s.ends_at, DateTime::<Utc>::MAX_UTC);
+        let book = SilenceBook::load(dir.path(), t(14, 0));
+        assert_eq!((book.value.silences, book.problem), (vec![s], None), "it round-trips through the state file");
     }
 
     #[test]

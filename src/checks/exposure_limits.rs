@@ -151,7 +151,9 @@ impl Params {
         let overflow = || Evaluation::Unknown("exposure overflowed the decimal range".into());
 
         let mut issues = Vec::new();
-        let gross: Decimal = values.iter().map(|(_, v)| *v).sum::<Decimal>().normalize();
+        let Some(gross) = checked_sum(values.iter().map(|(_, v)| *v)).map(|d| d.normalize()) else {
+            return overflow();
+        };
         let Some(gross_pct) = pct(gross) else { return overflow() };
         if gross_pct > self.max_gross_exposure_pct {
             issues.push(Issue {
@@ -173,7 +175,9 @@ impl Params {
         if let Some(max) = self.max_short_exposure_pct {
             let shorts: Vec<&(&Position, Decimal)> =
                 values.iter().filter(|(p, _)| p.side == Side::Short || p.qty < Decimal::ZERO).collect();
-            let short: Decimal = shorts.iter().map(|(_, v)| *v).sum::<Decimal>().normalize();
+            let Some(short) = checked_sum(shorts.iter().map(|(_, v)| *v)).map(|d| d.normalize()) else {
+                return overflow();
+            };
             let Some(short_pct) = pct(short) else { return overflow() };
             if short_pct > max {
                 issues.push(Issue {
@@ -240,6 +244,11 @@ impl Params {
         }
         Evaluation::Checked(issues)
     }
+}
+
+/// The sum, or `None` past Decimal's range (hostile market values must not panic a `sum`).
+fn checked_sum(mut values: impl Iterator<Item = Decimal>) -> Option<Decimal> {
+    values.try_fold(Decimal::ZERO, Decimal::checked_add)
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@
 //! - `log_missing`: the file has no timestamped event at all (empty, or only lines without a
 //!   readable time field).
 //!
+//! A newest event ahead of the clock by at most `max_age` is fresh (clock skew); further ahead
+//! (`9999-12-31`, milliseconds read as seconds, local time without an offset) the rule is
+//! unknown, with the reason: such a line would otherwise keep a dead loop "fresh" for years.
+//!
 //! A log that cannot be read at all is a source failure: this rule is then unknown.
 //!
 //! False positives: a bot that logs only when something happens (use `log_activity` with a
@@ -71,7 +75,19 @@ impl Params {
                 expected: json!({ "max_age": max_age }),
             }]);
         };
-        // A negative age (an event ahead of our clock) is fresh.
+        // An event slightly ahead of our clock is fresh. One further ahead than `max_age` says
+        // nothing about liveness (a wrong unit, local time read as UTC, a corrupt line), and
+        // trusting it would keep a dead loop "fresh" until that date: unknown, with the reason.
+        if let Ok(ahead) = (newest - now).to_std()
+            && ahead > self.max_age
+        {
+            return Evaluation::Unknown(format!(
+                "log {log}'s newest event is {} ahead of the watchdog's clock (at {}): a bad timestamp or a \
+                 clock difference; liveness cannot be judged from it",
+                format_duration(Duration::from_secs(ahead.as_secs())),
+                newest.to_rfc3339()
+            ));
+        }
         let age = (now - newest).to_std().unwrap_or_default();
         if age <= self.max_age {
             return Evaluation::Checked(vec![]);
@@ -129,6 +145,18 @@ mod tests {
             let want: Vec<(&str, String)> = want.map(|c| (c, "run".to_owned())).into_iter().collect();
             assert_eq!(got, want, "age {age:?}");
         }
+    }
+
+    #[test]
+    fn an_event_far_in_the_future_makes_liveness_unknown_not_fresh() {
+        let far = SnapshotBuilder::new().log("run", log_summary(Some(-301), vec![]));
+        assert!(unknown(eval(far)).starts_with("log run's newest event is 5m 1s ahead of the watchdog's clock"));
+        let mut year_9999 = log_summary(Some(0), vec![]);
+        year_9999.newest_event = Some(DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").unwrap().to_utc());
+        let why = unknown(eval(SnapshotBuilder::new().log("run", year_9999)));
+        assert!(why.contains("(at 9999-12-31T23:59:59+00:00): a bad timestamp or a clock difference"), "{why}");
+        // Within max_age ahead: clock skew, fresh.
+        assert!(issues(eval(SnapshotBuilder::new().log("run", log_summary(Some(-300), vec![])))).is_empty());
     }
 
     #[test]

@@ -153,7 +153,8 @@ impl Params {
             match f.get(meta).map(timestamp::timestamp_from_json) {
                 None => push(f, "is missing".into()),
                 Some(Err(e)) => push(f, e),
-                Some(Ok(t)) if t > now + Duration::seconds(FUTURE_SKEW_SECS) => {
+                // `t - now`, not `now + skew`: a difference of two times never overflows.
+                Some(Ok(t)) if t - now > Duration::seconds(FUTURE_SKEW_SECS) => {
                     push(f, format!("is {} in the future ({})", age_text(t - now), t.to_rfc3339()));
                 }
                 Some(Ok(_)) => {}

@@ -165,7 +165,7 @@ fn sells_exceeding(open: &[&Order], held: &BTreeMap<&Symbol, Decimal>) -> Vec<Is
     for o in open.iter().filter(|o| o.side == OrderSide::Sell && o.status != "held") {
         if let Some(q) = o.remaining_qty().filter(|q| *q > Decimal::ZERO) {
             let e = sells.entry(&o.symbol).or_default();
-            e.0 += q;
+            e.0 = e.0.saturating_add(q);
             e.1.push(o);
         }
     }
@@ -180,7 +180,7 @@ fn sells_exceeding(open: &[&Order], held: &BTreeMap<&Symbol, Decimal>) -> Vec<Is
         let message = if position > Decimal::ZERO {
             format!(
                 "open sell orders for {symbol} total {total} shares but the broker holds {position} long; filling them would open a short of {}",
-                total - position
+                total.saturating_sub(position)
             )
         } else if position.is_zero() {
             format!(
@@ -190,7 +190,7 @@ fn sells_exceeding(open: &[&Order], held: &BTreeMap<&Symbol, Decimal>) -> Vec<Is
             format!(
                 "open sell orders for {symbol} total {total} shares while the broker is already short {}; filling them would deepen the short to {}",
                 position.abs(),
-                total - position
+                total.saturating_sub(position)
             )
         };
         issues.push(Issue {

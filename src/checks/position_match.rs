@@ -194,7 +194,7 @@ impl Params {
         }
         // Same side: compare magnitudes (robust to a bot writing a positive qty for a short).
         if !num::within_abs(b.qty.abs(), t.qty.abs(), self.qty_tolerance) {
-            let diff = b.qty.abs() - t.qty.abs();
+            let diff = b.qty.abs().saturating_sub(t.qty.abs());
             issues.push(Issue {
                 code: "quantity_mismatch",
                 subject: symbol.to_string(),
@@ -254,8 +254,9 @@ fn sum_tracked(tracked: &[TrackedPosition]) -> BTreeMap<&Symbol, BotPos> {
             cost: Some(Decimal::ZERO),
             abs_qty: Decimal::ZERO,
         });
-        l.qty += signed;
-        l.abs_qty += signed.abs();
+        // Saturating: quantities near Decimal's range (a hostile file) must not panic.
+        l.qty = l.qty.saturating_add(signed);
+        l.abs_qty = l.abs_qty.saturating_add(signed.abs());
         l.cost = match (l.cost, t.entry_price) {
             // An overflow drops the price comparison rather than inventing a price.
             (Some(c), Some(p)) => signed.abs().checked_mul(p).and_then(|x| c.checked_add(x)),

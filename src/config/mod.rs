@@ -349,7 +349,7 @@ fn read_config(src: &SourceText, problems: &Problems, path: &Path, dir: &Path) -
     let mut rules: Vec<Rule> = Vec::new();
     for name in &rule_names {
         let file = resolve(dir, name);
-        match std::fs::read_to_string(&file) {
+        match read_rules_text(&file) {
             Ok(text) => {
                 let rsrc = SourceText::new(&file, text);
                 for rule in rule::read_rules_file(&rsrc, problems, &ctx) {
@@ -382,6 +382,16 @@ fn read_config(src: &SourceText, problems: &Problems, path: &Path, dir: &Path) -
         actions,
         server: server?,
     })
+}
+
+/// A rules file's text. Only a regular file is read: `/dev/zero` or a FIFO named by mistake
+/// would otherwise exhaust memory or block the watchdog at start-up.
+fn read_rules_text(file: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(file)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    std::fs::read_to_string(file)
 }
 
 fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path) -> Option<BrokerConfig> {

@@ -43,10 +43,11 @@ pub struct Order {
 pub const TERMINAL_STATUSES: [&str; 5] = ["filled", "canceled", "expired", "replaced", "rejected"];
 
 impl Order {
-    /// Shares still to fill: `qty - filled_qty`, never below zero. `None` for notional orders.
+    /// Shares still to fill: `qty - filled_qty`, never below zero (saturating at Decimal's
+    /// range, which a hostile body can reach). `None` for notional orders.
     #[must_use]
     pub fn remaining_qty(&self) -> Option<Decimal> {
-        self.qty.map(|q| (q - self.filled_qty).max(Decimal::ZERO))
+        self.qty.map(|q| q.saturating_sub(self.filled_qty).max(Decimal::ZERO))
     }
 
     /// The most recent of the order's own timestamps: when it last showed activity.

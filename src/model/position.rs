@@ -32,7 +32,10 @@ impl Position {
     /// |market value|, falling back to |qty| × price when the broker left it out.
     #[must_use]
     pub fn abs_market_value(&self) -> Option<Decimal> {
-        self.market_value.map(|v| v.abs()).or_else(|| self.current_price.map(|p| (self.qty * p).abs()))
+        // Checked: `qty * price` can leave Decimal's range (a hostile body); then it is unknown.
+        self.market_value
+            .map(|v| v.abs())
+            .or_else(|| self.current_price.and_then(|p| self.qty.checked_mul(p)).map(|v| v.abs()))
     }
 }
 

@@ -166,12 +166,31 @@ impl Notifier for Mailer {
             Self::File { transport, dir } => {
                 ensure_dir(dir).map_err(|e| SendError::connection(e.to_string()))?;
                 match transport.send(email).await {
-                    Ok(id) => Ok(format!("written to {}", dir.join(format!("{id}.eml")).display())),
+                    Ok(id) => {
+                        let path = dir.join(format!("{id}.eml"));
+                        // lettre writes with the process umask (often 0644); files under the
+                        // state directory are 0600 (the folder is 0700 when we created it).
+                        if let Err(e) = private(&path) {
+                            tracing::warn!(path = %path.display(), error = %e, "cannot make the .eml file private");
+                        }
+                        Ok(format!("written to {}", path.display()))
+                    }
                     Err(e) => Err(SendError::connection(format!("cannot write into {}: {e}", dir.display()))),
                 }
             }
         }
     }
+}
+
+#[cfg(unix)]
+fn private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -267,5 +286,11 @@ mod tests {
         assert_eq!(files[0].extension().unwrap(), "eml");
         let raw = std::fs::read(&files[0]).unwrap();
         assert!(headers(&raw).contains(&"Subject: hello".to_owned()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(&mail).unwrap().permissions().mode() & 0o777, 0o700);
+        }
     }
 }

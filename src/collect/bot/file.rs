@@ -1,14 +1,98 @@
-//! Opening a bot file safely: stat first, refuse anything that is not a regular file, and open
-//! without blocking.
+//! Opening a bot file safely: resolve it inside the bot root, stat first, refuse anything that
+//! is not a regular file, and open without blocking.
 //!
 //! A bot directory is not ours: a path can be a FIFO (opening one for reading blocks until a
 //! writer appears, which would hang the watchdog), a directory, or a device. So the path is
 //! stat'ed first, opened with `O_NONBLOCK` (a FIFO swapped in between the stat and the open then
 //! cannot block us), and the open handle is stat'ed again before anything is read.
+//!
+//! A path can also be a symlink leading out of the bot directory (`state.json -> /etc/shadow`,
+//! or `-> ~/.aws/credentials`): what tradewarden reads ends up in reports, emails and snapshot
+//! directories, so reading it would leak it. [`open_in_root`] resolves the path (every symlink,
+//! every `..`) and refuses it unless it lies inside the resolved bot root, before opening it;
+//! after opening, it checks that the file it holds is still the one inside the root (a symlink
+//! swapped in between cannot redirect the read). Symlinks that stay inside the root are fine
+//! (`logs/current.jsonl -> logs/2025-12-19.jsonl`), and so is a bot root that is itself a
+//! symlink.
 
 use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Opens `path`, a file of the bot under `root`, like [`open_regular`], after checking that it
+/// resolves to a file inside `root`.
+///
+/// # Errors
+/// As [`open_regular`], and: the root cannot be resolved, or `path` resolves outside it.
+pub(crate) fn open_in_root(root: &Path, path: &Path) -> Result<(File, u64), String> {
+    let real_root = std::fs::canonicalize(root).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!("the bot root {} does not exist", root.display()),
+        _ => format!("cannot resolve the bot root {}: {e}", root.display()),
+    })?;
+    // A bot replacing the file by rename between our open and the check below is routine
+    // (the check then sees the new file); a few attempts tell that from a path that keeps
+    // moving.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        // Resolve before opening: nothing outside the root is ever opened.
+        let real = resolve(path)?;
+        inside(&real_root, path, &real)?;
+        let (file, len) = open_regular(path)?;
+        // The path may have been re-pointed between the check and the open: the handle must
+        // be the file now at a path inside the root.
+        let again = resolve(path)?;
+        inside(&real_root, path, &again)?;
+        if same_file(&file, &again) {
+            return Ok((file, len));
+        }
+        if attempts == 3 {
+            return Err(format!(
+                "{} kept changing while being opened ({attempts} attempts); it is read again next cycle",
+                path.display()
+            ));
+        }
+    }
+}
+
+/// Every symlink and `..` of `path` resolved.
+fn resolve(path: &Path) -> Result<PathBuf, String> {
+    std::fs::canonicalize(path).map_err(|e| match e.kind() {
+        // A dangling symlink resolves to nothing: as missing.
+        io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
+        _ => format!("cannot resolve {}: {e}", path.display()),
+    })
+}
+
+fn inside(real_root: &Path, path: &Path, real: &Path) -> Result<(), String> {
+    if real.starts_with(real_root) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} leads to {}, outside the bot root {}: refused (a symlink out of the bot directory could \
+             expose any file the watchdog can read)",
+            path.display(),
+            real.display(),
+            real_root.display()
+        ))
+    }
+}
+
+/// The open handle is the file at `path`.
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(named)) => (held.dev(), held.ino()) == (named.dev(), named.ino()),
+        _ => false,
+    }
+}
+
+/// Elsewhere there is no cheap file identity; the two resolutions are the guard.
+#[cfg(not(unix))]
+fn same_file(_file: &File, _path: &Path) -> bool {
+    true
+}
 
 /// Opens `path` for reading if it is a regular file (symlinks are followed), returning the
 /// handle and its length at open time.

@@ -43,7 +43,7 @@ use std::path::Path;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use super::file::open_regular;
+use super::file::{open_in_root, open_regular};
 use super::record::{Keep, Parsed, parse_kept};
 use super::text::{about, json_kind, serde_message};
 use crate::model::{FieldRef, LogQuery, LogSummary, MalformedLine, SourceError, Sourced, WindowCount};
@@ -72,6 +72,43 @@ const LIMITS: Limits = Limits { block: BLOCK, max_line: MAX_LINE };
 /// shrank while being read. Malformed lines are not errors: they are counted in the summary.
 pub fn scan(path: &Path, name: &str, time: &FieldRef, query: &LogQuery, now: DateTime<Utc>) -> Sourced<LogSummary> {
     scan_with(path, name, time, query, now, LIMITS)
+}
+
+/// [`scan`] for a log of the bot: `rel` under `root`. A path that resolves outside `root` (a
+/// symlink out of the bot directory) is refused as unavailable, before it is opened.
+///
+/// # Errors
+/// As [`scan`], and when the log resolves outside `root`.
+pub fn scan_in(
+    root: &Path,
+    rel: &Path,
+    name: &str,
+    time: &FieldRef,
+    query: &LogQuery,
+    now: DateTime<Utc>,
+) -> Sourced<LogSummary> {
+    let path = root.join(rel);
+    let source = format!("log:{name}");
+    let (file, len) = open_in_root(root, &path).map_err(|m| SourceError::unavailable(&source, m))?;
+    scan_open(&file, len, &path, &source, Ask { time, query, now, limits: LIMITS })
+}
+
+/// [`scan`] with the caller's block size and line limit, for the fuzzer: tiny blocks reach
+/// the block-boundary paths with small inputs.
+///
+/// # Errors
+/// As [`scan`].
+#[doc(hidden)]
+pub fn scan_with_limits(
+    path: &Path,
+    name: &str,
+    time: &FieldRef,
+    query: &LogQuery,
+    now: DateTime<Utc>,
+    block: usize,
+    max_line: usize,
+) -> Sourced<LogSummary> {
+    scan_with(path, name, time, query, now, Limits { block, max_line })
 }
 
 /// What a scan is asked for, and with which limits.

@@ -1,10 +1,13 @@
 //! The bot's side: JSON state files and JSONL logs, read through the configured mapping.
 
-mod file;
+pub(crate) mod file;
 pub mod jsonl;
 mod record;
 pub mod state;
 mod text;
+
+#[cfg(test)]
+mod hostile_tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,7 +29,7 @@ pub fn collect_bot(
     let mut logs = BTreeMap::new();
     for (name, lc) in &config.logs {
         let query = queries.get(name).cloned().unwrap_or_default();
-        logs.insert(name.clone(), jsonl::scan(&root.join(&lc.file), name, &lc.time, &query, now));
+        logs.insert(name.clone(), jsonl::scan_in(root, &lc.file, name, &lc.time, &query, now));
     }
     let positions = state::read_positions(&config.bot.positions, root, &logs);
     let metadata = config.bot.metadata.as_ref().map(|m| state::read_metadata(m, root, &logs));

@@ -12,7 +12,10 @@
 //! - One bad entry makes the whole source malformed (a partial list of positions would read as
 //!   "these are not held"), and the message lists every bad entry, not just the first.
 //! - Files are stat'ed before they are opened and never read past 64 MiB, so a FIFO, a device or
-//!   a runaway file cannot hang or exhaust the watchdog.
+//!   a runaway file cannot hang or exhaust the watchdog; a file resolving outside the bot root
+//!   (a symlink out of it) is refused before it is opened.
+//! - A file whose length or modification time changed during the read (rewritten in place by
+//!   the bot) is unavailable for this cycle, never a mix of old and new bytes.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +25,7 @@ use std::path::Path;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::file::open_regular;
+use super::file::open_in_root;
 use super::text::{about, json_kind, serde_message, shown};
 use crate::config::{BotSource, MetadataMapping, PositionsMapping};
 use crate::model::{FieldRef, LogSummary, Metadata, Side, SourceError, Sourced, Symbol, TrackedPosition};
@@ -111,7 +114,7 @@ fn load<'a>(
     match source {
         BotSource::File(rel) => {
             let path = root.join(rel);
-            let value = read_json_file(&path, name)?;
+            let value = read_json_file(root, &path, name)?;
             Ok(Doc { value: Cow::Owned(value), origin: path.display().to_string() })
         }
         BotSource::Log(log) => {
@@ -148,10 +151,11 @@ fn load<'a>(
     }
 }
 
-/// Reads and parses a whole JSON file.
-fn read_json_file(path: &Path, name: &str) -> Sourced<Value> {
-    let (file, len) = open_regular(path).map_err(|m| SourceError::unavailable(name, m))?;
+/// Reads and parses a whole JSON file of the bot (inside `root`).
+fn read_json_file(root: &Path, path: &Path, name: &str) -> Sourced<Value> {
+    let (file, len) = open_in_root(root, path).map_err(|m| SourceError::unavailable(name, m))?;
     let shown_path = path.display();
+    let modified_before = file.metadata().and_then(|m| m.modified()).ok();
     let too_big = |n: u64| {
         SourceError::malformed(name, format!("{shown_path} is {n} bytes, over the {} MiB limit", MAX_STATE_BYTES >> 20))
     };
@@ -160,11 +164,23 @@ fn read_json_file(path: &Path, name: &str) -> Sourced<Value> {
     }
     // `len` fits: it is at most 64 MiB. `take` bounds a file that grows while being read.
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(MAX_STATE_BYTES + 1)
+    (&file)
+        .take(MAX_STATE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| SourceError::unavailable(name, format!("cannot read {shown_path}: {e}")))?;
     if bytes.len() as u64 > MAX_STATE_BYTES {
         return Err(too_big(bytes.len() as u64));
+    }
+    // A bot rewriting the file in place while we read can hand us old bytes followed by new
+    // ones, which may even parse. The length and modification time before and after the read
+    // must agree, else the read is discarded.
+    let after = file.metadata().ok();
+    let modified_after = after.as_ref().and_then(|m| m.modified().ok());
+    if bytes.len() as u64 != len || after.map(|m| m.len()) != Some(len) || modified_after != modified_before {
+        return Err(SourceError::unavailable(
+            name,
+            format!("{shown_path} changed while being read (the bot is writing it); it is read again next cycle"),
+        ));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         let what = if bytes.is_empty() {

@@ -591,4 +591,48 @@ mod tests {
         assert!(c.is_open);
         assert_eq!(c.timestamp.to_rfc3339(), "2025-03-12T15:42:07.318204551+00:00");
     }
+
+    /// Hostile bodies: each is an error naming the body, or a value, never a panic or a
+    /// stack overflow.
+    #[test]
+    fn hostile_bodies() {
+        let deep = "[".repeat(100_000);
+        for parse in [
+            |b: &[u8]| parse_positions(b).map(|_| ()),
+            |b: &[u8]| parse_orders(b).map(|_| ()),
+            |b: &[u8]| parse_account(b).map(|_| ()),
+            |b: &[u8]| parse_clock(b).map(|_| ()),
+            |b: &[u8]| parse_configuration(b).map(|_| ()),
+        ] {
+            // serde_json stops at 128 levels, or the typed reader refuses the first `[`.
+            let e = parse(deep.as_bytes()).unwrap_err();
+            assert!(e.contains("body: "), "{e}");
+            for body in [&b"\0"[..], b"\xff\xfe[]", b"", b"null", b"[NaN]", b"{\"qty\": Infinity}"] {
+                assert!(parse(body).is_err(), "{body:?}");
+            }
+        }
+        // NaN, infinities and numbers beyond Decimal's range: errors, never zero.
+        for qty in ["\"NaN\"", "\"Infinity\"", "1e400", "\"1e400\"", "1234567890123456789012345678901234567890"] {
+            let body = format!("[{{\"symbol\":\"A\",\"qty\":{qty},\"side\":\"long\"}}]");
+            assert!(parse_positions(body.as_bytes()).is_err(), "{qty}");
+        }
+        // A repeated field is an error, not "last wins": the broker never sends one.
+        let e = parse_positions(br#"[{"symbol":"A","qty":"1","qty":"-5","side":"long"}]"#).unwrap_err();
+        assert!(e.contains("duplicate field `qty`"), "{e}");
+        // Negative zero is not short; without a side it has no side to take.
+        let p = parse_positions(br#"[{"symbol":"A","qty":"-0","side":"long"}]"#).unwrap();
+        assert_eq!((p[0].side, p[0].qty < Decimal::ZERO, p[0].qty.is_zero()), (Side::Long, false, true));
+        assert!(parse_positions(br#"[{"symbol":"A","qty":"-0"}]"#).unwrap_err().contains("qty 0 and no side"));
+        // Far-future and far-past times parse; out of chrono's range is an error.
+        let c =
+            parse_clock(br#"{"timestamp":"9999-12-31T23:59:59Z","is_open":true,"next_open":"0001-01-01T00:00:00Z"}"#)
+                .unwrap();
+        assert_eq!(c.timestamp.to_rfc3339(), "9999-12-31T23:59:59+00:00");
+        assert!(parse_clock(br#"{"timestamp":"+275760-09-14T00:00:00Z","is_open":true}"#).is_err());
+        let o = parse_orders(
+            br#"[{"id":"1","symbol":"A","side":"sell","qty":"79228162514264337593543950335","submitted_at":"0001-01-01T00:00:00Z"}]"#,
+        )
+        .unwrap();
+        assert_eq!(o[0].qty, Some(Decimal::MAX));
+    }
 }

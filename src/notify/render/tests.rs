@@ -185,3 +185,38 @@ fn test_message_names_transport_and_host() {
     assert!(r.text.contains("transport: smtp://127.0.0.1:2525 (tls none)"));
     assert!(r.html.contains("alerts test"));
 }
+
+/// Bot- and broker-controlled text with CR/LF and header lines, from a finding through the
+/// outbox to the bytes sent: exactly the headers tradewarden writes, and one recipient.
+#[test]
+fn hostile_text_adds_no_header_to_the_message_on_the_wire() {
+    let mut f = chwy();
+    f.subject = "CHWY\r\nBcc: evil@x.example\r\n".into();
+    f.message = "short\r\n\r\nBcc: evil@x.example\nSubject: forged".into();
+    f.observed = json!({ "qty": "-1\r\nBcc: evil@x.example", "note\r\nCc: evil@x.example": 1 });
+    let mut n = note(NotifyReason::Firing, f);
+    n.alert.rule = "no-shorts\r\nReply-To: evil@x.example".into();
+    let rendered = render(&[n], &[], &ctx()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = crate::notify::outbox::Outbox::new(dir.path());
+    let queued = outbox.enqueue(&rendered, "tradewarden@example.com", &["ops@example.com".to_owned()], t0()).unwrap();
+    let message = crate::notify::email::build_message(&queued).unwrap();
+    assert_eq!(message.envelope().to().len(), 1, "one recipient");
+    let raw = String::from_utf8(message.formatted()).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap().replace("\r\n ", " ").replace("\r\n\t", " ");
+    let names: Vec<String> = head.split("\r\n").map(|h| h.split(':').next().unwrap().to_ascii_lowercase()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["content-type", "date", "from", "message-id", "mime-version", "subject", "to", "user-agent"],
+        "{head}"
+    );
+    let subject = head.split("\r\n").find(|h| h.starts_with("Subject:")).unwrap();
+    assert!(subject.contains("CHWY Bcc: evil@x.example"), "{subject}");
+    // In the bodies, a hostile line never starts a line of its own with a header name.
+    for line in raw.split("\r\n").skip(names.len()) {
+        let l = line.to_ascii_lowercase();
+        assert!(!(l.starts_with("bcc:") || l.starts_with("cc:") || l.starts_with("reply-to:")), "{line:?}");
+    }
+}

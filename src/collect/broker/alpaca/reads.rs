@@ -229,7 +229,8 @@ impl AlpacaClient {
                 let body = serde_json::to_vec(&all).unwrap_or_default();
                 return (Ok(Reply { status: reply.status, body }), attempts);
             }
-            let next = oldest.map(|t| t + chrono::Duration::nanoseconds(1));
+            // Checked: a body dated at chrono's last instant cannot be paged past (no panic).
+            let next = oldest.and_then(|t| t.checked_add_signed(chrono::Duration::nanoseconds(1)));
             if next.is_none() || until.is_some_and(|u| next >= Some(u)) {
                 let e = BrokerError::Incomplete {
                     endpoint,
