@@ -12,5 +12,7 @@ mod email;
 mod live_audit;
 mod silence;
 mod simulator;
+mod soak;
+mod soak_kit;
 mod support;
 mod util;
