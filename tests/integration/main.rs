@@ -6,6 +6,7 @@ mod audit;
 mod browser;
 mod client;
 mod config_errors;
+mod crash;
 mod daemon;
 mod demo;
 mod email;
