@@ -2,7 +2,7 @@
 //! incident, in act mode, emailing through a real SMTP server, with ten-millisecond cycles.
 //!
 //! Each run is killed at a moment chosen by a seeded RNG, or at a targeted one:
-//! - `random`: 0 to 400 ms after start (start-up, recovery, state writes, actions, sending);
+//! - `random`: 0 to 800 ms after start (start-up, recovery, state writes, actions, sending);
 //! - `after_write`: an action's writes are done and confirmed, its outcome not yet journaled
 //!   (the debug-only `TRADEWARDEN_TEST_PAUSE_AFTER_WRITE_MS` pause);
 //! - `in_flight`: the intent is journaled and the write is on its way (every broker request is
@@ -323,13 +323,22 @@ fn check_bot_files(bot: &SoakBot) -> usize {
     2
 }
 
-/// Temp files of interrupted writes left beside the bot's files.
+/// Temp files of interrupted writes beside the bot's files.
 fn bot_temp_files(bot: &SoakBot) -> usize {
     std::fs::read_dir(bot.dir.path().join("bot/state"))
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".tmp") || n.starts_with(".tmp-")
+        })
         .count()
+}
+
+/// Temp files of interrupted writes: in the state directory, the outbox and the backups, and
+/// beside the bot's files.
+fn files_left(state: &Path, bot: &SoakBot) -> usize {
+    check_state_files(state).temp_files + bot_temp_files(bot)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,12 +408,14 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
     let mut files_checked = 0;
     let mut torn = 0;
     let mut by_date = BTreeSet::new();
+    let mut last_pid = 0;
+    let mut orphans = 0;
     for k in 0..runs {
         let kill = match k % 6 {
             1 => Kill::AfterWrite,
             3 => Kill::InFlight,
             5 => Kill::MidSmtp,
-            _ => Kill::Random(rng.u64(0..=400)),
+            _ => Kill::Random(rng.u64(0..=800)),
         };
         // Targeted kills need an action to interrupt: a fresh incident. Otherwise a coin
         // decides whether the restart finds the incident as the kill left it.
@@ -461,6 +472,7 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
         if let Some(s) = d.exited() {
             panic!("run {k} exited by itself ({s}) before its kill\n{}", d.stderr());
         }
+        last_pid = d.child.id();
         d.kill9();
         *kills.entry(kill.name()).or_default() += 1;
         match kill {
@@ -477,13 +489,22 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
         let files = check_state_files(&state);
         files_checked += files.files_checked + check_bot_files(&bot);
         torn += files.torn_lines;
+        orphans += files.temp_files + bot_temp_files(&bot);
         let (_, outcomes) = intents_and_outcomes(&files.journal);
         assert!(outcomes.values().all(|o| o.len() == 1), "an intent has two outcomes: {outcomes:?}");
         interrupted.extend(unresolved(&files.journal));
         check_email(&files, &smtp, &mut reg, &mut by_date);
     }
 
-    // The last restart runs to completion.
+    // The last restart runs to completion. Before it, what killed writers leave between a temp
+    // file and its rename, in every folder tradewarden writes atomically (planted with the pid
+    // of the last killed run, on top of any the kills left): the restart removes them.
+    for dir in [state.clone(), state.join("outbox"), state.join("backups"), bot.dir.path().join("bot/state")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!(".tmp-{last_pid}-planted")), b"{\"half\": ").unwrap();
+    }
+    let planted = bot.dir.path().join(format!("bot/state/.executor_state.json.tradewarden-{last_pid}-0123abcd.tmp"));
+    std::fs::write(&planted, b"{\"opens\": {").unwrap();
     smtp.set_delay(0);
     let mut d = Daemon::start(&config, &["--max-cycles", "40"], &[]);
     let status = d.wait(Duration::from_secs(120));
@@ -493,6 +514,7 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
     check_email(&files, &smtp, &mut reg, &mut by_date);
     closes += check_episode(&sim, &episode, &files.journal);
     assert!(files.outbox.is_empty(), "the outbox drained: {:?}", files.outbox);
+    assert_eq!(files_left(&state, &bot), 0, "the restart removed every temp file of a killed writer");
     let (intents, outcomes) = intents_and_outcomes(&files.journal);
     for i in &intents {
         let o = outcomes.get(i.id.as_str()).unwrap_or_else(|| panic!("intent {} was never resolved", i.id));
@@ -543,8 +565,8 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
             "emails_lost": 0,
             "state_files_checked": files_checked,
             "torn_last_lines": torn,
-            "temp_files_left": files.temp_files,
-            "bot_temp_files_left": bot_temp_files(&bot),
+            "temp_files_seen_after_kills": orphans,
+            "temp_files_left_after_restart": 0,
             "fix_state_done": intents.iter().filter(|i| i.action == "fix_state" && outcomes[i.id.as_str()][0] == "done").count(),
             "cycles": files.records.len(),
         }),

@@ -368,7 +368,7 @@ pub(crate) fn check_state_files(state: &Path) -> StateFiles {
     walk(state, &mut |p| {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         assert!(!name.contains(".corrupt-"), "the daemon found a corrupt state file: {}", p.display());
-        if name.starts_with(".tmp-") && p.parent() == Some(state) {
+        if name.starts_with(".tmp-") && (p.parent() == Some(state) || p.parent() == Some(&state.join("backups"))) {
             s.temp_files += 1;
         }
     });
