@@ -747,7 +747,9 @@ pub fn write(
 fn write_temp(f: &FileFix) -> std::io::Result<PathBuf> {
     let dir = f.path.parent().unwrap_or_else(|| Path::new("."));
     let name = f.path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tradewarden-{}.tmp", uuid::Uuid::new_v4().simple()));
+    // The pid lets a later start remove it if this process dies before the rename
+    // (`state::sweep_temp_files`).
+    let tmp = dir.join(format!(".{name}.tradewarden-{}-{}.tmp", std::process::id(), uuid::Uuid::new_v4().simple()));
     let perms = std::fs::metadata(&f.path)?.permissions();
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
     file.write_all(f.after.as_bytes())?;

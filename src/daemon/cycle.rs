@@ -129,6 +129,7 @@ impl Daemon {
         };
         rec.ok = true;
         rec.mode = Some(snap.mode);
+        rec.failed_sources = snap.source_errors().into_iter().map(|e| e.source.clone()).collect();
         let evaluated = crate::engine::evaluate(&self.cfg.rules, &snap, snap.taken_at);
         let loaded = SilenceBook::load(&self.cfg.state_dir, start);
         if let Some(p) = loaded.problem {
@@ -264,6 +265,7 @@ fn action_line(a: &ActionReport) -> ActionLine {
         result: a.result.clone(),
         detail: a.detail.clone(),
         diff: a.diff.clone(),
+        journal_id: a.journal_id.clone(),
     }
 }
 

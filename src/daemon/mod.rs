@@ -7,9 +7,11 @@
 //! 3. the broker, the email transport (credentials from the environment, never logged) and the
 //!    heartbeat client;
 //! 4. the status server when `[server] listen` is set (a bind failure exits 2);
-//! 5. state: `alerts.json` is loaded (a corrupt file is moved aside and reported with the first
-//!    cycle, never a crash), the actions hook recovers interrupted actions, and the outbox left
-//!    by a previous run is flushed.
+//! 5. state: temp files of writes a killed tradewarden left unfinished are removed (in the state
+//!    directory, the outbox, the backups, and beside the bot's files: `state::sweep_temp_files`;
+//!    the files they were for are intact), `alerts.json` is loaded (a corrupt file is moved
+//!    aside and reported with the first cycle, never a crash), the actions hook recovers
+//!    interrupted actions, and the outbox left by a previous run is flushed.
 //!
 //! Then cycles run on `[schedule]` (`schedule`: no overlap, no stacking, a stop request lets
 //! the running cycle finish within twice the broker timeout). Each cycle (`cycle`):
@@ -50,10 +52,10 @@ use crate::act::Actor;
 use crate::alert::AlertBook;
 use crate::cli::exit;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, Schedule};
+use crate::config::{BotSource, Config, Schedule};
 use crate::notify::{Mailer, Notifier, Outbox, RetryPolicy, host_name};
 use crate::server::{Shared, StatusView};
-use crate::state::{LockError, StateLock};
+use crate::state::{LockError, StateLock, sweep_temp_files};
 use cycle::Daemon;
 use heartbeat::Heartbeat;
 use schedule::Stopped;
@@ -81,6 +83,28 @@ fn describe_schedule(s: &Schedule) -> String {
         Schedule::Every(d) => format!("every {}", crate::config::duration::format(*d)),
         Schedule::Cron { source, tz, .. } => format!("cron `{source}` ({tz})"),
     }
+}
+
+/// Removes the temp files that killed tradewarden processes left in the folders it writes
+/// atomically: the state directory, the outbox, `fix_state`'s backups, and the folders of the
+/// bot's files (`fix_state` writes its temp file beside them). Returns how many.
+fn sweep(cfg: &Config) -> usize {
+    let mut dirs = vec![cfg.state_dir.clone(), cfg.state_dir.join(Outbox::DIR), cfg.state_dir.join("backups")];
+    let sources = std::iter::once(&cfg.bot.positions.source).chain(cfg.bot.metadata.as_ref().map(|m| &m.source));
+    for source in sources {
+        if let BotSource::File(rel) = source
+            && let Some(dir) = cfg.bot.root.join(rel).parent()
+        {
+            dirs.push(dir.to_owned());
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    let removed: Vec<std::path::PathBuf> = dirs.iter().flat_map(|d| sweep_temp_files(d)).collect();
+    for f in &removed {
+        tracing::info!(file = %f.display(), "Removed a temp file an interrupted write left behind.");
+    }
+    removed.len()
 }
 
 fn fail(message: impl std::fmt::Display) -> u8 {
@@ -139,6 +163,7 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         server = Some((stop, task));
     }
 
+    sweep(&cfg);
     let mut carry = Vec::new();
     let loaded = AlertBook::load(&cfg.state_dir, now);
     if let Some(p) = loaded.problem {

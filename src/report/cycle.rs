@@ -102,6 +102,9 @@ pub struct ActionLine {
     /// `fix_state`: the unified diff (written, or that would be written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// The id of its intent and outcome in `state_dir/actions.jsonl`, when it was journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_id: Option<String>,
 }
 
 /// One daemon cycle: a line of `audits.jsonl`, and the `cycle` of the report it produced.
@@ -123,6 +126,10 @@ pub struct CycleRecord {
     pub summary: Summary,
     /// Rules by outcome.
     pub rules: OutcomeCounts,
+    /// The sources that failed this cycle (`broker:positions`, `metadata`, `log:run`, ...):
+    /// the rules that need them were unknown, and no action could rely on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_sources: Vec<String>,
     /// Alerts by phase.
     pub alerts: AlertCounts,
     /// Notifications owed.

@@ -26,6 +26,9 @@ struct Inner {
     faults: FaultState,
     /// `"METHOD /v2/template"` → count.
     requests: BTreeMap<String, u64>,
+    /// Faults applied so far, by kind (`error`, `timeout`, `malformed`, `rate_limited`,
+    /// `delayed`): what a soak test reports as "faults injected".
+    injected: BTreeMap<&'static str, u64>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -44,6 +47,7 @@ fn build(scenario: &Scenario, clock: &Arc<dyn Clock>) -> Result<Inner, String> {
             auth: scenario.auth.clone(),
             faults: FaultState::new(faults),
             requests: BTreeMap::new(),
+            injected: BTreeMap::new(),
         }),
         (Err(a), Err(b)) => Err(format!("{a}\n{b}")),
         (Err(e), _) | (_, Err(e)) => Err(e),
@@ -73,7 +77,7 @@ impl Sim {
     }
 
     /// Replaces the whole state (`POST /_sim/scenario`): account, auth, faults; request
-    /// counts start again from zero.
+    /// and fault counts start again from zero.
     ///
     /// # Errors
     /// Every problem in the scenario; then nothing changes.
@@ -124,7 +128,8 @@ impl Sim {
     }
 
     /// `GET /_sim/state`: positions, every order (any status, in submission order), request
-    /// counts, plus the account, configurations, clock, prices and faults.
+    /// counts, plus the account, configurations, clock, prices, the faults in force and the
+    /// faults applied so far by kind (`injected`).
     #[must_use]
     pub fn state(&self) -> serde_json::Value {
         let inner = self.lock();
@@ -138,6 +143,7 @@ impl Sim {
             "clock": b.clock(),
             "prices": b.prices().iter().map(|(s, p)| (s.clone(), p.to_string())).collect::<BTreeMap<_, _>>(),
             "faults": inner.faults.faults(),
+            "injected": inner.injected,
         })
     }
 
@@ -146,6 +152,12 @@ impl Sim {
         let mut inner = self.lock();
         *inner.requests.entry(key.to_owned()).or_insert(0) += 1;
         inner.faults.decide(now_ms)
+    }
+
+    /// Counts a fault as applied to a request: `error`, `timeout`, `malformed`,
+    /// `rate_limited` (a 429) or `delayed` (`latency_ms`).
+    pub(crate) fn count_injected(&self, kind: &'static str) {
+        *self.lock().injected.entry(kind).or_insert(0) += 1;
     }
 
     /// Whether the key pair may use the trading API: with a scenario `auth`, exactly that

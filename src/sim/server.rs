@@ -238,11 +238,15 @@ async fn trading(State(app): State<AppState>, method: Method, uri: Uri, headers:
         Err(Unrouted::NotFound) => format!("{method} {path}"),
     };
     let decision = app.sim.on_request(&key, now_ms());
-    if !decision.latency.is_zero() && !hold(&app.shutdown, decision.latency).await {
-        return respond(Reply::json(503, &ApiError::new(503, 50_310_000, "shutting down").body));
+    if !decision.latency.is_zero() {
+        app.sim.count_injected("delayed");
+        if !hold(&app.shutdown, decision.latency).await {
+            return respond(Reply::json(503, &ApiError::new(503, 50_310_000, "shutting down").body));
+        }
     }
     let bearer = header_str(&headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
     let reply = if decision.limited {
+        app.sim.count_injected("rate_limited");
         error_reply(&ApiError::rate_limited())
     } else if !app.sim.authorized(
         header_str(&headers, "apca-api-key-id"),
@@ -255,8 +259,12 @@ async fn trading(State(app): State<AppState>, method: Method, uri: Uri, headers:
             Err(Unrouted::NotFound) => error_reply(&ApiError::not_found("endpoint not found")),
             Err(Unrouted::MethodNotAllowed(_)) => error_reply(&ApiError::method_not_allowed()),
             Ok((route, _)) => match decision.fault {
-                Injected::Error => error_reply(&ApiError::internal()),
+                Injected::Error => {
+                    app.sim.count_injected("error");
+                    error_reply(&ApiError::internal())
+                }
                 Injected::Timeout => {
+                    app.sim.count_injected("timeout");
                     hold(&app.shutdown, TIMEOUT_HOLD).await;
                     error_reply(&ApiError::gateway_timeout())
                 }
@@ -266,7 +274,12 @@ async fn trading(State(app): State<AppState>, method: Method, uri: Uri, headers:
                         Ok(query) => dispatch(&app.sim, &method, route, &query, &body),
                         Err(_) => error_reply(&ApiError::invalid("invalid query string")),
                     };
-                    if fault == Injected::Malformed { malform(reply) } else { reply }
+                    if fault == Injected::Malformed {
+                        app.sim.count_injected("malformed");
+                        malform(reply)
+                    } else {
+                        reply
+                    }
                 }
             },
         }

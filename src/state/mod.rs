@@ -12,5 +12,6 @@ mod store;
 
 pub use lock::{LOCK_FILE, LockError, StateLock};
 pub use store::{
-    Loaded, StateError, ensure_dir, load_or_default, quarantine, read_json, remove_file, write_atomic, write_json,
+    Loaded, StateError, TEMP_PREFIX, ensure_dir, load_or_default, quarantine, read_json, remove_file, sweep_temp_files,
+    temp_file_owner, write_atomic, write_json,
 };

@@ -4,6 +4,11 @@
 //! and fsyncs the folder, so readers see the old content or the new, never a torn file, even
 //! across a power loss. `load_or_default` is what the daemon uses at start-up and every cycle: a
 //! missing file is empty state; a corrupt one is moved aside and reported, never a crash.
+//!
+//! A process killed between creating its temp file and the rename leaves the temp file behind
+//! (valid state either way, but litter that grows with every crash). Temp files carry the
+//! writer's pid (`.tmp-{pid}-…`), so `sweep_temp_files` can remove exactly those whose writer
+//! is gone, and never one a live process (a concurrent CLI command) is still writing.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -68,8 +73,11 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     b.create(dir).map_err(|source| StateError::CreateDir { path: dir.to_owned(), source })
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename, fsync of
-/// the folder). The file is 0600. The folder is created (0700) when missing.
+/// How the temp files of `write_atomic` start: `.tmp-{pid}-`.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Writes `bytes` to `path` atomically (temp file `.tmp-{pid}-…` in the same folder, fsync,
+/// rename, fsync of the folder). The file is 0600. The folder is created (0700) when missing.
 ///
 /// # Errors
 /// When any step fails; the target is then unchanged.
@@ -79,7 +87,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let err = |source: io::Error| StateError::Write { path: path.to_owned(), source };
     // tempfile creates the file 0600 on unix; set it explicitly anyway so the guarantee does not
     // hang on a dependency's default.
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(err)?;
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+    let mut tmp = tempfile::Builder::new().prefix(&prefix).tempfile_in(dir).map_err(err)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -177,6 +186,54 @@ pub fn quarantine(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, io::Error>
     Ok(to)
 }
 
+/// The pid in the name of a temp file tradewarden writes: `.tmp-{pid}-…` (`write_atomic`) or
+/// `.{file}.tradewarden-{pid}-{id}.tmp` (`fix_state`, beside the bot's files).
+#[must_use]
+pub fn temp_file_owner(name: &str) -> Option<u32> {
+    let rest = match name.strip_prefix(TEMP_PREFIX) {
+        Some(r) => r,
+        None if name.starts_with('.') && name.ends_with(".tmp") => name.split_once(".tradewarden-")?.1,
+        None => return None,
+    };
+    let (pid, _) = rest.split_once('-')?;
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
+/// Removes from `dir` (not recursively) the temp files tradewarden processes that are no longer
+/// running left behind: killed between writing a temp file and renaming it. A temp file whose
+/// writer still runs (this process, a concurrent CLI command) is kept. Returns the files
+/// removed; a folder that cannot be read is nothing to sweep.
+pub fn sweep_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let Some(pid) = temp_file_owner(&e.file_name().to_string_lossy()) else { continue };
+        if pid == me || process_exists(pid) || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        if fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
+/// Whether a process with this pid exists (a zombie counts; a pid of another user's process
+/// counts). Off Unix nothing is known, so everything is kept.
+fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return true };
+        !matches!(rustix::process::test_kill_process(p), Err(rustix::io::Errno::SRCH))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -260,6 +317,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let loaded: Loaded<Vec<u32>> = load_or_default(&dir.path().join("x.json"), now());
         assert_eq!(loaded, Loaded { value: vec![], problem: None });
+    }
+
+    #[test]
+    fn temp_file_owners() {
+        assert_eq!(temp_file_owner(".tmp-4242-aB3xZq"), Some(4242));
+        assert_eq!(temp_file_owner(".executor_state.json.tradewarden-77-0123abcd.tmp"), Some(77));
+        for other in
+            [".tmp-", ".tmp-x-1", ".tmp-0-a", "state.json", ".executor_state.json.tmp", "a.tradewarden-5-x.tmp"]
+        {
+            assert_eq!(temp_file_owner(other), None, "{other}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_sweep_removes_temp_files_of_dead_writers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        // A process that has exited (and been reaped): its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let parent_pid = std::os::unix::process::parent_id();
+        let names = [
+            format!(".tmp-{dead}-abc"),
+            format!(".executor_state.json.tradewarden-{dead}-0123.tmp"),
+            format!(".tmp-{}-mine", std::process::id()),
+            format!(".tmp-{parent_pid}-alive"),
+            "alerts.json".to_owned(),
+            ".tmp-legacy".to_owned(),
+        ];
+        for n in &names {
+            fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        fs::create_dir(dir.path().join(format!(".tmp-{dead}-dir"))).unwrap();
+        let mut removed: Vec<String> = sweep_temp_files(dir.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        let mut want = vec![names[1].clone(), names[0].clone()];
+        want.sort();
+        assert_eq!(removed, want);
+        for n in &names[2..] {
+            assert!(dir.path().join(n).exists(), "{n} is kept");
+        }
+        assert!(sweep_temp_files(&dir.path().join("missing")).is_empty());
+        // write_atomic names its temp files after this process.
+        let path = dir.path().join("x.json");
+        write_atomic(&path, b"1").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"1");
     }
 
     #[test]

@@ -192,6 +192,7 @@ async fn reads_retry_injected_errors_until_they_succeed() {
     assert_eq!(stats.requests, sent);
     assert_eq!(stats.retries, sent - 1);
     assert_eq!(stats.errors.get("server").copied(), Some(sent - 1));
+    assert_eq!(sim.state()["injected"], json!({ "error": 2 }), "the simulator counts what it injected");
 }
 
 #[tokio::test]
@@ -230,6 +231,7 @@ async fn rate_limited_reads_report_unavailable_never_empty() {
         assert!(e.message.contains("rate limited") && e.message.contains("resets in"), "{}", e.message);
     }
     assert_eq!(sim.total_requests(), 5, "a far reset is not retried");
+    assert_eq!(sim.state()["injected"], json!({ "rate_limited": 3 }));
     let err = c.positions().await.unwrap_err();
     assert!(matches!(err, BrokerError::RateLimited { reset_in: Some(_), .. }), "{err}");
 }
@@ -282,6 +284,7 @@ async fn a_malformed_body_is_source_malformed_and_still_recorded() {
     assert!(view.account.is_err() && view.orders.is_err() && view.clock.is_err());
     assert!(view.bodies.contains_key("positions.json"), "the body as received, for the snapshot");
     assert_eq!(sim.total_requests(), 5, "a malformed body is not retried");
+    assert_eq!(sim.state()["injected"], json!({ "malformed": 5 }));
 }
 
 #[tokio::test]
@@ -299,6 +302,7 @@ async fn a_timeout_is_source_unavailable() {
     }
     let stats = c.metrics().snapshot();
     assert_eq!(stats[&Endpoint::Positions].errors["timeout"], 3);
+    assert_eq!(sim.state()["injected"], json!({ "timeout": 15 }));
 }
 
 #[tokio::test]

@@ -45,31 +45,9 @@ impl Sim {
         Self { child, url, _dir: dir }
     }
 
-    fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
-    }
-
     /// One HTTP/1.1 request; (status, JSON body or Null).
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut s = TcpStream::connect(self.addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let body = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-             APCA-API-KEY-ID: {KEY_ID}\r\nAPCA-API-SECRET-KEY: {SECRET}\r\nConnection: close\r\n\r\n",
-            self.addr(),
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(&body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap();
-        let body =
-            if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+        call(&self.url, method, path, body)
     }
 
     /// `POST /_sim/faults`.
@@ -99,6 +77,30 @@ impl Sim {
     pub fn total_requests(&self) -> u64 {
         self.requests().values().sum()
     }
+}
+
+/// One HTTP/1.1 request to the simulator at `url` (any thread: tests drive the admin API from a
+/// helper thread while a daemon runs); (status, JSON body or Null).
+pub fn call(url: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let addr = url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         APCA-API-KEY-ID: {KEY_ID}\r\nAPCA-API-SECRET-KEY: {SECRET}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap();
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 fn dechunk(body: &str) -> String {
