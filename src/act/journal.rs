@@ -237,8 +237,10 @@ impl Journal {
     }
 }
 
+/// Whether a file of `len` bytes ends with a newline (else its last line was torn: a crash or a
+/// full disk mid-append). Shared with the daemon's `audits.jsonl`.
 #[cfg(unix)]
-fn ends_with_newline(f: &std::fs::File, len: u64) -> io::Result<bool> {
+pub(crate) fn ends_with_newline(f: &std::fs::File, len: u64) -> io::Result<bool> {
     use std::os::unix::fs::FileExt;
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, len - 1)?;
@@ -246,7 +248,7 @@ fn ends_with_newline(f: &std::fs::File, len: u64) -> io::Result<bool> {
 }
 
 #[cfg(not(unix))]
-fn ends_with_newline(_f: &std::fs::File, _len: u64) -> io::Result<bool> {
+pub(crate) fn ends_with_newline(_f: &std::fs::File, _len: u64) -> io::Result<bool> {
     Ok(true)
 }
 

@@ -1,6 +1,10 @@
 //! `state_dir/audits.jsonl`: one JSON line per cycle (`CycleRecord`), size-capped by rotation:
 //! when appending would pass the cap, the file becomes `audits.jsonl.1` (replacing the previous
 //! one) and a new file starts. So the history on disk stays under twice the cap.
+//!
+//! A line cut short (the process killed in the middle of a multi-page write, or a full disk)
+//! stays as it is, and the next record starts on a fresh line, so one crash costs at most the
+//! record it was writing, never the next one too.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -30,14 +34,19 @@ pub fn append(state_dir: &Path, record: &CycleRecord, cap: u64) -> io::Result<()
         fs::rename(&path, state_dir.join(format!("{FILE}.1")))?;
     }
     let mut opts = OpenOptions::new();
-    opts.create(true).append(true);
+    opts.create(true).append(true).read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
+    let mut f = opts.open(&path)?;
+    let len = f.metadata()?.len();
+    if len > 0 && !crate::act::journal::ends_with_newline(&f, len)? {
+        line.insert(0, b'\n');
+    }
     // One write of the whole line: with O_APPEND, a reader never sees two lines interleaved.
-    opts.open(&path)?.write_all(&line)
+    f.write_all(&line)
 }
 
 #[cfg(test)]
@@ -72,5 +81,24 @@ mod tests {
         append(dir.path(), &record(3), cap).unwrap();
         assert_eq!(fs::read_to_string(dir.path().join(FILE)).unwrap().lines().count(), 1);
         assert_eq!(fs::read_to_string(dir.path().join("audits.jsonl.1")).unwrap(), text);
+    }
+
+    /// Found by the crash tests' review: a record cut short by a crash (or a full disk) used to
+    /// swallow the next record too, appended onto the same line.
+    #[test]
+    fn a_torn_last_line_does_not_take_the_next_record_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        append(dir.path(), &record(1), CAP).unwrap();
+        let full = serde_json::to_string(&record(2)).unwrap();
+        let mut f = OpenOptions::new().append(true).open(dir.path().join(FILE)).unwrap();
+        f.write_all(&full.as_bytes()[..full.len() / 2]).unwrap();
+        drop(f);
+        append(dir.path(), &record(3), CAP).unwrap();
+        let text = fs::read_to_string(dir.path().join(FILE)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(serde_json::from_str::<CycleRecord>(lines[1]).is_err(), "the torn record stays torn");
+        let last: CycleRecord = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(last.duration_ms, 3, "the next record is whole, on its own line");
     }
 }

@@ -7,7 +7,9 @@
 //!   (the debug-only `TRADEWARDEN_TEST_PAUSE_AFTER_WRITE_MS` pause);
 //! - `in_flight`: the intent is journaled and the write is on its way (every broker request is
 //!   delayed 150 ms, so the kill lands between the intent and the broker's answer);
-//! - `mid_smtp`: the SMTP server stored a message but has not answered 250 yet.
+//! - `mid_smtp`: the SMTP server stored a message but has not answered 250 yet;
+//! - `random_flaky_broker`: a random moment while the broker fails a quarter of the requests and
+//!   garbles a tenth (recovery and actions meet failed reads).
 //!
 //! The next run is the restart. Between runs the incident is sometimes seeded again (a new
 //! episode), sometimes left as the kill left it. After every kill, and after a final run that
@@ -389,7 +391,7 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
     let mut smtp = SlowSmtp::start();
     let tail = format!(
         "[schedule]\nevery = \"10ms\"\n\n[alerts]\nrepeat = \"300ms\"\n\n{}\n\
-         [actions]\nmode = \"act\"\nmax_per_day = 100000\ncooldown = \"0s\"\nconfirm_timeout = \"5s\"\n\n\
+         [actions]\nmode = \"act\"\nmax_per_day = 100000\ncooldown = \"0s\"\nconfirm_timeout = \"2s\"\n\n\
          [actions.fix_state]\nquiet_for = \"0s\"\n",
         smtp_email_table(smtp.port)
     );
@@ -428,10 +430,15 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
         }
         let before = unresolved(&journal_now(&state));
         let mut env: Vec<(&str, &str)> = Vec::new();
+        // Every sixth run also has a flaky broker: recovery and actions meet failed reads.
+        let flaky = k % 6 == 4;
         match kill {
             Kill::AfterWrite => env.push(("TRADEWARDEN_TEST_PAUSE_AFTER_WRITE_MS", "30000")),
             Kill::InFlight => sim.faults(&json!({ "latency_ms": 150, "rate_limit_per_min": 0 })),
             Kill::MidSmtp => smtp.set_delay(500),
+            Kill::Random(_) if flaky => {
+                sim.faults(&json!({ "error_rate": 0.25, "malformed_rate": 0.1, "rate_limit_per_min": 0, "seed": k }));
+            }
             Kill::Random(_) => {}
         }
         let stored_before: BTreeMap<String, usize> = smtp.messages().iter().fold(BTreeMap::new(), |mut m, s| {
@@ -474,7 +481,7 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
         }
         last_pid = d.child.id();
         d.kill9();
-        *kills.entry(kill.name()).or_default() += 1;
+        *kills.entry(if flaky { "random_flaky_broker" } else { kill.name() }).or_default() += 1;
         match kill {
             // Let a delayed request the kill left in flight land now, inside this episode.
             Kill::InFlight => {
@@ -482,13 +489,16 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
                 sim.faults(&json!({ "latency_ms": 0, "rate_limit_per_min": 0 }));
             }
             Kill::MidSmtp => smtp.set_delay(0),
-            _ => {}
+            Kill::Random(_) if flaky => sim.faults(&json!({ "rate_limit_per_min": 0 })),
+            Kill::Random(_) | Kill::AfterWrite => {}
         }
         assert!(!d.stderr().contains("panicked"), "{}", d.stderr());
 
         let files = check_state_files(&state);
         files_checked += files.files_checked + check_bot_files(&bot);
-        torn += files.torn_lines;
+        // A kill cuts at most the line being written, in each file.
+        assert!(files.torn_lines <= 2 * (k as usize + 1), "{} torn lines after {} kills", files.torn_lines, k + 1);
+        torn = files.torn_lines;
         orphans += files.temp_files + bot_temp_files(&bot);
         let (_, outcomes) = intents_and_outcomes(&files.journal);
         assert!(outcomes.values().all(|o| o.len() == 1), "an intent has two outcomes: {outcomes:?}");
@@ -564,7 +574,7 @@ fn sigkill_at_any_moment_loses_nothing_and_repeats_no_action() {
             "notices_matched_by_date_only": by_date.len(),
             "emails_lost": 0,
             "state_files_checked": files_checked,
-            "torn_last_lines": torn,
+            "torn_lines": torn,
             "temp_files_seen_after_kills": orphans,
             "temp_files_left_after_restart": 0,
             "fix_state_done": intents.iter().filter(|i| i.action == "fix_state" && outcomes[i.id.as_str()][0] == "done").count(),

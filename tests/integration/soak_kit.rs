@@ -276,22 +276,19 @@ impl Drop for Daemon {
     }
 }
 
-/// Every line of a JSONL file parsed as `T`. Only the last line may fail to parse (a write cut
-/// by a crash, which the readers tolerate); returns the records and whether the last line was
-/// torn. Any other unparseable line panics.
-pub(crate) fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> (Vec<T>, bool) {
-    let Ok(bytes) = std::fs::read(path) else { return (Vec::new(), false) };
-    let text = String::from_utf8(bytes).unwrap_or_else(|e| panic!("{} is not UTF-8: {e}", path.display()));
-    let lines: Vec<&str> = text.split_terminator('\n').collect();
-    let mut out = Vec::with_capacity(lines.len());
-    let mut torn = false;
-    for (i, line) in lines.iter().enumerate() {
+/// Every line of a JSONL file parsed as `T`, and the number of lines that are not a record:
+/// lines cut short by a crash (the writer starts the next record on a fresh line, and readers
+/// skip them). Anything else that does not parse (a line that is not a prefix of a JSON object,
+/// or not UTF-8) panics.
+pub(crate) fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> (Vec<T>, usize) {
+    let Ok(bytes) = std::fs::read(path) else { return (Vec::new(), 0) };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = Vec::new();
+    let mut torn = 0;
+    for (i, line) in text.split_terminator('\n').enumerate() {
         match serde_json::from_str::<T>(line) {
             Ok(r) => out.push(r),
-            Err(e) if i + 1 == lines.len() && !text.ends_with('\n') => {
-                let _ = e;
-                torn = true;
-            }
+            Err(e) if e.is_eof() && line.starts_with('{') => torn += 1,
             Err(e) => panic!("{} line {}: {e}\n{line}", path.display(), i + 1),
         }
     }
@@ -300,15 +297,15 @@ pub(crate) fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> (Vec<T>, boo
 
 /// The cycle records of `audits.jsonl` (and its rotated predecessor), oldest first.
 pub(crate) fn audits(state: &Path) -> Vec<CycleRecord> {
-    let (mut old, torn_old) = jsonl::<CycleRecord>(&state.join("audits.jsonl.1"));
-    assert!(!torn_old, "a rotated audits.jsonl.1 is never torn");
+    let (mut old, _) = jsonl::<CycleRecord>(&state.join("audits.jsonl.1"));
     let (new, _) = jsonl::<CycleRecord>(&state.join("audits.jsonl"));
     old.extend(new);
     old
 }
 
-/// The action journal's records (a torn last line tolerated, as `Journal::read` does).
-pub(crate) fn journal(state: &Path) -> (Vec<Record>, bool) {
+/// The action journal's records (torn lines skipped, as `Journal::read` does) and the number
+/// of torn lines.
+pub(crate) fn journal(state: &Path) -> (Vec<Record>, usize) {
     jsonl::<Record>(&state.join("actions.jsonl"))
 }
 
@@ -321,14 +318,15 @@ pub(crate) struct StateFiles {
     pub(crate) journal: Vec<Record>,
     /// State files parsed (each outbox message, each JSON file, each JSONL file once).
     pub(crate) files_checked: usize,
-    /// Torn last lines seen (journal, audits).
+    /// Lines cut short by a crash (journal, audits).
     pub(crate) torn_lines: usize,
     /// Temp files of interrupted atomic writes (`.tmp-*`), harmless but counted.
     pub(crate) temp_files: usize,
 }
 
-/// Parses every state file; panics, naming the file, on anything unparseable, on a corrupt
-/// file moved aside (`*.corrupt-*`: the daemon found one), or on a torn line anywhere but last.
+/// Parses every state file; panics, naming the file, on anything unparseable (but a JSONL line
+/// cut short by a crash, counted) or on a corrupt file moved aside (`*.corrupt-*`: the daemon
+/// found one).
 pub(crate) fn check_state_files(state: &Path) -> StateFiles {
     let mut s = StateFiles::default();
     let read = |name: &str| std::fs::read(state.join(name)).ok();
@@ -360,9 +358,9 @@ pub(crate) fn check_state_files(state: &Path) -> StateFiles {
     }
     let (journal, torn) = journal(state);
     s.journal = journal;
-    s.torn_lines += usize::from(torn);
+    s.torn_lines += torn;
     let (_, torn) = jsonl::<CycleRecord>(&state.join("audits.jsonl"));
-    s.torn_lines += usize::from(torn);
+    s.torn_lines += torn;
     s.records = audits(state);
     s.files_checked += 2;
     walk(state, &mut |p| {
