@@ -48,7 +48,7 @@ for t in "${TARGETS[@]}"; do
     execs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" | tail -1 || true)
     secs=$(grep -oE "Done [0-9]+ runs in [0-9]+ second" "$log" | grep -oE "in [0-9]+" | grep -oE "[0-9]+" | tail -1 || true)
     cov=$(grep -oE "cov: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || true)
-    echo "   $result: ${execs:-?} executions in ${secs:-$SECONDS_PER_TARGET}s, coverage ${cov:-?} edges"
+    echo "   $result: ${execs:-?} executions in ${secs:-?}s, coverage ${cov:-?} edges"
     summary+=("$(printf '%-12s %-5s %12s execs %6ss  cov %s' "$t" "$result" "${execs:-?}" "${secs:-?}" "${cov:-?}")")
     if [ "${FUZZ_MERGE:-0}" = 1 ] && [ "$result" = ok ]; then
         # Minimize the committed corpus and the new inputs together into a fresh folder,
