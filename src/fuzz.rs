@@ -120,7 +120,7 @@ fn forward_line(raw: &[u8], max_line: usize, time: &FieldRef) -> Seen {
 #[derive(Debug, PartialEq)]
 struct Expected {
     lines: u64,
-    counts: Vec<u64>,
+    counts: Vec<(u64, u64)>,
     newest: Option<DateTime<Utc>>,
     malformed: u64,
     torn_tail: bool,
@@ -138,19 +138,22 @@ fn forward(data: &[u8], max_line: usize, q: &LogQuery) -> Expected {
     let seen: Vec<Seen> = raw.iter().map(|l| forward_line(l, max_line, &time)).collect();
     let n = seen.len();
     let torn = |k: usize| k + 1 == n && !terminated && matches!(seen[k], Seen::Bad { json_incomplete: true });
-    let starts: Vec<DateTime<Utc>> = q
+    // A window counts events from `within` before now to `within` after it (clock skew);
+    // matching events further ahead are counted apart.
+    let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = q
         .windows
         .iter()
         .map(|w| {
-            TimeDelta::from_std(w.within)
-                .ok()
-                .and_then(|d| now().checked_sub_signed(d))
-                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            let d = TimeDelta::from_std(w.within).ok();
+            (
+                d.and_then(|d| now().checked_sub_signed(d)).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                d.and_then(|d| now().checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            )
         })
         .collect();
     let mut e = Expected {
         lines: n as u64,
-        counts: vec![0; q.windows.len()],
+        counts: vec![(0, 0); q.windows.len()],
         newest: None,
         malformed: 0,
         torn_tail: n > 0 && torn(n - 1),
@@ -164,9 +167,13 @@ fn forward(data: &[u8], max_line: usize, q: &LogQuery) -> Expected {
             Seen::Bad { .. } | Seen::Record { time: None, .. } => e.malformed += 1,
             Seen::Record { value, time: Some(t) } => {
                 e.newest = Some(e.newest.map_or(*t, |n| n.max(*t)));
-                for ((count, start), w) in e.counts.iter_mut().zip(&starts).zip(&q.windows) {
+                for (((count, ahead), (start, end)), w) in e.counts.iter_mut().zip(&spans).zip(&q.windows) {
                     if t >= start && w.matcher.matches(value) {
-                        *count += 1;
+                        if t <= end {
+                            *count += 1;
+                        } else {
+                            *ahead += 1;
+                        }
                     }
                 }
             }
@@ -184,7 +191,7 @@ fn forward(data: &[u8], max_line: usize, q: &LogQuery) -> Expected {
 fn observed(s: &LogSummary) -> Expected {
     Expected {
         lines: s.lines_scanned,
-        counts: s.counts.iter().map(|c| c.count).collect(),
+        counts: s.counts.iter().map(|c| (c.count, c.ahead)).collect(),
         newest: s.newest_event,
         malformed: s.malformed_count,
         torn_tail: s.torn_tail,

@@ -27,6 +27,11 @@
 //! (temp file in the same folder with the original's permissions, fsync, one more
 //! unchanged-check, rename, fsync of the folder). Positions kept in a JSONL log (the ordinis
 //! layout) are refused: a log is the bot's history, not a state file.
+//!
+//! Files are read and re-checked through the collectors' `open_in_root`: a state file, or a
+//! folder on its path, that is a symlink leading out of `[bot].root` is refused, so a fix never
+//! reads or writes outside the bot's directory. A symlink inside the root is followed: the
+//! file it leads to is replaced, and the link is kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -75,9 +80,11 @@ pub struct Stamp {
 /// One file's fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileFix {
-    /// Relative to the bot root.
+    /// Relative to the bot root, as configured.
     pub rel: String,
-    /// Absolute.
+    /// The bot root.
+    pub root: PathBuf,
+    /// Absolute, every symlink resolved (inside the root): the file replaced.
     pub path: PathBuf,
     /// As read.
     pub stamp: Stamp,
@@ -140,40 +147,53 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads a bot file with its stamp: a regular file, at most `MAX_STATE_BYTES`, UTF-8.
+/// A bot file opened inside `root` (never through a symlink out of it, never a FIFO), with
+/// its metadata and at most `MAX_STATE_BYTES + 1` of its bytes, and its resolved path.
+fn read_in_root(root: &Path, path: &Path) -> Result<(Vec<u8>, std::fs::Metadata, PathBuf), String> {
+    use std::io::Read;
+    let (file, _, real) = crate::collect::bot::file::open_in_root_resolved(root, path)?;
+    let shown = path.display();
+    let meta = file.metadata().map_err(|e| format!("cannot stat {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    (&file).take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    Ok((bytes, meta, real))
+}
+
+/// Reads a bot file with its stamp: inside `root`, a regular file, at most `MAX_STATE_BYTES`,
+/// UTF-8. Returns the file's resolved path (what a fix replaces), its text and its stamp.
 ///
 /// # Errors
 /// A sentence naming the file.
-pub fn read_stamped(path: &Path) -> Result<(String, Stamp), String> {
+pub fn read_stamped(root: &Path, path: &Path) -> Result<(PathBuf, String, Stamp), String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    if meta.len() > MAX_STATE_BYTES {
+    let (bytes, meta, real) = read_in_root(root, path)?;
+    if bytes.len() as u64 > MAX_STATE_BYTES {
         return Err(format!("{shown} is over the {} MiB limit", MAX_STATE_BYTES >> 20));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let modified = meta.modified().map_err(|e| format!("cannot stat {shown}: {e}"))?;
     let stamp = Stamp { len: bytes.len() as u64, modified, sha256: sha256_hex(&bytes) };
     let text = String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8 text"))?;
-    Ok((text, stamp))
+    Ok((real, text, stamp))
 }
 
-/// Refused unless the file is exactly as read: same size, modification time and content.
+/// Refused unless the file is exactly as read, and still inside the bot root: same size,
+/// modification time and content.
 ///
 /// # Errors
 /// Which of them changed.
 pub fn check_unchanged(f: &FileFix) -> Result<(), String> {
     let shown = f.path.display();
-    let meta = std::fs::metadata(&f.path).map_err(|e| format!("{shown} changed since it was read: {e}"))?;
+    let (bytes, meta, real) =
+        read_in_root(&f.root, &f.path).map_err(|e| format!("{shown} changed since it was read: {e}"))?;
+    if real != f.path {
+        return Err(format!("{shown} changed since it was read (it now leads to {})", real.display()));
+    }
     if meta.len() != f.stamp.len {
         return Err(format!("{shown} changed since it was read (size {} → {})", f.stamp.len, meta.len()));
     }
     if meta.modified().ok() != Some(f.stamp.modified) {
         return Err(format!("{shown} changed since it was read (modification time)"));
     }
-    let bytes = std::fs::read(&f.path).map_err(|e| format!("cannot re-read {shown}: {e}"))?;
     if sha256_hex(&bytes) != f.stamp.sha256 {
         return Err(format!("{shown} changed since it was read (content)"));
     }
@@ -220,26 +240,26 @@ pub fn plan(input: &FixInput<'_>) -> Result<FixPlan, String> {
     let mut out = FixPlan::default();
     let broker: BTreeMap<&str, &Position> = input.broker.iter().map(|p| (p.symbol.as_str(), p)).collect();
     let long_only_short = |p: &Position| input.bot.long_only && p.qty < Decimal::ZERO;
-    let path = input.root.join(rel);
-    let (text, stamp) = read_stamped(&path)?;
+    let (path, text, stamp) = read_stamped(input.root, &input.root.join(rel))?;
     let fixed = fix_positions(&text, &input.bot.positions, input, &broker, &mut out.notes)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some((after, changes)) = fixed {
-        out.files.push(FileFix { rel: rel.display().to_string(), path, stamp, before: text, after, changes });
+        let (rel, root) = (rel.display().to_string(), input.root.to_path_buf());
+        out.files.push(FileFix { rel, root, path, stamp, before: text, after, changes });
     }
     match &input.bot.metadata {
         Some(MetadataMapping { source: BotSource::Log(log), .. }) => {
             out.notes.push(format!("metadata is kept in the log `{log}`: not edited"));
         }
         Some(m @ MetadataMapping { source: BotSource::File(mrel), .. }) => {
-            let mpath = input.root.join(mrel);
-            let (mtext, mstamp) = read_stamped(&mpath)?;
+            let (mpath, mtext, mstamp) = read_stamped(input.root, &input.root.join(mrel))?;
             let keep: BTreeSet<&str> = broker.iter().filter(|(_, p)| !long_only_short(p)).map(|(s, _)| *s).collect();
             let fixed =
                 fix_metadata(&mtext, m, input, &broker, &keep).map_err(|e| format!("{}: {e}", mpath.display()))?;
             if let Some((after, changes)) = fixed {
                 out.files.push(FileFix {
                     rel: mrel.display().to_string(),
+                    root: input.root.to_path_buf(),
                     path: mpath,
                     stamp: mstamp,
                     before: mtext,
@@ -764,7 +784,7 @@ fn write_temp(f: &FileFix) -> std::io::Result<PathBuf> {
 /// Which file does not.
 pub fn confirm(plan: &FixPlan) -> Result<(), String> {
     for f in &plan.files {
-        let bytes = std::fs::read(&f.path).map_err(|e| format!("cannot re-read {}: {e}", f.path.display()))?;
+        let (bytes, _, _) = read_in_root(&f.root, &f.path).map_err(|e| format!("cannot re-read: {e}"))?;
         if bytes != f.after.as_bytes() {
             return Err(format!("{} does not hold what was written (changed right after?)", f.path.display()));
         }
@@ -984,7 +1004,57 @@ mod tests {
         std::fs::write(d.path().join("state/executor_state.json"), "{\"opens\": {\"AAPL\": {\"qty\": true}}}").unwrap();
         assert!(plan_for(&b, &[], &Scope::All).unwrap_err().contains("not understood"));
         std::fs::remove_file(d.path().join("state/executor_state.json")).unwrap();
-        assert!(plan_for(&b, &[], &Scope::All).unwrap_err().contains("cannot read"));
+        assert!(plan_for(&b, &[], &Scope::All).unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn a_folder_or_file_leading_out_of_the_bot_root_is_never_read_nor_written() {
+        let broker = vec![position("AAPL", dec!(10))];
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("executor_state.json"), STATE).unwrap();
+        std::fs::write(outside.path().join("position_metadata.json"), META).unwrap();
+
+        // The state folder is a symlink to a folder elsewhere.
+        let (d, b) = setup();
+        std::fs::remove_dir_all(d.path().join("state")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("state")).unwrap();
+        let e = plan_for(&b, &broker, &Scope::All).unwrap_err();
+        assert!(e.contains("outside the bot root") && e.contains("refused"), "{e}");
+
+        // The file is swapped for a link out of the root between planning and writing (same
+        // content, so only the root check can tell).
+        let (d, b) = setup();
+        let state = d.path().join("state/executor_state.json");
+        age(&state, 3600);
+        age(&d.path().join("state/position_metadata.json"), 3600);
+        let p = plan_for(&b, &broker, &Scope::All).unwrap();
+        let w = write(&p, &d.path().join("backups"), Duration::from_secs(30), now(), &|| {
+            std::fs::remove_file(&state).unwrap();
+            std::os::unix::fs::symlink(outside.path().join("executor_state.json"), &state).unwrap();
+        });
+        assert!(matches!(&w, Written::Refused(e) if e.contains("outside the bot root")), "{w:?}");
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 2, "no temp file written outside the root");
+        assert_eq!(std::fs::read_to_string(outside.path().join("executor_state.json")).unwrap(), STATE);
+        assert!(std::fs::symlink_metadata(&state).unwrap().file_type().is_symlink(), "the link is left alone");
+    }
+
+    #[test]
+    fn a_symlink_inside_the_root_is_followed_and_kept() {
+        let (d, b) = setup();
+        let real = d.path().join("state/executor_state.v2.json");
+        let link = d.path().join("state/executor_state.json");
+        std::fs::rename(&link, &real).unwrap();
+        std::os::unix::fs::symlink("executor_state.v2.json", &link).unwrap();
+        age(&real, 3600);
+        age(&d.path().join("state/position_metadata.json"), 3600);
+        let p = plan_for(&b, &[position("AAPL", dec!(10))], &Scope::All).unwrap();
+        assert_eq!(p.files[0].path, std::fs::canonicalize(&real).unwrap());
+        let w = write(&p, &d.path().join("backups"), Duration::from_secs(30), now(), &|| {});
+        assert!(matches!(&w, Written::Done(_)), "{w:?}");
+        confirm(&p).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "still a link");
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), p.files[0].after);
+        assert_eq!(std::fs::read_to_string(&link).unwrap(), p.files[0].after);
     }
 
     fn age(path: &Path, secs: u64) {

@@ -18,8 +18,10 @@
 //! neither reset nor advance (`consecutive_cycles` is frozen; `active_since` is kept, so for a
 //! duration `for` the blind time counts once the violation is seen again, erring towards
 //! alerting); nothing resolves on missing data. Source findings (rule `source`) go through the
-//! same lifecycle with no `for` and the default `repeat`; their absence means the source is
-//! healthy again, so they resolve.
+//! same lifecycle with `[alerts] source_for` as their `for` (default 2 cycles: one failed cycle,
+//! retries included, is pending, so a flaky broker does not email firing and resolved in turn)
+//! and the default `repeat`; their absence means the source is healthy again, so they resolve
+//! (a pending one silently).
 //!
 //! **Silences.** A silenced alert still moves through its phases (and appears in reports,
 //! marked `silenced`), but produces no notification, and actions skip it. When a silence ends
@@ -306,7 +308,7 @@ pub fn step(
         };
         let rule = rules.iter().find(|r| r.id == rule_id);
         let policy = Policy {
-            hold: rule.and_then(|r| r.hold),
+            hold: if rule_id == SOURCE_RULE { Some(defaults.source_for) } else { rule.and_then(|r| r.hold) },
             repeat: rule.and_then(|r| r.repeat).unwrap_or(defaults.repeat),
             send_resolved: defaults.send_resolved,
             retention: defaults.resolved_retention,

@@ -8,7 +8,10 @@
 //! - `activity_missing`: fewer than `min_count` events in the last `within` (subject: the log).
 //!
 //! Only the window is read (scanning backwards from the end), never the whole file. A log that
-//! cannot be read, or a window the scan did not count, makes the rule unknown.
+//! cannot be read, or a window the scan did not count, makes the rule unknown. Events dated up to
+//! `within` ahead of the watchdog's clock count (clock skew); events further ahead do not, and
+//! when the count falls short with such events present the rule is unknown, not failed: a
+//! year-9999 timestamp must neither keep the window full for ever nor page as missing activity.
 //!
 //! False positives: a quiet market (no exit to evaluate because there is no position: use
 //! `when = "market_open_with_positions"`); a `match` value written differently by the bot (a
@@ -110,9 +113,11 @@ impl Params {
             Some(Err(e)) => return unknown_source(e),
             Some(Ok(s)) => s,
         };
-        let Some(count) = summary.count(&self.window()) else {
+        let window = self.window();
+        let Some(counted) = summary.counts.iter().find(|c| c.window == window) else {
             return Evaluation::Unknown(format!("log `{}`: window not scanned", self.log));
         };
+        let count = counted.count;
         if count >= self.min_count {
             return Evaluation::Checked(vec![]);
         }
@@ -124,6 +129,17 @@ impl Params {
             let parts: Vec<String> = self.matcher.fields.iter().map(|(f, v)| format!("{f} = {v}")).collect();
             format!("events matching {}", parts.join(", "))
         };
+        // Events dated beyond a window ahead of now are not activity, and not its absence
+        // either: the bot may be busy with a broken clock. Unknown, so it is looked at.
+        if counted.ahead > 0 {
+            let newest =
+                summary.newest_event.map_or_else(String::new, |t| format!(", the newest at {}", t.to_rfc3339()));
+            return Evaluation::Unknown(format!(
+                "log {log} has {} {what} dated more than {within} ahead of the watchdog's clock{newest}: \
+                 bad timestamps or a clock difference ({count} within the last {within}, expected at least {})",
+                counted.ahead, self.min_count
+            ));
+        }
         let newest = summary.newest_event.map_or_else(
             || "no timestamped event in the file".to_owned(),
             |t| format!("newest event {}", t.to_rfc3339()),
@@ -179,7 +195,8 @@ mod tests {
     }
 
     fn counted(p: &Params, count: u64) -> SnapshotBuilder {
-        SnapshotBuilder::new().log("exits", log_summary(Some(7200), vec![WindowCount { window: p.window(), count }]))
+        SnapshotBuilder::new()
+            .log("exits", log_summary(Some(7200), vec![WindowCount { window: p.window(), count, ahead: 0 }]))
     }
 
     #[test]
@@ -191,6 +208,25 @@ mod tests {
             let want = if fires { vec![("activity_missing", "exits".to_owned())] } else { vec![] };
             assert_eq!(got, want, "min {min} count {count}");
         }
+    }
+
+    #[test]
+    fn events_far_ahead_of_the_clock_make_a_short_count_unknown() {
+        let p = exits();
+        let ahead = |count, ahead| {
+            SnapshotBuilder::new()
+                .log("exits", log_summary(Some(-7200), vec![WindowCount { window: p.window(), count, ahead }]))
+        };
+        let why = unknown(eval(&p, ahead(0, 3)));
+        assert!(
+            why.starts_with(
+                "log exits has 3 events matching event = \"EXIT\" dated more than 1h ahead of the watchdog's clock"
+            ),
+            "{why}"
+        );
+        assert!(why.contains("(0 within the last 1h, expected at least 1)"), "{why}");
+        // Enough events in the window: checked and fine, whatever else the log holds.
+        assert!(issues(eval(&p, ahead(1, 3))).is_empty());
     }
 
     #[test]
@@ -210,8 +246,8 @@ mod tests {
         let p = exits();
         assert_eq!(unknown(eval(&p, SnapshotBuilder::new().log_unavailable("exits"))), "log:exits is unavailable");
         let other = Window { within: Duration::from_secs(60), matcher: Matcher::default() };
-        let b =
-            SnapshotBuilder::new().log("exits", log_summary(Some(1), vec![WindowCount { window: other, count: 9 }]));
+        let b = SnapshotBuilder::new()
+            .log("exits", log_summary(Some(1), vec![WindowCount { window: other, count: 9, ahead: 0 }]));
         assert!(unknown(eval(&p, b)).contains("window not scanned"));
         assert!(unknown(eval(&p, SnapshotBuilder::new())).contains("not collected"));
     }

@@ -136,6 +136,12 @@ pub struct AlertsConfig {
     pub send_resolved: bool,
     /// How long resolved alerts are kept in state.
     pub resolved_retention: Duration,
+    /// The `for` of source alerts (`source/broker:positions`, `source/log:run`, ...): a source
+    /// must fail this long, or in this many consecutive cycles, before its alert fires. Reads
+    /// already retry within a cycle, so one failed cycle is a real failure, but a broker that
+    /// fails one cycle in ten must not email twice every ten cycles. The rules that need the
+    /// source are unknown (and hold their alerts) from the first failed cycle regardless.
+    pub source_for: Hold,
     /// Requested after every successful cycle (a dead-man switch for the watchdog).
     pub heartbeat_url: Option<String>,
     /// `[alerts.email]`.
@@ -543,6 +549,9 @@ fn read_schedule(r: Option<TableReader<'_, '_>>) -> Option<Schedule> {
     out
 }
 
+/// `[alerts] source_for` by default: two consecutive failed cycles.
+pub const DEFAULT_SOURCE_FOR: Hold = Hold::Cycles(2);
+
 fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> Option<AlertsConfig> {
     let default_email = || EmailConfig {
         transport: EmailTransport::File { dir: state_dir.join("mail") },
@@ -554,6 +563,7 @@ fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> 
             repeat: Duration::from_secs(3600),
             send_resolved: true,
             resolved_retention: Duration::from_secs(3600),
+            source_for: DEFAULT_SOURCE_FOR,
             heartbeat_url: None,
             email: default_email(),
         });
@@ -561,6 +571,7 @@ fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> 
     let repeat = r.duration("repeat").unwrap_or(Duration::from_secs(3600));
     let send_resolved = r.get::<bool>("send_resolved").unwrap_or(true);
     let resolved_retention = r.duration("resolved_retention").unwrap_or(Duration::from_secs(3600));
+    let source_for = r.get_parsed("source_for", Hold::parse).unwrap_or(DEFAULT_SOURCE_FOR);
     let heartbeat_url = r.get_parsed("heartbeat_url", |s| {
         if s.starts_with("http://") || s.starts_with("https://") {
             Ok(s.to_owned())
@@ -572,8 +583,8 @@ fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> 
         Some(e) => read_email(e, state_dir, dir),
         None => Some(default_email()),
     };
-    r.finish(&["repeat", "send_resolved", "resolved_retention", "heartbeat_url", "email"]);
-    Some(AlertsConfig { repeat, send_resolved, resolved_retention, heartbeat_url, email: email? })
+    r.finish(&["repeat", "send_resolved", "resolved_retention", "source_for", "heartbeat_url", "email"]);
+    Some(AlertsConfig { repeat, send_resolved, resolved_retention, source_for, heartbeat_url, email: email? })
 }
 
 fn check_mailbox(s: &str) -> Result<String, String> {

@@ -130,8 +130,18 @@ pub struct LogSummary {
 pub struct WindowCount {
     /// The window.
     pub window: Window,
-    /// Events in it (matching its matcher).
+    /// Events in it (matching its matcher), including those dated up to the window's length
+    /// ahead of now (clock skew).
     pub count: u64,
+    /// Matching events dated further ahead than that: bad timestamps or a clock difference,
+    /// never counted as activity.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ahead: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl LogSummary {

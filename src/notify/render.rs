@@ -242,15 +242,39 @@ fn mode_text(ctx: &MessageContext<'_>) -> String {
     ctx.mode.map_or_else(|| "unknown".into(), |m| m.to_string())
 }
 
-/// Renders a cycle's notifications into one message; `None` when there are none.
+/// The subject of a message that only reports actions taken (no alert notice is owed).
+fn action_subject(taken: &[&ActionNote], ctx: &MessageContext<'_>) -> String {
+    let mut tail = String::new();
+    if taken.len() > 1 {
+        let _ = write!(tail, " and {} more", taken.len() - 1);
+    }
+    if let Some(m) = ctx.mode {
+        let _ = write!(tail, " ({m})");
+    }
+    let lead = header_safe(&format!("[tradewarden] ACTION TAKEN: {}", taken[0].description));
+    let room = SUBJECT_MAX.saturating_sub(tail.chars().count());
+    header_safe(&format!("{}{tail}", truncate(&lead, room)))
+}
+
+/// Renders a cycle's notifications into one message; `None` when there are none and no action
+/// was taken. An action taken in a cycle that owes no notice (a retry of an alert already
+/// firing, an action held back last cycle on incomplete data) still gets its message: the
+/// operator hears of every order tradewarden sends and every file it rewrites. Actions only
+/// proposed (observe mode, a gate said no) ride along with notices but never send one alone.
 #[must_use]
 pub fn render(notes: &[Notification], actions: &[ActionNote], ctx: &MessageContext<'_>) -> Option<Rendered> {
-    if notes.is_empty() {
+    let taken: Vec<&ActionNote> = actions.iter().filter(|a| a.taken).collect();
+    if notes.is_empty() && taken.is_empty() {
         return None;
     }
     let notes = sorted(notes);
-    let subject = subject_line(&notes, ctx);
-    let summary = format!("tradewarden: {} ({} account)", counts(&notes), mode_text(ctx));
+    let (subject, what) = if notes.is_empty() {
+        let n = taken.len();
+        (action_subject(&taken, ctx), format!("{n} action{} taken", if n == 1 { "" } else { "s" }))
+    } else {
+        (subject_line(&notes, ctx), counts(&notes))
+    };
+    let summary = format!("tradewarden: {what} ({} account)", mode_text(ctx));
     Some(Rendered {
         text: render_text(&notes, actions, ctx, &summary),
         html: render_html(&notes, actions, ctx, &subject, &summary),
@@ -346,6 +370,9 @@ fn render_html(
         let _ = write!(o, "<th style=\"{TD};background:#f4f4f4\">{head}</th>");
     }
     o.push_str("</tr>\n");
+    if notes.is_empty() {
+        let _ = writeln!(o, "<tr><td colspan=\"9\" style=\"{TD}\">No alert changed state this cycle.</td></tr>");
+    }
     for n in notes {
         let a = &n.alert;
         let mut when = h(&since(a, n.reason));

@@ -876,6 +876,44 @@ fn the_daemon_in_act_mode_flattens_the_phantom_exit_shorts_once_and_emails_it() 
     assert!(mails.iter().any(|m| m.contains("flatten_shorts (done)")), "the email says what was done: {mails:?}");
 }
 
+#[test]
+fn an_action_taken_while_its_alert_is_already_firing_is_emailed_too() {
+    // The bot goes short again after tradewarden flattened it, before the alerts could
+    // resolve: the second close owes no alert notice (no-shorts is still firing), but the
+    // operator hears of every order tradewarden sends.
+    let sim = Sim::start(&phantom_exit_scenario());
+    let actions = format!("{ACT}cooldown = \"0s\"\n\n[schedule]\nevery = \"1s\"\n");
+    let bot = Bot::new(&sim.url, "examples/stock-bot/snapshots/phantom-exit/bot", FLATTEN_RULES, &actions);
+    let mut child = bot.cli(&["run", "--max-cycles", "3"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let audits = bot.file("state/audits.jsonl");
+    let first_cycle_done = wait_for(20, || std::fs::read_to_string(&audits).is_ok_and(|t| t.lines().count() >= 1));
+    assert!(first_cycle_done, "the first cycle ran");
+    assert_eq!(count(&sim, CLOSE), 4, "the first cycle flattened the four shorts");
+    // The bot sells what it no longer holds, again: the broker is as it was before cycle 1,
+    // so every alert stays firing and none resolves (no notice is owed in cycle 2).
+    let (status, _) = sim.call("POST", "/_sim/scenario", Some(&phantom_exit_scenario()));
+    assert_eq!(status, 200);
+    assert!(wait_for(30, || child.try_wait().unwrap().is_some()), "the daemon stops after 3 cycles");
+    assert!(child.wait().unwrap().success());
+
+    let records: Vec<Value> =
+        std::fs::read_to_string(&audits).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let second = &records[1];
+    assert_eq!(second["actions"][0]["result"], "done", "{second}");
+    let owed = &second["notifications"];
+    assert_eq!((owed["firing"].as_u64(), owed["repeat"].as_u64()), (Some(0), Some(0)), "no notice owed: {second}");
+    let queued = second["email"]["queued"].as_str().unwrap_or_else(|| panic!("an email was queued: {second}"));
+    let mails: Vec<String> = std::fs::read_dir(bot.file("state/mail"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|m| m.contains(queued))
+        .collect();
+    assert_eq!(mails.len(), 1, "the second cycle's message");
+    let subject = crate::util::header(&mails[0], "Subject").unwrap();
+    assert!(subject.starts_with("[tradewarden] ACTION TAKEN: flatten_shorts (done)"), "{subject}");
+    assert!(mails[0].contains("1 action taken"), "{}", mails[0]);
+}
+
 /// Runs `command_line` on a pseudo-terminal (util-linux `script`), typing `input`; (exit code,
 /// everything the terminal showed).
 fn on_a_terminal(command_line: &str, input: &str) -> (i32, String) {

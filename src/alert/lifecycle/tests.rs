@@ -40,6 +40,7 @@ fn defaults() -> AlertsConfig {
         repeat: mins(60),
         send_resolved: true,
         resolved_retention: mins(60),
+        source_for: crate::config::DEFAULT_SOURCE_FOR,
         heartbeat_url: None,
         email: EmailConfig {
             transport: EmailTransport::File { dir: "mail".into() },
@@ -350,10 +351,32 @@ fn an_alert_of_a_removed_rule_is_dropped_silently() {
 fn source_findings_follow_the_same_lifecycle() {
     let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
     let broker = ("source", "broker:positions");
+    // `source_for` (default 2 cycles): the first failed cycle is pending.
+    assert_eq!(sim.cycle_with(&[broker], &[("no-shorts", Outcome::Unknown)]), NOTHING);
     assert_eq!(sim.cycle_with(&[broker], &[("no-shorts", Outcome::Unknown)]), fired("source/broker:positions"));
     sim.advance(mins(61));
     assert_eq!(sim.cycle_with(&[broker], &[("no-shorts", Outcome::Unknown)]), repeated("source/broker:positions"));
     assert_eq!(sim.cycle(&[]), resolved("source/broker:positions"));
+}
+
+#[test]
+fn a_source_failing_one_cycle_at_a_time_never_emails() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    let broker = ("source", "broker:positions");
+    for _ in 0..5 {
+        assert_eq!(sim.cycle_with(&[broker], &[("no-shorts", Outcome::Unknown)]), NOTHING);
+        assert_eq!(sim.cycle(&[]), NOTHING, "a pending source alert goes away silently");
+    }
+    // `source_for = "1 cycle"` (or "0s"): at once, as rules without `for`.
+    for hold in [crate::config::Hold::Cycles(1), crate::config::Hold::Duration(mins(0))] {
+        let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+        sim.defaults.source_for = hold;
+        assert_eq!(
+            sim.cycle_with(&[broker], &[("no-shorts", Outcome::Unknown)]),
+            fired("source/broker:positions"),
+            "{hold}"
+        );
+    }
 }
 
 #[test]

@@ -25,6 +25,16 @@ use std::path::{Path, PathBuf};
 /// # Errors
 /// As [`open_regular`], and: the root cannot be resolved, or `path` resolves outside it.
 pub(crate) fn open_in_root(root: &Path, path: &Path) -> Result<(File, u64), String> {
+    open_in_root_resolved(root, path).map(|(file, len, _)| (file, len))
+}
+
+/// [`open_in_root`], also returning the path with every symlink resolved (inside the root):
+/// what a writer must replace, so that a write never follows a link out of the root nor
+/// replaces a link inside it by a copy.
+///
+/// # Errors
+/// As [`open_in_root`].
+pub(crate) fn open_in_root_resolved(root: &Path, path: &Path) -> Result<(File, u64, PathBuf), String> {
     let real_root = std::fs::canonicalize(root).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => format!("the bot root {} does not exist", root.display()),
         _ => format!("cannot resolve the bot root {}: {e}", root.display()),
@@ -44,7 +54,7 @@ pub(crate) fn open_in_root(root: &Path, path: &Path) -> Result<(File, u64), Stri
         let again = resolve(path)?;
         inside(&real_root, path, &again)?;
         if same_file(&file, &again) {
-            return Ok((file, len));
+            return Ok((file, len, again));
         }
         if attempts == 3 {
             return Err(format!(

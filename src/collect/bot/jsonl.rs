@@ -220,11 +220,19 @@ fn since(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
     TimeDelta::from_std(d).ok().and_then(|d| now.checked_sub_signed(d)).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// `now + d`, saturating at the latest representable time: the newest event a window of `d`
+/// counts. An event dated up to a window's length ahead is clock skew between the bot and the
+/// watchdog; further ahead it is a bad timestamp, which must not keep a window full for ever.
+fn until(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(d).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 fn scan_file(file: &File, len: u64, path: &Path, ask: Ask<'_>) -> io::Result<LogSummary> {
     let Ask { time, query, now, limits } = ask;
-    let starts: Vec<DateTime<Utc>> = query.windows.iter().map(|w| since(now, w.within)).collect();
+    let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+        query.windows.iter().map(|w| (since(now, w.within), until(now, w.within))).collect();
     let stop_before = since(now, query.horizon());
-    let mut counts = vec![0_u64; query.windows.len()];
+    let mut counts = vec![(0_u64, 0_u64); query.windows.len()];
     let mut s = LogSummary {
         file: path.display().to_string(),
         file_len: len,
@@ -269,9 +277,13 @@ fn scan_file(file: &File, len: u64, path: &Path, ask: Ask<'_>) -> io::Result<Log
                 let past = match time {
                     Ok(t) => {
                         s.newest_event = Some(s.newest_event.map_or(t, |n| n.max(t)));
-                        for ((count, start), w) in counts.iter_mut().zip(&starts).zip(&query.windows) {
+                        for (((count, ahead), (start, end)), w) in counts.iter_mut().zip(&spans).zip(&query.windows) {
                             if t >= *start && w.matcher.matches(&value) {
-                                *count += 1;
+                                if t <= *end {
+                                    *count += 1;
+                                } else {
+                                    *ahead += 1;
+                                }
                             }
                         }
                         t < stop_before
@@ -300,7 +312,12 @@ fn scan_file(file: &File, len: u64, path: &Path, ask: Ask<'_>) -> io::Result<Log
             m.line = Some(total + 1 - m.from_end);
         }
     }
-    s.counts = query.windows.iter().zip(counts).map(|(w, count)| WindowCount { window: w.clone(), count }).collect();
+    s.counts = query
+        .windows
+        .iter()
+        .zip(counts)
+        .map(|(w, (count, ahead))| WindowCount { window: w.clone(), count, ahead })
+        .collect();
     Ok(s)
 }
 
@@ -556,10 +573,11 @@ mod tests {
     }
 
     #[test]
-    fn future_events_count() {
-        let l = log([event(-30, "CYCLE"), event(-5000, "CYCLE")].concat());
-        let s = l.scan(&query(vec![window(60)], false));
-        assert_eq!(s.counts[0].count, 2);
+    fn events_ahead_by_up_to_the_window_count_further_ahead_they_are_set_apart() {
+        let l = log([event(-30, "CYCLE"), event(-60, "CYCLE"), event(-61, "CYCLE"), event(-5000, "CYCLE")].concat());
+        let s = l.scan(&query(vec![window(60), window(3600)], false));
+        assert_eq!((s.counts[0].count, s.counts[0].ahead), (2, 2));
+        assert_eq!((s.counts[1].count, s.counts[1].ahead), (3, 1));
         assert_eq!(s.newest_event, Some(now() + TimeDelta::seconds(5000)));
     }
 
@@ -911,15 +929,20 @@ mod tests {
         s.counts = q
             .windows
             .iter()
-            .map(|w| WindowCount {
-                window: w.clone(),
-                count: examined
-                    .clone()
-                    .filter(|&k| match &parsed[k] {
-                        Line::Record { value, time: Ok(t) } => *t >= since(now(), w.within) && w.matcher.matches(value),
-                        _ => false,
-                    })
-                    .count() as u64,
+            .map(|w| {
+                let matching = |k: &usize| match &parsed[*k] {
+                    Line::Record { value, time: Ok(t) } => {
+                        (*t >= since(now(), w.within) && w.matcher.matches(value)).then_some(*t)
+                    }
+                    _ => None,
+                };
+                let times: Vec<_> = examined.clone().filter_map(|k| matching(&k)).collect();
+                let end = until(now(), w.within);
+                WindowCount {
+                    window: w.clone(),
+                    count: times.iter().filter(|t| **t <= end).count() as u64,
+                    ahead: times.iter().filter(|t| **t > end).count() as u64,
+                }
             })
             .collect();
         for k in examined.clone().rev() {

@@ -151,6 +151,17 @@ fn load<'a>(
     }
 }
 
+/// A test's hook on a file path.
+#[cfg(test)]
+pub(super) type PathHook = Box<dyn FnMut(&Path)>;
+
+#[cfg(test)]
+thread_local! {
+    /// Test seam: runs between reading a state file and checking that it did not change, so a
+    /// test can change the file at exactly the moment a racing bot would.
+    pub(super) static AFTER_READ: std::cell::RefCell<Option<PathHook>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Reads and parses a whole JSON file of the bot (inside `root`).
 fn read_json_file(root: &Path, path: &Path, name: &str) -> Sourced<Value> {
     let (file, len) = open_in_root(root, path).map_err(|m| SourceError::unavailable(name, m))?;
@@ -171,6 +182,8 @@ fn read_json_file(root: &Path, path: &Path, name: &str) -> Sourced<Value> {
     if bytes.len() as u64 > MAX_STATE_BYTES {
         return Err(too_big(bytes.len() as u64));
     }
+    #[cfg(test)]
+    AFTER_READ.with_borrow_mut(|hook| hook.as_mut().map(|h| h(path)));
     // A bot rewriting the file in place while we read can hand us old bytes followed by new
     // ones, which may even parse. The length and modification time before and after the read
     // must agree, else the read is discarded.

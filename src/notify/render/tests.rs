@@ -65,6 +65,30 @@ fn chwy() -> Finding {
 #[test]
 fn nothing_to_say_renders_nothing() {
     assert_eq!(render(&[], &[], &ctx()), None);
+    // Proposed actions alone (observe mode, a gate said no) send nothing either.
+    let proposed =
+        ActionNote { fingerprint: None, description: "flatten_shorts: close CHWY".into(), taken: false, detail: None };
+    assert_eq!(render(&[], &[proposed], &ctx()), None);
+}
+
+#[test]
+fn an_action_taken_without_any_notice_still_sends_a_message() {
+    let taken = |d: &str| ActionNote {
+        fingerprint: Some("no-shorts/CHWY".into()),
+        description: d.into(),
+        taken: true,
+        detail: None,
+    };
+    let proposed = ActionNote { taken: false, ..taken("cancel_hazard_orders: cancel 1 order") };
+    let r = render(&[], &[taken("flatten_shorts (done): closed CHWY -1596"), proposed.clone()], &ctx()).unwrap();
+    assert_eq!(r.subject, "[tradewarden] ACTION TAKEN: flatten_shorts (done): closed CHWY -1596 (paper)");
+    assert!(r.text.starts_with("tradewarden: 1 action taken (paper account)\n"), "{}", r.text);
+    assert!(r.text.contains("  - taken: flatten_shorts (done): closed CHWY -1596 [no-shorts/CHWY]"), "{}", r.text);
+    assert!(r.text.contains("  - proposed: cancel_hazard_orders"), "{}", r.text);
+    assert!(r.html.contains("No alert changed state this cycle.") && r.html.contains("<strong>taken</strong>"));
+    let two = render(&[], &[taken("a (done): x"), taken("b (done): y")], &ctx()).unwrap();
+    assert_eq!(two.subject, "[tradewarden] ACTION TAKEN: a (done): x and 1 more (paper)");
+    assert!(two.text.starts_with("tradewarden: 2 actions taken (paper account)\n"));
 }
 
 #[test]
