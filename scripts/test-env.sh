@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares everything the test suite needs on a fresh machine, idempotently:
-#   - ./.venv with alpaca-py (the SDK referee), pytest and aiosmtpd (the SMTP server tests use);
+#   - ./.venv with alpaca-py (the SDK referee), pytest, aiosmtpd (the SMTP server tests use) and
+#     trustme (a throwaway CA for the SMTP TLS tests);
 #   - Debian's chromium for the status-page browser test, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import alpaca, pytest, aiosmtpd' 2>/dev/null \
+if ! .venv/bin/python -c 'import alpaca, pytest, aiosmtpd, trustme' 2>/dev/null \
     || ! cmp -s tests/requirements.txt .venv/.requirements.txt; then
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
     cp tests/requirements.txt .venv/.requirements.txt

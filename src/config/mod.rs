@@ -174,6 +174,9 @@ pub enum EmailTransport {
         username_env: Option<String>,
         /// Environment variable holding the password.
         password_env: Option<String>,
+        /// Extra root certificates (PEM) to trust besides the public ones: a private relay's
+        /// or a company CA. Read when the transport is built.
+        ca_file: Option<PathBuf>,
     },
     /// `.eml` files in a folder.
     File {
@@ -636,10 +639,21 @@ fn read_email(mut r: TableReader<'_, '_>, state_dir: &Path, dir: &Path) -> Optio
         if username_env.is_some() != password_env.is_some() {
             r.problem("[alerts.email] needs both `username_env` and `password_env`, or neither");
         }
+        let ca_file = r.get_parsed("ca_file", |s| {
+            let path = resolve(dir, s);
+            match std::fs::read(&path) {
+                Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => Ok(path),
+                Ok(_) => Err(format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())),
+                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            }
+        });
+        if ca_file.is_some() && tls == SmtpTls::None {
+            r.problem_key("ca_file", "`ca_file` in [alerts.email] needs tls = \"starttls\" or \"tls\"".to_owned());
+        }
         let _ = r.raw("dir");
-        host.map(|host| EmailTransport::Smtp { host, port, tls, username_env, password_env })
+        host.map(|host| EmailTransport::Smtp { host, port, tls, username_env, password_env, ca_file })
     } else {
-        for k in ["host", "port", "tls", "username_env", "password_env"] {
+        for k in ["host", "port", "tls", "username_env", "password_env", "ca_file"] {
             if r.has(k) {
                 r.problem_key(k, format!("`{k}` in [alerts.email] only applies to transport = \"smtp\""));
                 let _ = r.raw(k);
@@ -648,7 +662,7 @@ fn read_email(mut r: TableReader<'_, '_>, state_dir: &Path, dir: &Path) -> Optio
         let d = r.get::<String>("dir").map_or_else(|| state_dir.join("mail"), |d| resolve(dir, &d));
         Some(EmailTransport::File { dir: d })
     };
-    r.finish(&["transport", "host", "port", "tls", "username_env", "password_env", "from", "to", "dir"]);
+    r.finish(&["transport", "host", "port", "tls", "username_env", "password_env", "ca_file", "from", "to", "dir"]);
     Some(EmailConfig { transport: transport?, from, to })
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use lettre::message::{MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::outbox::{Notifier, OutboxMessage, SendError};
@@ -110,10 +110,18 @@ impl Mailer {
     ) -> Result<Self, NotifyError> {
         match &cfg.transport {
             EmailTransport::File { dir } => Ok(Self::file(dir)),
-            EmailTransport::Smtp { host, port, tls, username_env, password_env } => {
+            EmailTransport::Smtp { host, port, tls, username_env, password_env, ca_file } => {
+                let tls_error = |message: String| NotifyError::Tls { host: host.clone(), message };
                 let tls_params = || {
-                    TlsParameters::new(host.clone())
-                        .map_err(|e| NotifyError::Tls { host: host.clone(), message: e.to_string() })
+                    let mut b = TlsParameters::builder(host.clone());
+                    if let Some(path) = ca_file {
+                        let pem = std::fs::read(path)
+                            .map_err(|e| tls_error(format!("cannot read ca_file {}: {e}", path.display())))?;
+                        let cert = Certificate::from_pem(&pem)
+                            .map_err(|e| tls_error(format!("ca_file {}: {e}", path.display())))?;
+                        b = b.add_root_certificate(cert);
+                    }
+                    b.build_rustls().map_err(|e| tls_error(e.to_string()))
                 };
                 let (tls_mode, tls_word) = match tls {
                     SmtpTls::Starttls => (Tls::Required(tls_params()?), "starttls"),
@@ -259,6 +267,7 @@ mod tests {
                 tls: SmtpTls::Starttls,
                 username_env: Some("TW_USER".into()),
                 password_env: Some("TW_PASS".into()),
+                ca_file: None,
             },
             from: "tw@example.com".into(),
             to: vec!["ops@example.com".into()],

@@ -1,5 +1,6 @@
 //! Email against a real SMTP server (aiosmtpd): delivery, the durable outbox across an outage,
-//! header injection, and `tradewarden alerts test`.
+//! header injection, `tradewarden alerts test`, and STARTTLS / implicit TLS with AUTH against a
+//! server whose certificate a throwaway CA signed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +13,10 @@ use tradewarden::engine::Evaluated;
 use tradewarden::model::{Finding, Mode, Outcome, RuleOutcome, Severity};
 use tradewarden::notify::{Mailer, MessageContext, Notifier, Outbox, Rendered, RetryPolicy, render};
 
-use crate::util::{SmtpServer, config_dir, free_port, header, headers, show, smtp_email_table, tradewarden};
+use crate::util::{
+    SMTP_PASS, SMTP_USER, SmtpServer, TlsSmtpServer, config_dir, free_port, header, headers, show, smtp_email_table,
+    tradewarden,
+};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap()
@@ -201,4 +205,99 @@ fn alerts_test_with_the_default_file_transport_writes_an_eml() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(mail.to_str().unwrap()), "{}", show(&out));
     let emls: Vec<_> = std::fs::read_dir(&mail).unwrap().flatten().collect();
     assert_eq!(emls.len(), 1);
+}
+
+/// `[alerts.email]` for the TLS server: credentials from `TW_SMTP_USER` / `TW_SMTP_PASS`.
+fn tls_table(server: &TlsSmtpServer, tls: &str, ca_file: Option<&Path>) -> String {
+    let ca = ca_file.map(|p| format!("ca_file = \"{}\"\n", p.display())).unwrap_or_default();
+    format!(
+        "[alerts.email]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"{tls}\"\n{ca}\
+         username_env = \"TW_SMTP_USER\"\npassword_env = \"TW_SMTP_PASS\"\n\
+         from = \"tradewarden@example.com\"\nto = [\"ops@example.com\"]\n",
+        server.port
+    )
+}
+
+fn alerts_test_with_credentials(cfg: &Path, password: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tradewarden"))
+        .args(["alerts", "test", "-c", cfg.to_str().unwrap()])
+        .env_remove("TRADEWARDEN_CONFIG")
+        .env("RUST_LOG", "debug")
+        .env("TW_SMTP_USER", SMTP_USER)
+        .env("TW_SMTP_PASS", password)
+        .output()
+        .expect("run tradewarden")
+}
+
+fn assert_no_password(out: &std::process::Output, dir: &Path, password: &str) {
+    let shown = show(out);
+    assert!(!shown.contains(password), "the password leaked into the output:\n{shown}");
+    for e in walk(dir) {
+        let bytes = std::fs::read(&e).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(password), "the password leaked into {}", e.display());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+#[test]
+fn starttls_and_implicit_tls_with_auth_deliver_and_the_password_appears_nowhere() {
+    for mode in ["starttls", "tls"] {
+        let server = TlsSmtpServer::start(mode);
+        let (dir, cfg) = config_dir(&tls_table(&server, mode, Some(&server.ca_file())));
+        let out = alerts_test_with_credentials(&cfg, SMTP_PASS);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {}", show(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("delivered to ops@example.com"), "{mode}: {}", show(&out));
+        assert!(stdout.contains(&format!("({mode}, authenticated)")), "{mode}: {}", show(&out));
+        let got = server.messages();
+        assert_eq!(got.len(), 1, "{mode}");
+        assert!(header(&got[0], "Subject").unwrap().starts_with("[tradewarden] TEST message from "), "{}", got[0]);
+        assert_eq!(outbox_files(&dir.path().join("state/outbox")), 0, "{mode}");
+        assert_no_password(&out, dir.path(), SMTP_PASS);
+    }
+}
+
+#[test]
+fn a_wrong_password_or_an_untrusted_certificate_is_not_delivered_and_says_why() {
+    let server = TlsSmtpServer::start("starttls");
+    // Rejected credentials: the server's 535, the message kept for a retry.
+    let (dir, cfg) = config_dir(&tls_table(&server, "starttls", Some(&server.ca_file())));
+    let wrong = "pw-wrong-Kx93-not-it";
+    let out = alerts_test_with_credentials(&cfg, wrong);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("NOT delivered") && stdout.contains("535"), "{}", show(&out));
+    assert_eq!(outbox_files(&dir.path().join("state/outbox")), 1);
+    assert_no_password(&out, dir.path(), wrong);
+
+    // A certificate no trusted CA signed (no `ca_file`): refused before any credential is sent.
+    let (dir, cfg) = config_dir(&tls_table(&server, "starttls", None));
+    let out = alerts_test_with_credentials(&cfg, SMTP_PASS);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(stdout.contains("not delivered") && stdout.contains("certificate"), "{}", show(&out));
+    assert_eq!(outbox_files(&dir.path().join("state/outbox")), 1);
+    assert!(server.messages().is_empty());
+    assert_no_password(&out, dir.path(), SMTP_PASS);
+}
+
+#[test]
+fn a_ca_file_that_is_missing_or_not_pem_is_a_config_error_with_its_line() {
+    let (dir, cfg) = config_dir("[alerts.email]\nhost = \"127.0.0.1\"\nca_file = \"nope.pem\"\n");
+    let out = tradewarden(&["alerts", "test", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tradewarden.toml:") && err.contains("nope.pem"), "{}", show(&out));
+    std::fs::write(dir.path().join("nope.pem"), "not a certificate\n").unwrap();
+    let out = tradewarden(&["alerts", "test", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no PEM certificate"), "{}", show(&out));
 }

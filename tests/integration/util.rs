@@ -87,6 +87,65 @@ impl Drop for SmtpServer {
     }
 }
 
+/// aiosmtpd requiring TLS (STARTTLS, or implicit TLS) and AUTH, with a certificate for
+/// 127.0.0.1 from a throwaway CA (`tests/smtp/tls_server.py`). Killed on drop.
+pub struct TlsSmtpServer {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The account the TLS server accepts.
+pub const SMTP_USER: &str = "alice@example.com";
+/// Its password: distinctive, so a test can search every output for it.
+pub const SMTP_PASS: &str = "pw-Zq8#smtp-secret-4471";
+
+impl TlsSmtpServer {
+    /// `mode`: "starttls" or "tls".
+    pub fn start(mode: &str) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/tls_server.py");
+        let mut child = Command::new(venv_python())
+            .arg("-u")
+            .arg(script)
+            .args([mode, &port.to_string()])
+            .arg(dir.path().join("maildir"))
+            .arg(dir.path().join("ca.pem"))
+            .env("SMTP_USER", SMTP_USER)
+            .env("SMTP_PASS", SMTP_PASS)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the TLS SMTP server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read READY");
+        assert_eq!(line.trim(), "READY", "tls_server.py did not start");
+        Self { child, port, dir }
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("maildir/new")) else { return Vec::new() };
+        entries.flatten().map(|e| std::fs::read_to_string(e.path()).expect("read message")).collect()
+    }
+}
+
+impl Drop for TlsSmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The header block of a raw message, unfolded, one header per entry.
 pub fn headers(raw: &str) -> Vec<String> {
     let raw = raw.replace("\r\n", "\n");
