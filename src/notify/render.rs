@@ -2,7 +2,9 @@
 //!
 //! The subject names the worst alert (`[tradewarden] CRITICAL no-shorts: CHWY short -1596
 //! (paper)`, or `[tradewarden] RESOLVED no-shorts: CHWY (paper)`), plus "and N more" when the
-//! message carries several. Both parts list every finding (rule, code, subject, observed vs
+//! message carries several: the most severe, and among equals the one with the most at stake
+//! (the largest market value, then quantity, its finding observed), so the subject a phone shows
+//! names the biggest problem, not the alphabetically first. Both parts list every finding (rule, code, subject, observed vs
 //! expected, since when), the actions taken or proposed, the host, the config path and the mode.
 //!
 //! Every interpolated string is untrusted (symbols, log text, broker messages): it is flattened
@@ -13,10 +15,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::alert::{AlertState, Notification, NotifyReason};
 use crate::model::{Finding, Mode, Severity};
+use crate::num::decimal_from_json;
 
 /// Where and when a message is rendered.
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +176,14 @@ fn severity_upper(s: Severity) -> &'static str {
 
 /// Display order: firing and repeats before resolved notices (a resolution never leads while
 /// something fires), then worst severity, then new before repeated, then fingerprint.
+/// What is at stake in an alert, to put the biggest first among alerts of equal severity: the
+/// absolute market value its finding observed, then the absolute quantity (`None` sorts last).
+fn stake(n: &Notification) -> (Option<Decimal>, Option<Decimal>) {
+    let observed = &n.alert.last_finding.observed;
+    let abs = |key: &str| observed.get(key).and_then(|v| decimal_from_json(v).ok()).map(|d| d.abs());
+    (abs("market_value"), abs("qty"))
+}
+
 fn sorted(notes: &[Notification]) -> Vec<&Notification> {
     let mut v: Vec<&Notification> = notes.iter().collect();
     v.sort_by(|a, b| {
@@ -180,6 +192,7 @@ fn sorted(notes: &[Notification]) -> Vec<&Notification> {
             .cmp(&resolved(b))
             .then(b.alert.severity.cmp(&a.alert.severity))
             .then(a.reason.cmp(&b.reason))
+            .then_with(|| stake(b).cmp(&stake(a)))
             .then(a.alert.fingerprint.cmp(&b.alert.fingerprint))
     });
     v

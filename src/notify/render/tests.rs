@@ -123,6 +123,36 @@ fn several_alerts_name_the_worst_and_count_the_rest() {
 }
 
 #[test]
+fn among_equals_the_subject_names_the_largest_stake() {
+    // The phantom exit: four shorts, CHWY the largest by market value (BILL sorts first by name).
+    let short = |symbol: &str, qty: &str, value: Option<&str>| {
+        let mut f = finding("no-shorts", "short_position", Severity::Critical, symbol);
+        f.observed = json!({"qty": qty, "side": "short", "market_value": value});
+        note(NotifyReason::Firing, f)
+    };
+    let notes = vec![
+        short("BILL", "-413", Some("-35105.00")),
+        short("CHWY", "-1596", Some("-63840.00")),
+        short("COIN", "-72", Some("-23760.00")),
+        short("OKTA", "-170", Some("-18700.00")),
+    ];
+    let r = render(&notes, &[], &ctx()).unwrap();
+    assert_eq!(r.subject, "[tradewarden] CRITICAL no-shorts: CHWY short -1596 and 3 more (paper)");
+    let pos = |s: &str| r.text.find(&format!("no-shorts  {s}")).unwrap_or_else(|| panic!("{s}: {}", r.text));
+    assert!(pos("CHWY") < pos("BILL") && pos("BILL") < pos("COIN") && pos("COIN") < pos("OKTA"), "{}", r.text);
+    // Without market values, quantities decide; without either, the name.
+    let notes = vec![short("AAA", "-5", None), short("ZZZ", "-50", None)];
+    assert!(render(&notes, &[], &ctx()).unwrap().subject.contains("ZZZ short -50"));
+    // Severity still comes first.
+    let mut small = finding("no-shorts", "short_position", Severity::Critical, "TINY");
+    small.observed = json!({"qty": "-1"});
+    let mut big = finding("exposure", "position_too_large", Severity::Warning, "HUGE");
+    big.observed = json!({"market_value": "9999999"});
+    let r = render(&[note(NotifyReason::Firing, big), note(NotifyReason::Firing, small)], &[], &ctx()).unwrap();
+    assert!(r.subject.starts_with("[tradewarden] CRITICAL no-shorts: TINY"), "{}", r.subject);
+}
+
+#[test]
 fn bodies_carry_findings_actions_host_config_and_mode() {
     let actions = vec![
         ActionNote {
