@@ -149,7 +149,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A bot file opened inside `root` (never through a symlink out of it, never a FIFO), with
 /// its metadata and at most `MAX_STATE_BYTES + 1` of its bytes, and its resolved path.
-fn read_in_root(root: &Path, path: &Path) -> Result<(Vec<u8>, std::fs::Metadata, PathBuf), String> {
+pub(crate) fn read_in_root(root: &Path, path: &Path) -> Result<(Vec<u8>, std::fs::Metadata, PathBuf), String> {
     use std::io::Read;
     let (file, _, real) = crate::collect::bot::file::open_in_root_resolved(root, path)?;
     let shown = path.display();

@@ -261,6 +261,8 @@ pub struct Actor {
     broker: Option<Arc<dyn ActBroker>>,
     mode: Mode,
     state_dir: PathBuf,
+    /// `[bot].root`: recovery re-reads `fix_state`'s files only inside it.
+    bot_root: PathBuf,
     poll: Duration,
     hooks: Hooks,
     /// Interrupted intents that could not be resolved yet (the broker was unreachable).
@@ -285,6 +287,7 @@ impl Actor {
             broker: ops,
             mode: broker.mode(),
             state_dir: config.state_dir.clone(),
+            bot_root: config.bot.root.clone(),
             poll: Timing::DEFAULT_POLL,
             hooks: Hooks::from_env(),
             unresolved: true,
@@ -299,6 +302,7 @@ impl Actor {
             broker: Some(broker),
             mode,
             state_dir: config.state_dir.clone(),
+            bot_root: config.bot.root.clone(),
             poll: Timing::DEFAULT_POLL,
             hooks: Hooks::from_env(),
             unresolved: true,
@@ -375,7 +379,7 @@ impl Actor {
         let mut out = Vec::new();
         let mut left = false;
         for intent in ledger.unresolved() {
-            match recover::resolve(&*b, intent).await {
+            match recover::resolve(&*b, intent, &self.bot_root).await {
                 Ok((what, after)) => {
                     let detail = format!(
                         "interrupted at {} before its outcome was journaled; re-read: {what}",

@@ -24,7 +24,7 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
 /// # Errors
 /// When the broker (or a file) cannot be read: the intent stays unresolved and is tried
 /// again later.
-pub(crate) async fn resolve(b: &dyn ActBroker, intent: &Intent) -> Result<(String, Value), String> {
+pub(crate) async fn resolve(b: &dyn ActBroker, intent: &Intent, bot_root: &Path) -> Result<(String, Value), String> {
     let t = &intent.targets;
     let action = intent.action.as_str();
     match action {
@@ -78,12 +78,15 @@ pub(crate) async fn resolve(b: &dyn ActBroker, intent: &Intent) -> Result<(Strin
                 let path = f.get("path").and_then(Value::as_str).unwrap_or_default();
                 let before = f.get("sha256_before").and_then(Value::as_str).unwrap_or_default();
                 let after = f.get("sha256_after").and_then(Value::as_str).unwrap_or_default();
-                let now = std::fs::read(Path::new(path)).map(|b| sha256_hex(&b));
+                // Through the bot-root check, like every read of the bot's files: a symlink
+                // swapped in since the crash cannot make recovery read outside the root, nor a
+                // FIFO hang the start-up.
+                let now = super::fix_state::read_in_root(bot_root, Path::new(path)).map(|(b, _, _)| sha256_hex(&b));
                 parts.push(match now {
                     Ok(h) if h == after => format!("{path} holds the fixed content"),
                     Ok(h) if h == before => format!("{path} was not written"),
                     Ok(_) => format!("{path} has changed since (neither the old nor the fixed content)"),
-                    Err(e) => format!("{path} cannot be read ({e})"),
+                    Err(e) => format!("{path} cannot be read: {e}"),
                 });
             }
             Ok((parts.join("; "), Value::Null))

@@ -9,9 +9,12 @@
 //!
 //! Only the window is read (scanning backwards from the end), never the whole file. A log that
 //! cannot be read, or a window the scan did not count, makes the rule unknown. Events dated up to
-//! `within` ahead of the watchdog's clock count (clock skew); events further ahead do not, and
-//! when the count falls short with such events present the rule is unknown, not failed: a
-//! year-9999 timestamp must neither keep the window full for ever nor page as missing activity.
+//! `within` ahead of the watchdog's clock count (clock skew); events further ahead do not: a
+//! year-9999 timestamp must not keep the window full for ever.
+//!
+//! - `log_time_ahead`: the count falls short and matching events are dated more than `within`
+//!   ahead: the bot may be busy with a broken clock, or idle; either way the operator must fix
+//!   the clock or the mapping before this rule can watch anything.
 //!
 //! False positives: a quiet market (no exit to evaluate because there is no position: use
 //! `when = "market_open_with_positions"`); a `match` value written differently by the bot (a
@@ -33,7 +36,7 @@ use crate::model::{FieldRef, Issue, LogQuery, Matcher, Snapshot, Window};
 /// The kind name.
 pub const KIND: &str = "log_activity";
 /// The codes it emits.
-pub const CODES: &[&str] = &["activity_missing"];
+pub const CODES: &[&str] = &["activity_missing", "log_time_ahead"];
 /// Its parameters.
 pub const PARAMS: &[&str] = &["log", "within", "min_count", "match"];
 
@@ -129,16 +132,26 @@ impl Params {
             let parts: Vec<String> = self.matcher.fields.iter().map(|(f, v)| format!("{f} = {v}")).collect();
             format!("events matching {}", parts.join(", "))
         };
-        // Events dated beyond a window ahead of now are not activity, and not its absence
-        // either: the bot may be busy with a broken clock. Unknown, so it is looked at.
+        // Events dated beyond a window ahead of now are not activity, and not plainly its
+        // absence either: the bot may be busy with a broken clock. Their own finding.
         if counted.ahead > 0 {
             let newest =
                 summary.newest_event.map_or_else(String::new, |t| format!(", the newest at {}", t.to_rfc3339()));
-            return Evaluation::Unknown(format!(
-                "log {log} has {} {what} dated more than {within} ahead of the watchdog's clock{newest}: \
-                 bad timestamps or a clock difference ({count} within the last {within}, expected at least {})",
-                counted.ahead, self.min_count
-            ));
+            return Evaluation::Checked(vec![Issue {
+                code: "log_time_ahead",
+                subject: log.clone(),
+                message: format!(
+                    "log {log} has {} {what} dated more than {within} ahead of the watchdog's clock{newest}: \
+                     bad timestamps or a clock difference ({count} within the last {within}, expected at least {})",
+                    counted.ahead, self.min_count
+                ),
+                observed: json!({
+                    "count": count,
+                    "ahead": counted.ahead,
+                    "newest_event": summary.newest_event.map(|t| t.to_rfc3339()),
+                }),
+                expected: json!({ "min_count": self.min_count, "within": within }),
+            }]);
         }
         let newest = summary.newest_event.map_or_else(
             || "no timestamped event in the file".to_owned(),
@@ -211,13 +224,16 @@ mod tests {
     }
 
     #[test]
-    fn events_far_ahead_of_the_clock_make_a_short_count_unknown() {
+    fn events_far_ahead_of_the_clock_with_a_short_count_are_a_finding() {
         let p = exits();
         let ahead = |count, ahead| {
             SnapshotBuilder::new()
                 .log("exits", log_summary(Some(-7200), vec![WindowCount { window: p.window(), count, ahead }]))
         };
-        let why = unknown(eval(&p, ahead(0, 3)));
+        let found = issues(eval(&p, ahead(0, 3)));
+        let i = &found[0];
+        assert_eq!((found.len(), i.code, i.subject.as_str()), (1, "log_time_ahead", "exits"));
+        let why = &i.message;
         assert!(
             why.starts_with(
                 "log exits has 3 events matching event = \"EXIT\" dated more than 1h ahead of the watchdog's clock"
@@ -225,6 +241,7 @@ mod tests {
             "{why}"
         );
         assert!(why.contains("(0 within the last 1h, expected at least 1)"), "{why}");
+        assert_eq!((i.observed["count"].as_u64(), i.observed["ahead"].as_u64()), (Some(0), Some(3)));
         // Enough events in the window: checked and fine, whatever else the log holds.
         assert!(issues(eval(&p, ahead(1, 3))).is_empty());
     }

@@ -8,9 +8,11 @@
 //! - `log_missing`: the file has no timestamped event at all (empty, or only lines without a
 //!   readable time field).
 //!
-//! A newest event ahead of the clock by at most `max_age` is fresh (clock skew); further ahead
-//! (`9999-12-31`, milliseconds read as seconds, local time without an offset) the rule is
-//! unknown, with the reason: such a line would otherwise keep a dead loop "fresh" for years.
+//! - `log_time_ahead`: the newest event is more than `max_age` ahead of the watchdog's clock
+//!   (`9999-12-31`, milliseconds read as seconds, local time without an offset). Liveness cannot
+//!   be judged from such a log, and trusting the line would keep a dead loop "fresh" for years;
+//!   a finding, not a silent unknown, because the operator must fix the clock or the mapping
+//!   before this rule can watch anything. Ahead by at most `max_age` is fresh (clock skew).
 //!
 //! A log that cannot be read at all is a source failure: this rule is then unknown.
 //!
@@ -34,7 +36,7 @@ use crate::model::{Issue, LogQuery, Snapshot};
 /// The kind name.
 pub const KIND: &str = "log_freshness";
 /// The codes it emits.
-pub const CODES: &[&str] = &["log_stale", "log_missing"];
+pub const CODES: &[&str] = &["log_stale", "log_missing", "log_time_ahead"];
 /// Its parameters.
 pub const PARAMS: &[&str] = &["log", "max_age"];
 
@@ -77,16 +79,22 @@ impl Params {
         };
         // An event slightly ahead of our clock is fresh. One further ahead than `max_age` says
         // nothing about liveness (a wrong unit, local time read as UTC, a corrupt line), and
-        // trusting it would keep a dead loop "fresh" until that date: unknown, with the reason.
+        // trusting it would keep a dead loop "fresh" until that date.
         if let Ok(ahead) = (newest - now).to_std()
             && ahead > self.max_age
         {
-            return Evaluation::Unknown(format!(
-                "log {log}'s newest event is {} ahead of the watchdog's clock (at {}): a bad timestamp or a \
-                 clock difference; liveness cannot be judged from it",
-                format_duration(Duration::from_secs(ahead.as_secs())),
-                newest.to_rfc3339()
-            ));
+            return Evaluation::Checked(vec![Issue {
+                code: "log_time_ahead",
+                subject: log.clone(),
+                message: format!(
+                    "log {log}'s newest event is {} ahead of the watchdog's clock (at {}): a bad timestamp or a \
+                     clock difference; liveness cannot be judged from it",
+                    format_duration(Duration::from_secs(ahead.as_secs())),
+                    newest.to_rfc3339()
+                ),
+                observed: json!({ "newest_event": newest.to_rfc3339(), "ahead_secs": ahead.as_secs() }),
+                expected: json!({ "max_ahead": max_age }),
+            }]);
         }
         let age = (now - newest).to_std().unwrap_or_default();
         if age <= self.max_age {
@@ -148,12 +156,19 @@ mod tests {
     }
 
     #[test]
-    fn an_event_far_in_the_future_makes_liveness_unknown_not_fresh() {
+    fn an_event_far_in_the_future_is_a_finding_never_fresh() {
         let far = SnapshotBuilder::new().log("run", log_summary(Some(-301), vec![]));
-        assert!(unknown(eval(far)).starts_with("log run's newest event is 5m 1s ahead of the watchdog's clock"));
+        let i = &issues(eval(far))[0];
+        assert_eq!((i.code, i.subject.as_str()), ("log_time_ahead", "run"));
+        assert!(
+            i.message.starts_with("log run's newest event is 5m 1s ahead of the watchdog's clock"),
+            "{}",
+            i.message
+        );
+        assert_eq!(i.observed["ahead_secs"], 301);
         let mut year_9999 = log_summary(Some(0), vec![]);
         year_9999.newest_event = Some(DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").unwrap().to_utc());
-        let why = unknown(eval(SnapshotBuilder::new().log("run", year_9999)));
+        let why = &issues(eval(SnapshotBuilder::new().log("run", year_9999)))[0].message;
         assert!(why.contains("(at 9999-12-31T23:59:59+00:00): a bad timestamp or a clock difference"), "{why}");
         // Within max_age ahead: clock skew, fresh.
         assert!(issues(eval(SnapshotBuilder::new().log("run", log_summary(Some(-300), vec![])))).is_empty());

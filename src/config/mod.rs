@@ -574,7 +574,17 @@ fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> 
     let repeat = r.duration("repeat").unwrap_or(Duration::from_secs(3600));
     let send_resolved = r.get::<bool>("send_resolved").unwrap_or(true);
     let resolved_retention = r.duration("resolved_retention").unwrap_or(Duration::from_secs(3600));
-    let source_for = r.get_parsed("source_for", Hold::parse).unwrap_or(DEFAULT_SOURCE_FOR);
+    let source_for = r
+        .get_parsed("source_for", |s| {
+            Hold::parse(s).map_err(|e| {
+                if e.contains("0 cycles") {
+                    "a hold of 0 cycles means none: use \"0s\" to fire at once".into()
+                } else {
+                    e
+                }
+            })
+        })
+        .unwrap_or(DEFAULT_SOURCE_FOR);
     let heartbeat_url = r.get_parsed("heartbeat_url", |s| {
         if s.starts_with("http://") || s.starts_with("https://") {
             Ok(s.to_owned())

@@ -89,22 +89,36 @@ fn describe_schedule(s: &Schedule) -> String {
 /// atomically: the state directory, the outbox, `fix_state`'s backups, and the folders of the
 /// bot's files (`fix_state` writes its temp file beside them). Returns how many.
 fn sweep(cfg: &Config) -> usize {
-    let mut dirs = vec![cfg.state_dir.clone(), cfg.state_dir.join(Outbox::DIR), cfg.state_dir.join("backups")];
-    let sources = std::iter::once(&cfg.bot.positions.source).chain(cfg.bot.metadata.as_ref().map(|m| &m.source));
-    for source in sources {
-        if let BotSource::File(rel) = source
-            && let Some(dir) = cfg.bot.root.join(rel).parent()
-        {
-            dirs.push(dir.to_owned());
-        }
-    }
-    dirs.sort();
-    dirs.dedup();
-    let removed: Vec<std::path::PathBuf> = dirs.iter().flat_map(|d| sweep_temp_files(d)).collect();
+    let removed: Vec<std::path::PathBuf> = sweep_dirs(cfg).iter().flat_map(|d| sweep_temp_files(d)).collect();
     for f in &removed {
         tracing::info!(file = %f.display(), "Removed a temp file an interrupted write left behind.");
     }
     removed.len()
+}
+
+/// The folders [`sweep`] cleans.
+fn sweep_dirs(cfg: &Config) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![cfg.state_dir.clone(), cfg.state_dir.join(Outbox::DIR), cfg.state_dir.join("backups")];
+    let sources = std::iter::once(&cfg.bot.positions.source).chain(cfg.bot.metadata.as_ref().map(|m| &m.source));
+    let real_root = std::fs::canonicalize(&cfg.bot.root).ok();
+    for source in sources {
+        if let BotSource::File(rel) = source {
+            let path = cfg.bot.root.join(rel);
+            if let Some(dir) = path.parent() {
+                dirs.push(dir.to_owned());
+            }
+            // `fix_state` writes beside the file a symlink leads to (inside the root).
+            if let (Ok(real), Some(root)) = (std::fs::canonicalize(&path), &real_root)
+                && real.starts_with(root)
+                && let Some(dir) = real.parent()
+            {
+                dirs.push(dir.to_owned());
+            }
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
 fn fail(message: impl std::fmt::Display) -> u8 {
@@ -230,4 +244,43 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
     };
     tracing::info!(cycles = end.cycles, last = ?end.last, reason = why, "Watchdog stopped.");
     exit::CLEAN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_covers_the_folder_a_bot_file_links_to_inside_the_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("bot");
+        std::fs::create_dir_all(root.join("state")).unwrap();
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        std::fs::write(root.join("data/positions.json"), "{}").unwrap();
+        std::os::unix::fs::symlink("../data/positions.json", root.join("state/positions.json")).unwrap();
+        let outside = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("meta.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(outside.join("meta.json"), root.join("state/meta.json")).unwrap();
+        std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+        std::fs::write(
+            dir.path().join("tradewarden.toml"),
+            "state_dir = \"st\"\nrules = [\"rules.toml\"]\n[bot]\nroot = \"bot\"\n\
+             [bot.positions]\nfile = \"state/positions.json\"\n[bot.metadata]\nfile = \"state/meta.json\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&dir.path().join("tradewarden.toml")).unwrap();
+        let dirs = sweep_dirs(&cfg);
+        let real = |p: &std::path::Path| std::fs::canonicalize(p).unwrap();
+        assert!(dirs.contains(&real(&root.join("data"))), "the linked file's folder: {dirs:?}");
+        assert!(dirs.contains(&root.join("state")), "{dirs:?}");
+        let outside = real(&outside);
+        assert!(!dirs.iter().any(|d| d.starts_with(&outside)), "never a folder outside the root: {dirs:?}");
+        // A temp file a killed fix left beside the linked file is removed.
+        let pid = 2_000_000_000_u32; // no such process
+        let litter = root.join(format!("data/.positions.json.tradewarden-{pid}-0.tmp"));
+        std::fs::write(&litter, "{}").unwrap();
+        assert_eq!(sweep(&cfg), 1);
+        assert!(!litter.exists());
+    }
 }

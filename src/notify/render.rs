@@ -2,9 +2,11 @@
 //!
 //! The subject names the worst alert (`[tradewarden] CRITICAL no-shorts: CHWY short -1596
 //! (paper)`, or `[tradewarden] RESOLVED no-shorts: CHWY (paper)`), plus "and N more" when the
-//! message carries several: the most severe, and among equals the one with the most at stake
-//! (the largest market value, then quantity, its finding observed), so the subject a phone shows
-//! names the biggest problem, not the alphabetically first. Both parts list every finding (rule, code, subject, observed vs
+//! message carries several: the most severe, new before still firing, and among equals the one
+//! with the most at stake (the largest market value, then quantity, its finding observed), so
+//! the subject a phone shows names the biggest new problem, not the alphabetically first. A
+//! message whose leading notice is a resolution but which reports an action taken gets the
+//! `ACTION TAKEN` subject: an order sent must not hide behind "RESOLVED". Both parts list every finding (rule, code, subject, observed vs
 //! expected, since when), the actions taken or proposed, the host, the config path and the mode.
 //!
 //! Every interpolated string is untrusted (symbols, log text, broker messages): it is flattened
@@ -174,16 +176,17 @@ fn severity_upper(s: Severity) -> &'static str {
     }
 }
 
-/// Display order: firing and repeats before resolved notices (a resolution never leads while
-/// something fires), then worst severity, then new before repeated, then fingerprint.
-/// What is at stake in an alert, to put the biggest first among alerts of equal severity: the
-/// absolute market value its finding observed, then the absolute quantity (`None` sorts last).
+/// What is at stake in an alert: the absolute market value its finding observed, then the
+/// absolute quantity (`None` sorts last).
 fn stake(n: &Notification) -> (Option<Decimal>, Option<Decimal>) {
     let observed = &n.alert.last_finding.observed;
     let abs = |key: &str| observed.get(key).and_then(|v| decimal_from_json(v).ok()).map(|d| d.abs());
     (abs("market_value"), abs("qty"))
 }
 
+/// Display order: firing and repeats before resolved notices (a resolution never leads while
+/// something fires), then worst severity, then new before repeated (news leads), then the most
+/// at stake, then fingerprint.
 fn sorted(notes: &[Notification]) -> Vec<&Notification> {
     let mut v: Vec<&Notification> = notes.iter().collect();
     v.sort_by(|a, b| {
@@ -281,9 +284,12 @@ pub fn render(notes: &[Notification], actions: &[ActionNote], ctx: &MessageConte
         return None;
     }
     let notes = sorted(notes);
+    let n = taken.len();
+    let taken_words = format!("{n} action{} taken", if n == 1 { "" } else { "s" });
     let (subject, what) = if notes.is_empty() {
-        let n = taken.len();
-        (action_subject(&taken, ctx), format!("{n} action{} taken", if n == 1 { "" } else { "s" }))
+        (action_subject(&taken, ctx), taken_words)
+    } else if notes[0].reason == NotifyReason::Resolved && !taken.is_empty() {
+        (action_subject(&taken, ctx), format!("{taken_words}, {}", counts(&notes)))
     } else {
         (subject_line(&notes, ctx), counts(&notes))
     };

@@ -67,6 +67,9 @@ mode = "yolo"
 
 [server]
 listen = "everywhere"
+
+[alerts]
+source_for = "0 cycles"
 "#,
     )
     .unwrap();
@@ -86,6 +89,7 @@ listen = "everywhere"
         format!("{c}:25:6: `to` in [alerts.email]: `not an address` is not an email address"),
         format!("{c}:28:8: `mode` in [actions]: unknown mode `yolo`"),
         format!("{c}:31:10: `listen` in [server]: `everywhere` is not an address"),
+        format!("{c}:34:14: `source_for` in [alerts]: a hold of 0 cycles means none: use \"0s\" to fire at once"),
         format!("{r}:9:12: `severity` in rule `stale`: unknown severity `urgent`"),
         format!("{r}:10:7: `log` in rule `stale` names `nope`, but there is no [logs.nope] table"),
         format!("{r}:11:11: `max_age` in rule `stale`"),

@@ -520,7 +520,7 @@ fn a_state_file_changed_between_the_read_and_the_check_is_discarded() {
                 f.write_all(b.as_bytes()).unwrap();
                 // The kernel stamps times at tick granularity; a bot writing a tick later
                 // moves the modification time, which is what the check sees.
-                let later = f.metadata().unwrap().modified().unwrap() + std::time::Duration::from_millis(20);
+                let later = f.metadata().unwrap().modified().unwrap() + std::time::Duration::from_secs(2);
                 f.set_modified(later).unwrap();
             }),
         ),

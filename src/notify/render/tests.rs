@@ -86,6 +86,17 @@ fn an_action_taken_without_any_notice_still_sends_a_message() {
     assert!(r.text.contains("  - taken: flatten_shorts (done): closed CHWY -1596 [no-shorts/CHWY]"), "{}", r.text);
     assert!(r.text.contains("  - proposed: cancel_hazard_orders"), "{}", r.text);
     assert!(r.html.contains("No alert changed state this cycle.") && r.html.contains("<strong>taken</strong>"));
+    // Only resolutions to report besides: the action still leads the subject.
+    let r =
+        render(&[note(NotifyReason::Resolved, chwy())], &[taken("flatten_shorts (done): closed CHWY -1596")], &ctx())
+            .unwrap();
+    assert_eq!(r.subject, "[tradewarden] ACTION TAKEN: flatten_shorts (done): closed CHWY -1596 (paper)");
+    assert!(r.text.starts_with("tradewarden: 1 action taken, 1 resolved (paper account)\n"), "{}", r.text);
+    assert!(r.text.contains("RESOLVED"), "{}", r.text);
+    // A firing notice leads as before.
+    let r = render(&[note(NotifyReason::Firing, chwy())], &[taken("flatten_shorts (done): closed CHWY -1596")], &ctx())
+        .unwrap();
+    assert_eq!(r.subject, "[tradewarden] CRITICAL no-shorts: CHWY short -1596 (paper)");
     let two = render(&[], &[taken("a (done): x"), taken("b (done): y")], &ctx()).unwrap();
     assert_eq!(two.subject, "[tradewarden] ACTION TAKEN: a (done): x and 1 more (paper)");
     assert!(two.text.starts_with("tradewarden: 2 actions taken (paper account)\n"));
