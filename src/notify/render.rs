@@ -6,8 +6,9 @@
 //! with the most at stake (the largest market value, then quantity, its finding observed), so
 //! the subject a phone shows names the biggest new problem, not the alphabetically first. A
 //! message whose leading notice is a resolution but which reports an action taken gets the
-//! `ACTION TAKEN` subject: an order sent must not hide behind "RESOLVED". Both parts list every finding (rule, code, subject, observed vs
-//! expected, since when), the actions taken or proposed, the host, the config path and the mode.
+//! `ACTION TAKEN` subject: an order sent must not hide behind "RESOLVED". Both parts list every
+//! finding (rule, code, subject, observed vs expected, since when), the actions taken or
+//! proposed, the host, the config path and the mode.
 //!
 //! Every interpolated string is untrusted (symbols, log text, broker messages): it is flattened
 //! to one line without control characters (so it cannot add a header or fake a line), and
