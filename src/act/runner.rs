@@ -556,30 +556,22 @@ impl Runner<'_> {
         let mut report = self.report(req, &triggers, executed.status, detail);
         report.diff = executed.diff.or(diff);
         report.journal_id = Some(intent.id);
-        report.finding = match executed.status {
-            Status::Failed => Some(finding(
-                "action_failed",
-                Severity::Critical,
-                &action,
-                format!("{action} failed: {}", report.detail),
-                json!({ "journal_id": report.journal_id, "subject": report.subject }),
-            )),
-            Status::Unconfirmed => Some(finding(
-                "action_unconfirmed",
-                Severity::Critical,
-                &action,
-                format!("{action} was not confirmed: {}", report.detail),
-                json!({ "journal_id": report.journal_id, "subject": report.subject }),
-            )),
-            Status::Refused => Some(finding(
-                "action_refused",
-                Severity::Warning,
-                &action,
-                format!("{action} refused: {}", report.detail),
-                json!({ "journal_id": report.journal_id }),
-            )),
+        // A journaled action that did not end well is a finding: (code, severity, verb, and
+        // whether its subject is worth naming: a refusal touched nothing).
+        let bad = match executed.status {
+            Status::Failed => Some(("action_failed", Severity::Critical, "failed", true)),
+            Status::Unconfirmed => Some(("action_unconfirmed", Severity::Critical, "was not confirmed", true)),
+            Status::Refused => Some(("action_refused", Severity::Warning, "refused", false)),
             _ => None,
         };
+        report.finding = bad.map(|(code, severity, verb, with_subject)| {
+            let observed = if with_subject {
+                json!({ "journal_id": report.journal_id, "subject": report.subject })
+            } else {
+                json!({ "journal_id": report.journal_id })
+            };
+            finding(code, severity, &action, format!("{action} {verb}: {}", report.detail), observed)
+        });
         (report, false)
     }
 

@@ -232,19 +232,10 @@ fn alerts_test_with_credentials(cfg: &Path, password: &str) -> std::process::Out
 fn assert_no_password(out: &std::process::Output, dir: &Path, password: &str) {
     let shown = show(out);
     assert!(!shown.contains(password), "the password leaked into the output:\n{shown}");
-    for e in walk(dir) {
+    for e in crate::util::files_under(dir) {
         let bytes = std::fs::read(&e).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains(password), "the password leaked into {}", e.display());
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
 }
 
 #[test]

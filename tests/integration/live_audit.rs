@@ -215,17 +215,8 @@ fn secrets_never_appear_in_any_output_even_on_401() {
         .env("RUST_LOG", "trace"));
     assert_eq!(code, 0, "{err}");
     assert!(!format!("{out}{err}").contains(SECRET));
-    for entry in walk(&out_dir) {
+    for entry in crate::util::files_under(&out_dir) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "{}", entry.display());
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { v.extend(walk(&p)) } else { v.push(p) }
-    }
-    v
 }

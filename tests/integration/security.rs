@@ -43,19 +43,6 @@ fn secret_env(mut cmd: Command) -> Command {
     cmd
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return v };
-    for e in entries {
-        let p = e.unwrap().path();
-        v.push(p.clone());
-        if p.is_dir() && !p.is_symlink() {
-            v.extend(walk(&p));
-        }
-    }
-    v
-}
-
 fn assert_no_secret(what: &str, text: &str) {
     for s in SECRETS {
         assert!(!text.contains(s), "{what} contains the secret `{s}`");
@@ -121,7 +108,7 @@ fn secrets_never_reach_any_output_state_snapshot_or_email() {
         assert_no_secret(&format!("stderr of {args:?}"), &err);
     }
     // Every file the runs left: state (outbox, .eml, silences, locks), the snapshot, configs.
-    let files: Vec<PathBuf> = walk(bot.dir.path()).into_iter().filter(|p| p.is_file()).collect();
+    let files: Vec<PathBuf> = crate::util::entries_under(bot.dir.path()).into_iter().filter(|p| p.is_file()).collect();
     assert!(files.iter().any(|p| p.extension().is_some_and(|e| e == "eml")), "an .eml was written: {files:?}");
     assert!(files.iter().any(|p| p.starts_with(&snap)), "the snapshot was written");
     for f in &files {
@@ -149,7 +136,7 @@ fn the_state_directory_is_private() {
     let state = bot.dir.path().join("state");
     let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&state), 0o700, "{}", state.display());
-    let entries = walk(&state);
+    let entries = crate::util::entries_under(&state);
     assert!(entries.iter().any(|p| p.extension().is_some_and(|e| e == "eml")), "{entries:?}");
     assert!(entries.iter().any(|p| p.ends_with("silences.json")), "{entries:?}");
     for p in entries {
@@ -241,7 +228,7 @@ fn a_bot_file_symlinked_outside_the_root_reaches_no_report_and_no_snapshot() {
     let snap = bot.dir.path().join("snap");
     let (code, _, err) = run(secret_env(bin()).arg("snapshot").arg("-c").arg(bot.config()).arg("-o").arg(&snap));
     assert_eq!(code, 0, "{err}");
-    for f in walk(&snap).into_iter().filter(|p| p.is_file()) {
+    for f in crate::util::entries_under(&snap).into_iter().filter(|p| p.is_file()) {
         assert!(!String::from_utf8_lossy(&std::fs::read(&f).unwrap()).contains("SEKRET-FILE"), "{}", f.display());
     }
     assert!(!snap.join("bot/state/executor_state.json").exists(), "a refused file is not copied");

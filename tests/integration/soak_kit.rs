@@ -183,25 +183,12 @@ listen = ""
     /// Every file under `bot/`: (relative path) → (content, modification time).
     pub(crate) fn bot_files(&self) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
         let mut out = BTreeMap::new();
-        walk(&self.dir.path().join("bot"), &mut |p| {
+        for p in crate::util::files_under(&self.dir.path().join("bot")) {
             let rel = p.strip_prefix(self.dir.path()).unwrap().display().to_string();
-            let modified = std::fs::metadata(p).unwrap().modified().unwrap();
-            out.insert(rel, (std::fs::read(p).unwrap(), modified));
-        });
-        out
-    }
-}
-
-/// Calls `f` on every file under `dir`, recursively.
-pub(crate) fn walk(dir: &Path, f: &mut impl FnMut(&Path)) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        if e.file_type().unwrap().is_dir() {
-            walk(&p, f);
-        } else {
-            f(&p);
+            let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
+            out.insert(rel, (std::fs::read(&p).unwrap(), modified));
         }
+        out
     }
 }
 
@@ -363,12 +350,12 @@ pub(crate) fn check_state_files(state: &Path) -> StateFiles {
     s.torn_lines += torn;
     s.records = audits(state);
     s.files_checked += 2;
-    walk(state, &mut |p| {
+    for p in crate::util::files_under(state) {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         assert!(!name.contains(".corrupt-"), "the daemon found a corrupt state file: {}", p.display());
         if name.starts_with(".tmp-") && (p.parent() == Some(state) || p.parent() == Some(&state.join("backups"))) {
             s.temp_files += 1;
         }
-    });
+    }
     s
 }

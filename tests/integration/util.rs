@@ -146,6 +146,28 @@ impl Drop for TlsSmtpServer {
     }
 }
 
+/// Every entry under `dir`, recursively: files, folders and symlinks (a symlinked folder is
+/// listed, not entered, so a link out of a test directory is never followed). A folder that
+/// cannot be read adds nothing.
+pub fn entries_under(dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return v };
+    for e in entries.flatten() {
+        let p = e.path();
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        v.push(p.clone());
+        if is_dir {
+            v.extend(entries_under(&p));
+        }
+    }
+    v
+}
+
+/// The entries under `dir` that are not folders (files, and symlinks to files).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    entries_under(dir).into_iter().filter(|p| !std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())).collect()
+}
+
 /// The header block of a raw message, unfolded, one header per entry.
 pub fn headers(raw: &str) -> Vec<String> {
     let raw = raw.replace("\r\n", "\n");

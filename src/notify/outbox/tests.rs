@@ -1,3 +1,5 @@
+//! Outbox tests: queueing, delivery with retries and backoff, crash leftovers, against a scripted transport.
+
 use std::collections::VecDeque;
 use std::sync::Mutex;
 

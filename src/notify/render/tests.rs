@@ -1,3 +1,5 @@
+//! Rendering tests: subjects, bodies, ordering, and that hostile text never becomes a header.
+
 use std::path::Path;
 
 use chrono::TimeZone;
