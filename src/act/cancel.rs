@@ -21,7 +21,7 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, timing: Timing) -> E
                 log.push(format!("cancel {id} ({symbol}): accepted"));
                 wait.push(id.clone());
             }
-            Err(e) if e.is_not_found() || e.status() == Some(422) => {
+            Err(e) if e.order_already_closed() => {
                 log.push(format!("cancel {id} ({symbol}): no longer open ({e})"));
             }
             Err(e) if e.outcome_unknown() => {

@@ -16,11 +16,6 @@ use super::Executed;
 use super::broker::ActBroker;
 use super::confirm::{Polled, Timing, poll, positions_json};
 use super::plan::{Plan, Step};
-use crate::collect::broker::alpaca::BrokerError;
-
-fn already_closed(e: &BrokerError) -> bool {
-    e.is_not_found() || e.status() == Some(422)
-}
 
 /// Cancels each order and records what happened; returns the ids to wait for, or the
 /// failure sentence when the broker refused a cancel.
@@ -33,7 +28,7 @@ async fn cancel_all(b: &dyn ActBroker, ids: &[(String, String)], log: &mut Vec<S
                 log.push(format!("cancel {id} ({symbol}): accepted"));
                 wait.push(id.clone());
             }
-            Err(e) if already_closed(&e) => log.push(format!("cancel {id} ({symbol}): already closed ({e})")),
+            Err(e) if e.order_already_closed() => log.push(format!("cancel {id} ({symbol}): already closed ({e})")),
             Err(e) if e.outcome_unknown() => {
                 log.push(format!("cancel {id} ({symbol}): no clear answer ({e}); not retried, re-reading"));
                 wait.push(id.clone());

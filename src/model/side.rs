@@ -54,6 +54,17 @@ pub enum OrderSide {
 }
 
 impl OrderSide {
+    /// From Alpaca's words, `"buy"` or `"sell"` (exactly: the API is lowercase); `None` for
+    /// anything else, each caller saying why in its own terms.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "buy" => Some(Self::Buy),
+            "sell" => Some(Self::Sell),
+            _ => None,
+        }
+    }
+
     /// `"buy"` or `"sell"`.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -243,16 +243,20 @@ fn reconciliation(snap: &Snapshot) -> Vec<ReconciliationRow> {
     let broker = snap.broker.positions.as_ref().ok();
     let bot = snap.bot.positions.as_ref().ok();
     let meta = snap.bot.metadata.as_ref().map(|m| m.as_ref().ok());
-    // Symbol -> qty of its first row on each side (a join, not a scan per symbol: 10,000
-    // positions would cost 10^8 comparisons).
+    // Symbol -> qty on each side (a join, not a scan per symbol: 10,000 positions would cost
+    // 10^8 comparisons). The bot's side is its entries' total, and a total of zero is not
+    // tracked, exactly as `position_match` counts it, so the table never disagrees with the rule
+    // about what the bot holds.
     let mut broker_qty: BTreeMap<&Symbol, Decimal> = BTreeMap::new();
     for p in broker.into_iter().flatten() {
         broker_qty.entry(&p.symbol).or_insert(p.qty);
     }
     let mut bot_qty: BTreeMap<&Symbol, Decimal> = BTreeMap::new();
     for p in bot.into_iter().flatten() {
-        bot_qty.entry(&p.symbol).or_insert(p.qty);
+        let q = bot_qty.entry(&p.symbol).or_insert(Decimal::ZERO);
+        *q = q.saturating_add(p.qty);
     }
+    bot_qty.retain(|_, q| !q.is_zero());
     let symbols: BTreeSet<&Symbol> = broker_qty.keys().chain(bot_qty.keys()).copied().collect();
     symbols
         .into_iter()
@@ -278,4 +282,23 @@ fn reconciliation(snap: &Snapshot) -> Vec<ReconciliationRow> {
             ReconciliationRow { symbol: s.to_string(), broker_qty: b, bot_qty: t, metadata, status: status.into() }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::testkit::SnapshotBuilder;
+
+    #[test]
+    fn the_reconciliation_counts_the_bots_entries_like_position_match() {
+        // A closed entry (qty 0) is not tracked; a symbol's entries are summed.
+        let snap = SnapshotBuilder::new()
+            .position("AAPL", "10", "180")
+            .tracked("AAPL", "10", None)
+            .tracked("MSFT", "0", None)
+            .build();
+        let rows = reconciliation(&snap);
+        let got: Vec<(&str, &str)> = rows.iter().map(|r| (r.symbol.as_str(), r.status.as_str())).collect();
+        assert_eq!(got, [("AAPL", "ok")], "{rows:?}");
+    }
 }

@@ -355,11 +355,8 @@ impl SimBroker {
 
     fn seed_order(&mut self, o: &OrderSeed, now: DateTime<Utc>) -> Result<(), String> {
         Symbol::new_checked(&o.symbol)?;
-        let side = match o.side.as_str() {
-            "buy" => OrderSide::Buy,
-            "sell" => OrderSide::Sell,
-            other => return Err(format!("side must be `buy` or `sell`, got `{other}`")),
-        };
+        let side =
+            OrderSide::parse(&o.side).ok_or_else(|| format!("side must be `buy` or `sell`, got `{}`", o.side))?;
         let kind = match &o.kind {
             Some(k) => OrderType::parse(k).ok_or_else(|| format!("unknown type `{k}`"))?,
             None if o.limit_price.is_some() => OrderType::Limit,

@@ -57,10 +57,8 @@ impl OrderRequest {
         let map = object(body)?;
         let symbol = string(&map, "symbol")?.ok_or_else(|| ApiError::invalid("symbol is required"))?;
         crate::model::Symbol::new_checked(&symbol).map_err(|_| ApiError::invalid("invalid symbol"))?;
-        let side = match string(&map, "side")?.as_deref() {
-            Some("buy") => OrderSide::Buy,
-            Some("sell") => OrderSide::Sell,
-            Some(_) => return Err(ApiError::invalid("invalid side")),
+        let side = match string(&map, "side")? {
+            Some(s) => OrderSide::parse(&s).ok_or_else(|| ApiError::invalid("invalid side"))?,
             None => return Err(ApiError::invalid("side is required")),
         };
         let kind_text = match string(&map, "type")? {
@@ -378,11 +376,10 @@ impl OrdersQuery {
             }
         }
         if let Some(s) = param(q, "side") {
-            out.side = Some(match s.to_ascii_lowercase().as_str() {
-                "buy" => OrderSide::Buy,
-                "sell" => OrderSide::Sell,
-                _ => return Err(ApiError::invalid("side must be buy or sell")),
-            });
+            out.side = Some(
+                OrderSide::parse(&s.to_ascii_lowercase())
+                    .ok_or_else(|| ApiError::invalid("side must be buy or sell"))?,
+            );
         }
         Ok(out)
     }

@@ -293,11 +293,8 @@ impl AlpacaOrder {
     /// When the symbol or side is missing or invalid.
     pub fn to_domain(&self) -> Result<Order, String> {
         let symbol = Symbol::new_checked(&self.symbol).map_err(|e| format!("order {}: {e}", self.id))?;
-        let side = match self.side.as_str() {
-            "buy" => OrderSide::Buy,
-            "sell" => OrderSide::Sell,
-            other => return Err(format!("order {} has an unknown side `{other}`", self.id)),
-        };
+        let side = OrderSide::parse(&self.side)
+            .ok_or_else(|| format!("order {} has an unknown side `{}`", self.id, self.side))?;
         Ok(Order {
             id: self.id.clone(),
             client_order_id: self.client_order_id.clone(),

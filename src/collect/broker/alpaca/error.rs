@@ -235,6 +235,13 @@ impl BrokerError {
         matches!(self, Self::NotFound { .. })
     }
 
+    /// True when cancelling an order failed because it is no longer open: 404 (unknown or
+    /// gone) or 422 (already filled, cancelled or expired). Nothing is left to cancel.
+    #[must_use]
+    pub fn order_already_closed(&self) -> bool {
+        self.is_not_found() || self.status() == Some(422)
+    }
+
     /// True when a read may be retried: no response, a timeout, a 5xx.
     #[must_use]
     pub fn is_transient(&self) -> bool {
