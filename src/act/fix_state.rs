@@ -46,7 +46,7 @@ use super::json_edit::{self, Edit, Node, apply, child_style, render, splice_chil
 use super::plan::{Plan, Scope, Step};
 use crate::collect::bot::state::{MAX_STATE_BYTES, positions_from_value};
 use crate::config::{BotConfig, BotSource, MetadataMapping, PositionsMapping};
-use crate::model::{FieldRef, Position, Side, TrackedPosition};
+use crate::model::{FieldRef, Order, Position, Side, TrackedPosition};
 use crate::num::decimal_from_json;
 
 /// What `fix_state` reads besides the files.
@@ -225,6 +225,25 @@ pub fn log_refusal(log: &str) -> String {
          layout); tradewarden does not edit a log: a log is the bot's history, and a rewritten or appended record \
          would be read as the bot's own. Stop the bot and let it re-sync its positions from the broker instead"
     )
+}
+
+/// The symbols in scope with an open order that is partly filled or changed within `quiet_for`
+/// of `now`: a fill the bot may be recording at this moment, so its files are not to be
+/// rewritten yet. Sorted, each once.
+#[must_use]
+pub fn working_orders(orders: &[Order], scope: &Scope, quiet_for: Duration, now: DateTime<Utc>) -> Vec<String> {
+    let quiet = chrono::Duration::from_std(quiet_for).unwrap_or(chrono::Duration::MAX);
+    let mut symbols: Vec<String> = orders
+        .iter()
+        .filter(|o| o.is_open() && scope.contains(o.symbol.as_str()))
+        .filter(|o| {
+            o.filled_qty > Decimal::ZERO || o.last_activity().is_none_or(|t| now.signed_duration_since(t) <= quiet)
+        })
+        .map(|o| o.symbol.to_string())
+        .collect();
+    symbols.sort();
+    symbols.dedup();
+    symbols
 }
 
 /// Plans the fix from the files as they are now and the broker's positions.
@@ -1005,6 +1024,28 @@ mod tests {
         assert!(plan_for(&b, &[], &Scope::All).unwrap_err().contains("not understood"));
         std::fs::remove_file(d.path().join("state/executor_state.json")).unwrap();
         assert!(plan_for(&b, &[], &Scope::All).unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn orders_filling_or_just_changed_hold_the_fix_back() {
+        use crate::act::broker::fake::order;
+        use crate::model::OrderSide;
+        let at = |secs: i64| Some(now() - chrono::Duration::seconds(secs));
+        let mut filling = order("1", "AAPL", OrderSide::Sell, 10);
+        filling.filled_qty = dec!(4);
+        filling.updated_at = at(3600);
+        let mut fresh = order("2", "MSFT", OrderSide::Buy, 5);
+        fresh.submitted_at = at(10);
+        let mut resting = order("3", "NVDA", OrderSide::Sell, 5);
+        resting.submitted_at = at(3600);
+        let mut done = order("4", "TSLA", OrderSide::Sell, 5);
+        (done.status, done.updated_at) = ("filled".into(), at(1));
+        let undated = order("5", "ZM", OrderSide::Sell, 5);
+        let orders = [filling, fresh, resting, done, undated];
+        let quiet = Duration::from_secs(30);
+        assert_eq!(working_orders(&orders, &Scope::All, quiet, now()), ["AAPL", "MSFT", "ZM"]);
+        let nvda_tsla = Scope::Symbols(["NVDA".to_owned(), "TSLA".to_owned()].into());
+        assert!(working_orders(&orders, &nvda_tsla, quiet, now()).is_empty(), "resting and closed orders do not");
     }
 
     #[test]

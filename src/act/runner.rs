@@ -350,6 +350,19 @@ impl Runner<'_> {
             }
             ActionKind::FixState => {
                 let positions = b.positions().await.map_err(|e| unreadable("the positions", &e))?;
+                // A fill in flight is one the bot may be recording right now: writing the
+                // broker's quantity into its file too would make it count the fill twice.
+                let orders = b.open_orders().await.map_err(|e| unreadable("the open orders", &e))?;
+                let now = self.clock.at();
+                let working = fix_state::working_orders(&orders, &scope, self.cfg.actions.quiet_for, now);
+                if !working.is_empty() {
+                    return Err(Stop::Skipped(format!(
+                        "orders for {} are filling or changed within quiet_for ({}): the bot may be recording \
+                         them; fix_state waits until they settle",
+                        working.join(", "),
+                        crate::config::duration::format(self.cfg.actions.quiet_for)
+                    )));
+                }
                 let input = FixInput {
                     bot: &self.cfg.bot,
                     root: &self.cfg.bot.root,

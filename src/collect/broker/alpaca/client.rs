@@ -26,8 +26,10 @@ use crate::model::Mode;
 pub const PAPER_URL: &str = "https://paper-api.alpaca.markets";
 /// The live-trading REST base URL.
 pub const LIVE_URL: &str = "https://api.alpaca.markets";
-/// The live host: any other host (the paper host, a simulator on loopback) is paper.
+/// The live host.
 pub const LIVE_HOST: &str = "api.alpaca.markets";
+/// The paper host: with loopback, the only hosts taken for paper (see [`mode_of`]).
+pub const PAPER_HOST: &str = "paper-api.alpaca.markets";
 
 /// Everything needed to build a client without the environment (tests, embedding).
 #[derive(Clone)]
@@ -87,10 +89,20 @@ pub(super) struct Reply {
     pub(super) body: Vec<u8>,
 }
 
-/// Paper or live, from the URL's host: only `api.alpaca.markets` is live.
+/// Paper or live, from the URL's host. Fails closed: only Alpaca's paper host and loopback (a
+/// simulator) are paper; anything else (the live host, with or without a trailing dot, an IP
+/// address, a proxy in front of either) is live, so acting on it needs `allow_live`.
 #[must_use]
 pub fn mode_of(url: &Url) -> Mode {
-    if url.host_str().is_some_and(|h| h.eq_ignore_ascii_case(LIVE_HOST)) { Mode::Live } else { Mode::Paper }
+    let paper = url.host_str().is_some_and(|h| {
+        let h = h.trim_end_matches('.');
+        let ip = h.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+        match ip {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => h.eq_ignore_ascii_case(PAPER_HOST) || h.eq_ignore_ascii_case("localhost"),
+        }
+    });
+    if paper { Mode::Paper } else { Mode::Live }
 }
 
 /// Parses and normalises a base URL: absolute http(s) with a host; trailing slashes and a
@@ -457,6 +469,29 @@ mod tests {
         let c = AlpacaClient::from_lookup(&cfg(Some("https://API.Alpaca.Markets/v2/")), env(&KEYS)).unwrap();
         assert_eq!(c.mode(), Mode::Live);
         assert_eq!(c.url(&["account"], &[]).as_str(), "https://api.alpaca.markets/v2/account");
+    }
+
+    #[test]
+    fn only_the_paper_host_and_loopback_are_paper() {
+        let mode = |u: &str| mode_of(&Url::parse(u).unwrap());
+        for paper in [
+            "https://paper-api.alpaca.markets",
+            "https://PAPER-API.alpaca.markets.",
+            "http://127.0.0.1:9000",
+            "http://[::1]:9000",
+            "http://localhost:9000",
+        ] {
+            assert_eq!(mode(paper), Mode::Paper, "{paper}");
+        }
+        for live in [
+            "https://api.alpaca.markets",
+            "https://api.alpaca.markets.",
+            "https://alpaca-proxy.internal.example",
+            "http://10.0.0.5:8080",
+            "http://192.168.1.2",
+        ] {
+            assert_eq!(mode(live), Mode::Live, "{live}");
+        }
     }
 
     #[test]
