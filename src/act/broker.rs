@@ -186,6 +186,8 @@ pub(crate) mod fake {
         pub(crate) reads_fail: bool,
         /// Cancels are accepted but the orders stay open.
         pub(crate) cancels_stick: bool,
+        /// Cancels answer 422 "not cancelable" and the orders stay open (a pending cancel).
+        pub(crate) cancels_422: bool,
         /// Patches are accepted but do not take effect.
         pub(crate) patches_ignored: bool,
         /// Every order the fake placed (closes), for the invariant checks.
@@ -409,13 +411,14 @@ pub(crate) mod fake {
                 self.with(|s| {
                     s.calls.push(format!("cancel:{id}"));
                     let stick = s.cancels_stick;
+                    let not_cancelable = s.cancels_422;
                     match s.orders.iter_mut().find(|o| o.id == id) {
                         None => Err(BrokerError::NotFound {
                             endpoint: Endpoint::CancelOrder,
                             code: None,
                             message: "order not found".into(),
                         }),
-                        Some(o) if !o.is_open() => Err(BrokerError::Rejected {
+                        Some(o) if !o.is_open() || not_cancelable => Err(BrokerError::Rejected {
                             endpoint: Endpoint::CancelOrder,
                             status: 422,
                             code: Some(42_210_000),

@@ -21,8 +21,11 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, timing: Timing) -> E
                 log.push(format!("cancel {id} ({symbol}): accepted"));
                 wait.push(id.clone());
             }
+            // 422 means "not cancelable", which is not "closed" (a pending cancel, an order
+            // being replaced): waited for like the rest, so only a re-read says it is gone.
             Err(e) if e.order_already_closed() => {
-                log.push(format!("cancel {id} ({symbol}): no longer open ({e})"));
+                log.push(format!("cancel {id} ({symbol}): no longer open ({e}); re-reading"));
+                wait.push(id.clone());
             }
             Err(e) if e.outcome_unknown() => {
                 log.push(format!("cancel {id} ({symbol}): no clear answer ({e}); not retried, re-reading"));
@@ -103,6 +106,16 @@ mod tests {
         let plan = cancel(&b.open_orders().await.unwrap(), &["x".to_owned()].into());
         let done = execute(&b, &plan, fast()).await;
         assert_eq!(done.status, Status::Unconfirmed);
+        assert!(done.detail.contains("still open after 100ms: x"), "{}", done.detail);
+    }
+
+    #[tokio::test]
+    async fn a_422_not_cancelable_order_still_open_is_unconfirmed_not_done() {
+        let b = FakeBroker::new(&[], vec![order("x", "CHWY", OrderSide::Sell, 50)]);
+        b.with(|s| s.cancels_422 = true);
+        let plan = cancel(&b.open_orders().await.unwrap(), &["x".to_owned()].into());
+        let done = execute(&b, &plan, fast()).await;
+        assert_eq!(done.status, Status::Unconfirmed, "{done:?}");
         assert!(done.detail.contains("still open after 100ms: x"), "{}", done.detail);
     }
 }

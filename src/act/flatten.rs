@@ -28,7 +28,12 @@ async fn cancel_all(b: &dyn ActBroker, ids: &[(String, String)], log: &mut Vec<S
                 log.push(format!("cancel {id} ({symbol}): accepted"));
                 wait.push(id.clone());
             }
-            Err(e) if e.order_already_closed() => log.push(format!("cancel {id} ({symbol}): already closed ({e})")),
+            // A 422 ("not cancelable") may still be open (a pending cancel): waited for like
+            // the rest, so a sell that survives cannot fill after the cover and re-open a short.
+            Err(e) if e.order_already_closed() => {
+                log.push(format!("cancel {id} ({symbol}): already closed ({e}); re-reading"));
+                wait.push(id.clone());
+            }
             Err(e) if e.outcome_unknown() => {
                 log.push(format!("cancel {id} ({symbol}): no clear answer ({e}); not retried, re-reading"));
                 wait.push(id.clone());
@@ -262,6 +267,17 @@ mod tests {
         let plan = plan_of(&b, &Scope::Symbols(["CHWY".to_owned()].into()), true).await;
         let done = execute(&b, &plan, true, fast()).await;
         assert_eq!(done.status, Status::Failed);
+        assert_eq!(b.writes(), ["cancel:o-chwy"], "no close while its sell rests");
+        assert!(done.detail.contains("CHWY not closed"), "{}", done.detail);
+    }
+
+    #[tokio::test]
+    async fn a_resting_sell_answered_422_on_cancel_still_blocks_the_close() {
+        let b = phantom();
+        b.with(|s| s.cancels_422 = true);
+        let plan = plan_of(&b, &Scope::Symbols(["CHWY".to_owned()].into()), true).await;
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Failed, "{done:?}");
         assert_eq!(b.writes(), ["cancel:o-chwy"], "no close while its sell rests");
         assert!(done.detail.contains("CHWY not closed"), "{}", done.detail);
     }
