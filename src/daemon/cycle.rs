@@ -72,6 +72,8 @@ impl Cycles for Daemon {
 struct Audited {
     report: Report,
     silences: Vec<Silence>,
+    /// No broker endpoint could be read: the audit ran, but saw nothing of the account.
+    blind: bool,
 }
 
 impl Daemon {
@@ -110,7 +112,11 @@ impl Daemon {
         };
         self.shared.update(|v| status::apply(v, update));
 
+        // A blind cycle sends no heartbeat: the dead-man switch is for "the watchdog is not
+        // watching", and a watchdog that cannot reach the broker at all is not.
+        let blind = audited.as_ref().is_some_and(|a| a.blind);
         if rec.ok
+            && !blind
             && let Some(hb) = &self.heartbeat
         {
             hb.beat().await;
@@ -183,7 +189,7 @@ impl Daemon {
             rec.notifications = notification_counts(&notes);
         }
         rec.alerts = alert_counts(&self.book);
-        Some(Audited { report, silences })
+        Some(Audited { report, silences, blind: snap.broker.all_failed() })
     }
 
     /// Renders the notifications into one message and queues it; its Message-ID.

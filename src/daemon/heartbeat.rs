@@ -1,5 +1,6 @@
-//! `[alerts] heartbeat_url`: a GET after every cycle that completed its audit, so an external
-//! dead-man switch (healthchecks-style) notices when the watchdog itself stops. Failures are
+//! `[alerts] heartbeat_url`: a GET after every cycle that completed its audit and read at least
+//! one broker endpoint, so an external dead-man switch (healthchecks-style) notices when the
+//! watchdog itself stops, or goes blind. Failures are
 //! logged and nothing else: the heartbeat never delays or fails a cycle for long.
 //!
 //! The URL often carries a secret token (the check's id), so it is never logged: messages name

@@ -138,6 +138,16 @@ impl BrokerView {
         }
     }
 
+    /// True when no broker endpoint could be read: the watchdog saw nothing of the account.
+    #[must_use]
+    pub fn all_failed(&self) -> bool {
+        self.account.is_err()
+            && self.positions.is_err()
+            && self.orders.is_err()
+            && self.clock.is_err()
+            && !matches!(self.configuration, Some(Ok(_)))
+    }
+
     /// Every endpoint error, in a stable order.
     #[must_use]
     pub fn errors(&self) -> Vec<&SourceError> {

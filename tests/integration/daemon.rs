@@ -486,6 +486,32 @@ fn failed_cycles_are_recorded_and_the_daemon_keeps_running() {
     assert!(d.stderr().contains("Cycle failed"), "{}", d.stderr());
 }
 
+/// A cycle that reaches no broker endpoint at all audits (source findings, unknown rules) but
+/// sends no heartbeat: the watchdog is running, not watching. The same daemon against a broker
+/// it can read beats every cycle.
+#[test]
+fn a_blind_cycle_sends_no_heartbeat() {
+    let (url, hits) = heartbeat_listener();
+    let closed = format!("http://127.0.0.1:{}", crate::util::free_port());
+    let (dir, config) = setup(&closed, "", &format!("[alerts]\nheartbeat_url = {url:?}\n"));
+    let mut d = Running::start(&config, &["--max-cycles", "2"]);
+    assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
+    let records = cycles(&dir.path().join("state"));
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|c| c["ok"] == true), "the audits ran: {records:?}");
+    assert!(
+        records.iter().all(|c| c["failed_sources"].as_array().is_some_and(|f| f.len() >= 4)),
+        "every broker source failed: {records:?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no heartbeat from a blind watchdog");
+
+    let sim = Sim::start(&clean_scenario());
+    let (_dir, config) = setup(&sim.url, "", &format!("[alerts]\nheartbeat_url = {url:?}\n"));
+    let mut d = Running::start(&config, &["--max-cycles", "2"]);
+    assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "one beat per cycle that saw the broker");
+}
+
 /// The status server's address in use: exit 2 with a clear sentence.
 #[test]
 fn a_busy_status_port_is_a_clear_start_up_error() {

@@ -162,9 +162,14 @@ impl AlpacaPosition {
             "" => Side::of_qty(qty).ok_or_else(|| format!("position {symbol} has qty 0 and no side"))?,
             other => return Err(format!("position {symbol} has an unknown side `{other}`")),
         };
-        // Alpaca signs short quantities; a positive qty with side=short is normalised.
+        // Alpaca signs short quantities; a positive qty with side=short is normalised. A
+        // negative qty marked long is a contradiction no reading makes safe (a short that
+        // `side` calls long): malformed.
         let qty = match side {
             Side::Short if qty > Decimal::ZERO => -qty,
+            Side::Long if qty < Decimal::ZERO => {
+                return Err(format!("position {symbol} has side `long` but a negative qty {qty}"));
+            }
             _ => qty,
         };
         Ok(Position {
@@ -579,6 +584,10 @@ mod tests {
         assert!(parse_positions(b"{").unwrap_err().contains("positions body"));
         assert!(parse_positions(br#"[{"symbol":"A","qty":"x"}]"#).is_err());
         assert!(parse_positions(br#"[{"symbol":"A"}]"#).unwrap_err().contains("qty"));
+        let contradiction = parse_positions(br#"[{"symbol":"A","qty":"-5","side":"long"}]"#).unwrap_err();
+        assert!(contradiction.contains("side `long` but a negative qty -5"), "{contradiction}");
+        let normalised = parse_positions(br#"[{"symbol":"A","qty":"5","side":"short"}]"#).unwrap();
+        assert_eq!((normalised[0].qty, normalised[0].side), (Decimal::from(-5), Side::Short));
         assert!(parse_orders(br#"[{"id":"1","symbol":"A","side":"hold"}]"#).unwrap_err().contains("orders[0]"));
     }
 
