@@ -170,6 +170,9 @@ pub(crate) mod fake {
         FillButTimeout,
         /// Reject with 403.
         Reject,
+        /// Answer a close with 404 and a close-all with an empty list, closing nothing (a
+        /// broker whose answer and state disagree).
+        AnswerNothing,
     }
 
     #[derive(Debug, Default)]
@@ -361,6 +364,13 @@ pub(crate) mod fake {
                                 body: Box::default(),
                             });
                         }
+                        CloseMode::AnswerNothing => {
+                            return Err(BrokerError::NotFound {
+                                endpoint: Endpoint::ClosePosition,
+                                code: Some(40_410_000),
+                                message: format!("position not found: {symbol}"),
+                            });
+                        }
                         CloseMode::NeverFill => {}
                         CloseMode::Fill | CloseMode::FillButTimeout => {
                             s.positions.remove(symbol);
@@ -382,6 +392,9 @@ pub(crate) mod fake {
             Box::pin(async move {
                 self.with(|s| {
                     s.calls.push("close_all".into());
+                    if s.close_mode == CloseMode::AnswerNothing {
+                        return Ok(Vec::new());
+                    }
                     for o in &mut s.orders {
                         if o.is_open() {
                             o.status = "canceled".into();

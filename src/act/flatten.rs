@@ -91,6 +91,13 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, t
             }
             Step::CloseAll { positions, .. } => match b.close_all_positions().await {
                 Ok(results) => {
+                    // A planned symbol the answer leaves out (an empty or partial 207) is not
+                    // taken as closed: it is confirmed by re-reading like the rest.
+                    let answered: BTreeSet<String> = results.iter().map(|r| r.symbol.clone()).collect();
+                    for (s, _) in positions.iter().filter(|(s, _)| !answered.contains(s)) {
+                        log.push(format!("{s}: not in the broker's answer; re-reading"));
+                        closing.insert(s.clone());
+                    }
                     for r in results {
                         match (&r.order, &r.error) {
                             (Some(o), _) => {
@@ -151,7 +158,12 @@ async fn close_one(
                 ));
                 closing.insert(symbol.to_owned());
             }
-            Err(e) if e.is_not_found() => log.push(format!("{symbol}: already flat ({e})")),
+            // A 404 right after a re-read that showed the position: confirmed by re-reading,
+            // not taken on the broker's word.
+            Err(e) if e.is_not_found() => {
+                log.push(format!("{symbol}: already flat ({e}); re-reading"));
+                closing.insert(symbol.to_owned());
+            }
             Err(e) if e.outcome_unknown() => {
                 log.push(format!("{symbol}: close got no clear answer ({e}); not retried, re-reading"));
                 closing.insert(symbol.to_owned());
@@ -307,6 +319,19 @@ mod tests {
         let done = execute(&b, &plan, true, fast()).await;
         assert_eq!(done.status, Status::Failed);
         assert!(done.detail.contains("insufficient qty"), "{}", done.detail);
+    }
+
+    #[tokio::test]
+    async fn a_close_the_broker_answers_with_nothing_is_confirmed_by_re_reading_not_trusted() {
+        // 404 on a position the re-read just showed; an empty close-all answer.
+        for (shorts_only, scope) in [(true, Scope::Symbols(["OKTA".to_owned()].into())), (false, Scope::All)] {
+            let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+            b.with(|s| s.close_mode = CloseMode::AnswerNothing);
+            let plan = plan_of(&b, &scope, shorts_only).await;
+            let done = execute(&b, &plan, shorts_only, fast()).await;
+            assert_eq!(done.status, Status::Unconfirmed, "shorts_only {shorts_only}: {done:?}");
+            assert!(done.detail.contains("OKTA -170"), "{}", done.detail);
+        }
     }
 
     #[tokio::test]
