@@ -9,7 +9,10 @@ use crate::act::ActionReport;
 use crate::alert::{AlertBook, Silence};
 use crate::collect::broker::Broker;
 use crate::report::{CycleRecord, Report};
-use crate::server::{ActionCount, ActionRow, AlertRow, CyclePoint, EndpointCount, SilenceRow, StatusView};
+use crate::model::Outcome;
+use crate::server::{
+    ActionCount, ActionRow, AlertRow, CyclePoint, EndpointCount, SilenceRow, StateDirProblem, StatusView,
+};
 
 /// How many recent actions the view keeps.
 pub const RECENT_ACTIONS: usize = 50;
@@ -117,6 +120,13 @@ pub struct CycleUpdate<'a> {
     pub finished: DateTime<Utc>,
     /// The interval `/healthz` measures against from now on (see `health_interval`).
     pub interval: std::time::Duration,
+    /// `Some(why)` when the cycle saw nothing of the broker: it could not collect, or no
+    /// broker endpoint answered.
+    pub blind: Option<String>,
+    /// The state directory.
+    pub state_dir: &'a std::path::Path,
+    /// The state files this cycle could not write (empty when it wrote them all).
+    pub write_errors: &'a [String],
 }
 
 /// The interval `/healthz` allows (three of them) after a cycle that finished at `finished`:
@@ -156,13 +166,43 @@ pub fn apply(v: &mut StatusView, u: CycleUpdate<'_>) {
         .map(|((action, result), n)| ActionCount { action: action.clone(), result: result.clone(), count: *n })
         .collect();
     let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+    // A failed cycle keeps no report: its rules are all unknown as far as the chart goes.
+    let unknown = match u.report {
+        Some(rep) => rep.rules.iter().filter(|o| o.outcome == Outcome::Unknown).count(),
+        None => v.report.as_ref().map_or(0, |rep| rep.rules.len()),
+    };
     v.push_point(CyclePoint {
         at: r.at,
         critical: n(r.summary.critical),
         warning: n(r.summary.warning),
         info: n(r.summary.info),
         failed: !r.ok,
+        blind: u.blind.is_some(),
+        unknown: n(unknown),
     });
+    match u.blind {
+        Some(why) => {
+            v.blind_cycles = v.blind_cycles.saturating_add(1);
+            v.blind_since.get_or_insert(r.at);
+            v.blind_detail = Some(why);
+        }
+        None => {
+            v.blind_cycles = 0;
+            v.blind_since = None;
+            v.blind_detail = None;
+        }
+    }
+    v.state_dir = if u.write_errors.is_empty() {
+        None
+    } else {
+        let (since, cycles) = v.state_dir.as_ref().map_or((r.at, 0), |p| (p.since, p.cycles));
+        Some(StateDirProblem {
+            dir: u.state_dir.display().to_string(),
+            since,
+            cycles: cycles.saturating_add(1),
+            errors: u.write_errors.to_vec(),
+        })
+    };
     v.broker = u.broker;
     v.outbox_depth = r.email.outbox;
     v.last_cycle = Some(r.clone());
