@@ -300,6 +300,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_connection_cap_leaves_descriptors_for_the_watchdog() {
+        assert_eq!(connection_cap(64, Some(1024)), 64);
+        assert_eq!(connection_cap(64, Some(100)), 36, "100 descriptors, 64 reserved");
+        assert_eq!(connection_cap(64, Some(10)), 1, "the server still answers one probe");
+        assert_eq!(connection_cap(64, None), 64);
+    }
+
+    #[test]
     fn the_sweep_covers_the_folder_a_bot_file_links_to_inside_the_root_only() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("bot");

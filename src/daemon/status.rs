@@ -218,6 +218,69 @@ mod tests {
     use crate::config::Schedule;
     use crate::config::schedule::{parse_cron, parse_tz};
 
+    fn record(at: DateTime<Utc>, ok: bool) -> CycleRecord {
+        CycleRecord { at, ok, ..CycleRecord::default() }
+    }
+
+    fn update<'a>(
+        rec: &'a CycleRecord,
+        book: &'a AlertBook,
+        tally: &'a Tally,
+        blind: Option<&str>,
+        write_errors: &'a [String],
+    ) -> CycleUpdate<'a> {
+        CycleUpdate {
+            record: rec,
+            report: None,
+            book,
+            silences: None,
+            tally,
+            broker: Vec::new(),
+            finished: rec.at,
+            interval: Duration::from_secs(1),
+            blind: blind.map(str::to_owned),
+            state_dir: std::path::Path::new("/srv/tw/state"),
+            write_errors,
+        }
+    }
+
+    #[test]
+    fn blind_cycles_count_up_from_the_first_and_reset_on_a_seeing_cycle() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap();
+        let (book, tally) = (AlertBook::default(), Tally::default());
+        let mut v = StatusView::new(t, "h".into(), "c".into(), Duration::from_secs(1));
+        for i in 0..3 {
+            let rec = record(t + chrono::Duration::seconds(i), true);
+            apply(&mut v, update(&rec, &book, &tally, Some("broker:account: connection refused"), &[]));
+        }
+        assert_eq!((v.blind_cycles, v.blind_since), (3, Some(t)));
+        assert!(v.history.iter().all(|p| p.blind));
+        assert!(v.blind(t + chrono::Duration::seconds(3)).unwrap().contains("connection refused"));
+        let rec = record(t + chrono::Duration::seconds(3), true);
+        apply(&mut v, update(&rec, &book, &tally, None, &[]));
+        assert_eq!((v.blind_cycles, v.blind_since), (0, None));
+        assert!(v.blind(t + chrono::Duration::seconds(4)).is_none());
+    }
+
+    #[test]
+    fn a_state_dir_that_refuses_writes_is_counted_until_a_cycle_writes_everything() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap();
+        let (book, tally) = (AlertBook::default(), Tally::default());
+        let mut v = StatusView::new(t, "h".into(), "c".into(), Duration::from_secs(1));
+        let full = ["cannot write last_report.json: No space left on device (os error 28)".to_owned()];
+        for i in 0..2 {
+            let rec = record(t + chrono::Duration::seconds(i), true);
+            apply(&mut v, update(&rec, &book, &tally, None, &full));
+        }
+        let p = v.state_dir.clone().unwrap();
+        assert_eq!((p.since, p.cycles, p.dir.as_str()), (t, 2, "/srv/tw/state"));
+        let said = v.health_problems(t + chrono::Duration::seconds(2));
+        assert!(said.iter().any(|s| s.starts_with("state dir not writable") && s.contains("No space left")), "{said:?}");
+        let rec = record(t + chrono::Duration::seconds(2), true);
+        apply(&mut v, update(&rec, &book, &tally, None, &[]));
+        assert!(v.state_dir.is_none() && v.health_problems(t + chrono::Duration::seconds(2)).is_empty());
+    }
+
     #[test]
     fn health_allows_a_cron_schedules_night_gap_but_not_more() {
         let ny = parse_tz("America/New_York").unwrap();
