@@ -97,7 +97,7 @@ fn problems(h: &mut String, v: &StatusView, now: DateTime<Utc>) {
     if problems.is_empty() {
         return;
     }
-    h.push_str("<section class=\"alarm\" id=\"problems\"><h2>The watchdog is not watching</h2><ul>");
+    h.push_str("<section id=\"problems\" class=\"alarm\"><h2>The watchdog is not watching</h2><ul>");
     for p in &problems {
         let _ = write!(h, "<li>{}</li>", esc(p));
     }
