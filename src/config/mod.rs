@@ -765,7 +765,11 @@ fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig> {
     let blind_after = r
         .get_parsed("blind_after", |s| {
             Hold::parse(s).map_err(|e| {
-                if e.contains("0 cycles") { "0 cycles would call every start-up blind: use \"1 cycle\" or more".into() } else { e }
+                if e.contains("0 cycles") {
+                    "0 cycles would call every start-up blind: use \"1 cycle\" or more".into()
+                } else {
+                    e
+                }
             })
         })
         .unwrap_or(defaults.blind_after);

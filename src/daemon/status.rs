@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::act::ActionReport;
 use crate::alert::{AlertBook, Silence};
 use crate::collect::broker::Broker;
-use crate::report::{CycleRecord, Report};
 use crate::model::Outcome;
+use crate::report::{CycleRecord, Report};
 use crate::server::{
     ActionCount, ActionRow, AlertRow, CyclePoint, EndpointCount, SilenceRow, StateDirProblem, StatusView,
 };
@@ -275,7 +275,10 @@ mod tests {
         let p = v.state_dir.clone().unwrap();
         assert_eq!((p.since, p.cycles, p.dir.as_str()), (t, 2, "/srv/tw/state"));
         let said = v.health_problems(t + chrono::Duration::seconds(2));
-        assert!(said.iter().any(|s| s.starts_with("state dir not writable") && s.contains("No space left")), "{said:?}");
+        assert!(
+            said.iter().any(|s| s.starts_with("state dir not writable") && s.contains("No space left")),
+            "{said:?}"
+        );
         let rec = record(t + chrono::Duration::seconds(2), true);
         apply(&mut v, update(&rec, &book, &tally, None, &[]));
         assert!(v.state_dir.is_none() && v.health_problems(t + chrono::Duration::seconds(2)).is_empty());

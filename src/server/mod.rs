@@ -1,7 +1,7 @@
 //! The status server of `tradewarden run`: `/` (the HTML status page), `/api/status` (the last
-//! JSON report plus alert states), `/metrics` (Prometheus text) and `/healthz` (200 while the last
-//! cycle finished within three intervals, else 503). Loopback by default; it serves nothing
-//! secret (the view holds no credentials).
+//! JSON report plus alert states), `/metrics` (Prometheus text) and `/healthz` (200, or 503 with
+//! the reasons: stale, blind for `[server] blind_after`, or the state directory not writable).
+//! Loopback by default; it serves nothing secret (the view holds no credentials).
 
 mod metrics;
 mod page;
@@ -246,7 +246,15 @@ mod tests {
             silenced: false,
             message: "short".into(),
         });
-        v.push_point(CyclePoint { at: t0(), critical: 1, warning: 0, info: 0, failed: false, blind: false, unknown: 0 });
+        v.push_point(CyclePoint {
+            at: t0(),
+            critical: 1,
+            warning: 0,
+            info: 0,
+            failed: false,
+            blind: false,
+            unknown: 0,
+        });
         v.cycles = 1;
         v.last_cycle_at = Some(t0());
         v
@@ -323,7 +331,9 @@ mod tests {
         assert!(html.contains("data-state=\"blind\""), "the badge: {html}");
         assert!(!html.contains(">healthy<") && !html.contains("data-state=\"ok\""), "never healthy");
         assert!(html.contains("The watchdog is not watching") && html.contains("no broker endpoint read"));
-        assert!(html.contains("Unknown rules (1)") && html.contains("broker positions unavailable: connection refused"));
+        assert!(
+            html.contains("Unknown rules (1)") && html.contains("broker positions unavailable: connection refused")
+        );
         assert!(html.contains("rules violated / unknown / ok"));
         assert!(!html.contains("the bot agrees with the broker"), "no all-clear from a blind cycle");
         // Each blind cycle is one full-height bar in the blind colour; none is a short orange bar.

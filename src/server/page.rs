@@ -292,7 +292,9 @@ fn chart(h: &mut String, history: &std::collections::VecDeque<CyclePoint>) {
             );
             continue;
         }
-        for (count, color) in [(p.info, "#90a4ae"), (p.warning, "#f0a020"), (p.critical, "#c62828"), (p.unknown, "#b0bec5")] {
+        for (count, color) in
+            [(p.info, "#90a4ae"), (p.warning, "#f0a020"), (p.critical, "#c62828"), (p.unknown, "#b0bec5")]
+        {
             if count == 0 {
                 continue;
             }

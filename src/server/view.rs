@@ -264,7 +264,8 @@ impl StatusView {
         if !blind {
             return None;
         }
-        let cycles = if self.blind_cycles == 1 { "1 cycle".to_owned() } else { format!("{} cycles", self.blind_cycles) };
+        let cycles =
+            if self.blind_cycles == 1 { "1 cycle".to_owned() } else { format!("{} cycles", self.blind_cycles) };
         Some(format!(
             "no broker endpoint read for {cycles} since {} (blind_after {}): {}",
             since.format("%Y-%m-%d %H:%M:%S UTC"),

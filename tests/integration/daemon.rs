@@ -663,7 +663,7 @@ fn every_broker_call_failing_makes_healthz_503_blind_not_ok() {
     let (dir, config) = setup(&sim.url, &listen, "");
     let state = dir.path().join("state");
     let mut d = Running::start(&config, &[]);
-    d.until("a clean cycle", || cycles(&state).len() >= 1);
+    d.until("a clean cycle", || !cycles(&state).is_empty());
     assert_eq!(http_get(&listen, "/healthz").0, 200);
 
     sim.faults(&json!({"error_rate": 1.0}));
@@ -698,7 +698,11 @@ impl Tmpfs {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("mnt");
         std::fs::create_dir_all(&dir).unwrap();
-        let (code, out, err) = run(std::process::Command::new("mount").args(["-t", "tmpfs", "-o"]).arg(format!("size={size}")).arg("tmpfs").arg(&dir));
+        let (code, out, err) = run(std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size}"))
+            .arg("tmpfs")
+            .arg(&dir));
         assert_eq!(code, 0, "mount tmpfs (needs root, as in CI): {out}{err}");
         Self { dir, _base: base }
     }
@@ -715,7 +719,6 @@ impl Tmpfs {
         }
     }
 }
-
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
@@ -734,10 +737,13 @@ fn a_full_state_dir_is_said_on_stderr_healthz_and_metrics_until_space_returns() 
     let (_dir, config) = setup(&sim.url, &listen, "");
     let state = fs.dir.join("state");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("state_dir = \"state\"", &format!("state_dir = {:?}", state.to_str().unwrap())))
-        .unwrap();
+    std::fs::write(
+        &config,
+        text.replace("state_dir = \"state\"", &format!("state_dir = {:?}", state.to_str().unwrap())),
+    )
+    .unwrap();
     let mut d = Running::start(&config, &[]);
-    d.until("a cycle on the tmpfs", || cycles(&state).len() >= 1);
+    d.until("a cycle on the tmpfs", || !cycles(&state).is_empty());
     assert_eq!(http_get(&listen, "/healthz").0, 200);
 
     fs.fill("filler");
@@ -799,7 +805,7 @@ fn a_flood_of_idle_status_connections_neither_blinds_the_watchdog_nor_blocks_hea
         .spawn()
         .unwrap();
     let mut d = Running { child, log };
-    d.until("a first cycle", || cycles(&state).len() >= 1);
+    d.until("a first cycle", || !cycles(&state).is_empty());
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap();
     let nofile = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_owned();
     assert_eq!(nofile.split_whitespace().collect::<Vec<_>>()[3..5], ["256", "256"], "soft raised to hard: {nofile}");
@@ -810,7 +816,8 @@ fn a_flood_of_idle_status_connections_neither_blinds_the_watchdog_nor_blocks_hea
     let n = cycles(&state).len();
     d.until("three cycles that read the simulator", || {
         let c = cycles(&state);
-        c.len() >= n + 3 && c[n..].iter().all(|r| r["ok"] == true && r["failed_sources"].as_array().is_none_or(Vec::is_empty))
+        c.len() >= n + 3
+            && c[n..].iter().all(|r| r["ok"] == true && r["failed_sources"].as_array().is_none_or(Vec::is_empty))
     });
     let started = Instant::now();
     let (code, body) = http_get(&listen, "/healthz");
