@@ -353,6 +353,21 @@ mod tests {
     }
 
     #[test]
+    fn after_a_cycle_that_could_not_collect_the_page_says_its_report_is_older() {
+        let mut v = view_with_findings();
+        let html = render_page(&v, t0());
+        assert!(!html.contains("id=\"old-report\""), "{html}");
+        v.last_cycle = Some(crate::report::CycleRecord {
+            at: t0(),
+            ok: false,
+            error: Some("snapshot directory unreadable".into()),
+            ..crate::report::CycleRecord::default()
+        });
+        let html = render_page(&v, t0());
+        assert!(html.contains("could not collect (snapshot directory unreadable)"), "{html}");
+    }
+
+    #[test]
     fn the_page_shows_the_reports_reconciliation_table() {
         let html = render_page(&view_with_findings(), t0());
         assert!(html.contains("Broker vs bot"), "{html}");

@@ -174,6 +174,16 @@ fn summary(h: &mut String, v: &StatusView) {
         h.push_str("<p class=\"muted\">waiting for the first cycle</p></div></section>");
         return;
     };
+    // A cycle that could not collect keeps no report: say that what follows is older, rather
+    // than let the last good audit pass for the current one.
+    if let Some(c) = v.last_cycle.as_ref().filter(|c| !c.ok) {
+        let _ = write!(
+            h,
+            "<p class=\"warn\" id=\"old-report\">The last cycle could not collect ({}): what follows is the audit of {}.</p>",
+            esc(c.error.as_deref().unwrap_or("unknown error")),
+            r.audited_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
     let dec = |d: Option<rust_decimal::Decimal>| d.map_or_else(|| "?".to_owned(), |d| format!("${}", d.round_dp(2)));
     match &r.account {
         Some(a) => {
