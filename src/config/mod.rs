@@ -240,6 +240,26 @@ pub struct ActionsConfig {
 pub struct ServerConfig {
     /// Where the status server listens; `None` disables it.
     pub listen: Option<SocketAddr>,
+    /// How long the watchdog may see nothing of the broker (consecutive cycles that read no
+    /// broker endpoint, or could not collect at all) before `/healthz` says 503 `blind`.
+    pub blind_after: Hold,
+    /// How long a client may take to send a request's headers (from the connection's start, or
+    /// the end of its previous request) before the status server closes the connection.
+    pub header_timeout: Duration,
+    /// The most connections the status server keeps open at once; past it, the oldest is closed
+    /// to admit the newest, so idle clients can neither exhaust descriptors nor lock out a probe.
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// `[server] blind_after` by default: two consecutive blind cycles.
+    pub const DEFAULT_BLIND_AFTER: Hold = Hold::Cycles(2);
+    /// `[server] header_timeout` by default.
+    pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `[server] max_connections` by default.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+    /// The largest `max_connections` accepted: each connection holds a descriptor.
+    pub const MAX_CONNECTIONS_LIMIT: usize = 4096;
 }
 
 const TOP_KEYS: [&str; 9] = ["state_dir", "rules", "broker", "bot", "logs", "schedule", "alerts", "actions", "server"];
@@ -723,7 +743,13 @@ fn read_actions(r: Option<TableReader<'_, '_>>) -> ActionsConfig {
 
 fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig> {
     let default: SocketAddr = "127.0.0.1:9464".parse().expect("valid address");
-    let Some(mut r) = r else { return Some(ServerConfig { listen: Some(default) }) };
+    let defaults = ServerConfig {
+        listen: Some(default),
+        blind_after: ServerConfig::DEFAULT_BLIND_AFTER,
+        header_timeout: ServerConfig::DEFAULT_HEADER_TIMEOUT,
+        max_connections: ServerConfig::DEFAULT_MAX_CONNECTIONS,
+    };
+    let Some(mut r) = r else { return Some(defaults) };
     let listen = match r.raw("listen") {
         None => Some(Some(default)),
         Some(_) => r.get_parsed("listen", |s| {
@@ -736,6 +762,40 @@ fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig> {
             }
         }),
     };
-    r.finish(&["listen"]);
-    listen.map(|listen| ServerConfig { listen })
+    let blind_after = r
+        .get_parsed("blind_after", |s| {
+            Hold::parse(s).map_err(|e| {
+                if e.contains("0 cycles") {
+                    "0 cycles would call every start-up blind: use \"1 cycle\" or more".into()
+                } else {
+                    e
+                }
+            })
+        })
+        .unwrap_or(defaults.blind_after);
+    if matches!(blind_after, Hold::Duration(d) if d.is_zero()) {
+        r.problem_key("blind_after", "`blind_after` in [server] cannot be 0s: use \"1 cycle\" or more".to_owned());
+    }
+    let header_timeout = r.duration("header_timeout").unwrap_or(defaults.header_timeout);
+    if header_timeout.is_zero() {
+        r.problem_key("header_timeout", "`header_timeout` in [server] cannot be 0s".to_owned());
+    }
+    let max_connections = match r.get::<i64>("max_connections") {
+        None => defaults.max_connections,
+        Some(n) => match usize::try_from(n) {
+            Ok(n) if (1..=ServerConfig::MAX_CONNECTIONS_LIMIT).contains(&n) => n,
+            _ => {
+                r.problem_key(
+                    "max_connections",
+                    format!(
+                        "`max_connections` in [server] must be between 1 and {}, not {n}",
+                        ServerConfig::MAX_CONNECTIONS_LIMIT
+                    ),
+                );
+                defaults.max_connections
+            }
+        },
+    };
+    r.finish(&["listen", "blind_after", "header_timeout", "max_connections"]);
+    listen.map(|listen| ServerConfig { listen, blind_after, header_timeout, max_connections })
 }

@@ -74,6 +74,8 @@ struct Audited {
     silences: Vec<Silence>,
     /// No broker endpoint could be read: the audit ran, but saw nothing of the account.
     blind: bool,
+    /// State files this part of the cycle could not write (the outbox, `alerts.json`).
+    write_errors: Vec<String>,
 }
 
 impl Daemon {
@@ -96,9 +98,23 @@ impl Daemon {
         if let Some(r) = &mut report {
             r.cycle = Some(rec.clone());
         }
-        self.write_files(&mut rec, report.as_ref());
+        let mut write_errors = audited.as_ref().map(|a| a.write_errors.clone()).unwrap_or_default();
+        write_errors.extend(self.write_files(&mut rec, report.as_ref()));
         log_cycle(&rec);
+        self.say_state_dir(&write_errors);
 
+        let blind = match &audited {
+            None => Some(format!("the cycle could not collect: {}", rec.error.as_deref().unwrap_or("unknown error"))),
+            Some(a) if a.blind => Some(
+                a.report
+                    .sources
+                    .iter()
+                    .find(|s| s.name == "broker")
+                    .and_then(|s| s.error.clone())
+                    .unwrap_or_else(|| "every broker endpoint failed".to_owned()),
+            ),
+            Some(_) => None,
+        };
         let finished = self.clock.now();
         let update = CycleUpdate {
             record: &rec,
@@ -109,6 +125,9 @@ impl Daemon {
             broker: status::broker_counts(&self.broker),
             finished,
             interval: status::health_interval(&self.cfg.schedule, finished),
+            blind,
+            state_dir: &self.cfg.state_dir,
+            write_errors: &write_errors,
         };
         self.shared.update(|v| status::apply(v, update));
 
@@ -169,6 +188,7 @@ impl Daemon {
         // Enqueue before saving the book that records the notices as sent: a crash in between
         // re-sends (the same alert, a new message) rather than losing a notice. If the message
         // cannot be queued, the new book is not adopted, so the next cycle owes it again.
+        let mut write_errors = Vec::new();
         let adopt = match self.enqueue(&notes, &actions, &snap, start) {
             Ok(id) => {
                 rec.email.queued = id;
@@ -176,6 +196,7 @@ impl Daemon {
             }
             Err(e) => {
                 tracing::error!(error = %e, "Cannot queue this cycle's email; its notices stay owed.");
+                write_errors.push(e.clone());
                 rec.problems.push(e);
                 false
             }
@@ -183,13 +204,14 @@ impl Daemon {
         if adopt {
             if let Err(e) = book.save(&self.cfg.state_dir) {
                 tracing::error!(error = %e, "Cannot save the alert state.");
+                write_errors.push(e.to_string());
                 rec.problems.push(e.to_string());
             }
             self.book = book;
             rec.notifications = notification_counts(&notes);
         }
         rec.alerts = alert_counts(&self.book);
-        Some(Audited { report, silences, blind: snap.broker.all_failed() })
+        Some(Audited { report, silences, blind: snap.broker.all_failed(), write_errors })
     }
 
     /// Renders the notifications into one message and queues it; its Message-ID.
@@ -212,19 +234,50 @@ impl Daemon {
         Ok(Some(msg.message_id))
     }
 
-    /// Appends the record to `audits.jsonl` and writes `last_report.json`.
-    fn write_files(&self, rec: &mut CycleRecord, report: Option<&Report>) {
+    /// Appends the record to `audits.jsonl` and writes `last_report.json`; what failed.
+    fn write_files(&self, rec: &mut CycleRecord, report: Option<&Report>) -> Vec<String> {
         let dir = &self.cfg.state_dir;
+        let mut failed = Vec::new();
         if let Err(e) = journal::append(dir, rec, self.audits_cap) {
             let p = format!("cannot append to `{}`: {e}", dir.join(journal::FILE).display());
             tracing::error!(problem = %p, "Audit history not written.");
+            failed.push(p.clone());
             rec.problems.push(p);
         }
         if let Some(r) = report
             && let Err(e) = write_atomic(&dir.join(LAST_REPORT), (r.to_json() + "\n").as_bytes())
         {
             tracing::error!(error = %e, "Cannot write the last report.");
+            failed.push(e.to_string());
             rec.problems.push(e.to_string());
+        }
+        failed
+    }
+
+    /// Says loudly that the state directory refuses writes: one ERROR line on stderr for every
+    /// cycle while it lasts, and one line when a cycle writes everything again. (The view, so
+    /// `/healthz` and `/metrics`, gets the same facts from `status::apply`.)
+    fn say_state_dir(&self, write_errors: &[String]) {
+        let before = self.shared.view.read().unwrap_or_else(std::sync::PoisonError::into_inner).state_dir.clone();
+        let dir = self.cfg.state_dir.display();
+        match (before, write_errors.is_empty()) {
+            (before, false) => {
+                let cycles = before.map_or(0, |p| p.cycles).saturating_add(1);
+                tracing::error!(
+                    state_dir = %dir,
+                    cycles,
+                    errors = %write_errors.join("; "),
+                    "STATE DIRECTORY NOT WRITABLE: this cycle's state files were not saved; /healthz answers 503 until they are."
+                );
+            }
+            (Some(p), true) => {
+                tracing::warn!(
+                    state_dir = %dir,
+                    after_cycles = p.cycles,
+                    "State directory writable again: this cycle saved its state files."
+                );
+            }
+            (None, true) => {}
         }
     }
 

@@ -1,12 +1,14 @@
 //! `tradewarden run`: the watchdog that runs for months beside a bot.
 //!
 //! Start-up, in order (any failure here exits 2 with one clear sentence, before anything runs):
+//! 0. the soft open-file limit is raised to the hard limit (`raise_nofile_limit`);
 //! 1. SIGTERM/SIGINT handlers (`signals`), so a stop during start-up is not lost;
 //! 2. the single-instance lock on the state directory (`StateLock`): a second instance exits 2
 //!    naming the holder's pid;
 //! 3. the broker, the email transport (credentials from the environment, never logged) and the
 //!    heartbeat client;
-//! 4. the status server when `[server] listen` is set (a bind failure exits 2);
+//! 4. the status server when `[server] listen` is set (a bind failure exits 2), with its
+//!    header-read timeout and a connection cap that leaves descriptors for the watchdog;
 //! 5. state: temp files of writes a killed tradewarden left unfinished are removed (in the state
 //!    directory, the outbox, the backups, and beside the bot's files: `state::sweep_temp_files`;
 //!    the files they were for are intact), `alerts.json` is loaded (a corrupt file is moved
@@ -121,6 +123,42 @@ fn sweep_dirs(cfg: &Config) -> Vec<std::path::PathBuf> {
     dirs
 }
 
+/// Descriptors kept free for the watchdog's own work (broker sockets, bot files, logs, the
+/// state directory, SMTP) however many status connections are open.
+pub const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: a watchdog that runs out of descriptors
+/// is blind (it cannot open a socket to the broker nor a log file), and the soft limit systemd
+/// or a shell hands out (often 1024) is a convention, not what the system allows. Returns the
+/// soft limit in force afterwards (`None`: unlimited).
+fn raise_nofile_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    // An unlimited hard limit cannot be the soft one (Linux caps it at fs.nr_open): keep it.
+    if let Some(hard) = before.maximum
+        && before.current.is_some_and(|soft| soft < hard)
+    {
+        match setrlimit(Resource::Nofile, Rlimit { current: Some(hard), maximum: Some(hard) }) {
+            Ok(()) => tracing::info!(from = before.current, to = hard, "Raised the open-file limit to the hard limit."),
+            Err(e) => tracing::warn!(error = %e, soft = before.current, hard, "Cannot raise the open-file limit."),
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// The status server's connection cap: `[server] max_connections`, but never more than the
+/// descriptors left after [`RESERVED_DESCRIPTORS`] (at least one, so the server still answers).
+#[must_use]
+pub fn connection_cap(configured: usize, nofile: Option<u64>) -> usize {
+    match nofile {
+        None => configured,
+        Some(n) => {
+            let spare = usize::try_from(n.saturating_sub(RESERVED_DESCRIPTORS)).unwrap_or(usize::MAX);
+            configured.min(spare).max(1)
+        }
+    }
+}
+
 fn fail(message: impl std::fmt::Display) -> u8 {
     eprintln!("error: {message}");
     exit::ERROR
@@ -129,6 +167,7 @@ fn fail(message: impl std::fmt::Display) -> u8 {
 /// Runs the daemon until `max_cycles` cycles ran or a stop signal; the exit code (0, or 2 when
 /// it could not start).
 pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
+    let nofile = raise_nofile_limit();
     let mut shutdown = match signals::install() {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
@@ -158,8 +197,9 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         Err(e) => return fail(e),
     };
     let host = host_name();
-    let view =
+    let mut view =
         StatusView::new(now, host.clone(), cfg.path.display().to_string(), status::health_interval(&cfg.schedule, now));
+    view.blind_after = cfg.server.blind_after;
     let shared = Arc::new(Shared { view: RwLock::new(view), clock: clock.clone() });
 
     let mut server = None;
@@ -170,10 +210,19 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         };
         let bound = listener.local_addr().unwrap_or(addr);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(crate::server::serve(listener, shared.clone(), async move {
+        let limits = crate::server::Limits {
+            header_timeout: cfg.server.header_timeout,
+            max_connections: connection_cap(cfg.server.max_connections, nofile),
+        };
+        let task = tokio::spawn(crate::server::serve(listener, shared.clone(), limits, async move {
             let _ = stopped.await;
         }));
-        tracing::info!(url = %format!("http://{bound}/"), "Status server listening.");
+        tracing::info!(
+            url = %format!("http://{bound}/"),
+            max_connections = limits.max_connections,
+            open_file_limit = nofile,
+            "Status server listening."
+        );
         server = Some((stop, task));
     }
 
@@ -249,6 +298,14 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connection_cap_leaves_descriptors_for_the_watchdog() {
+        assert_eq!(connection_cap(64, Some(1024)), 64);
+        assert_eq!(connection_cap(64, Some(100)), 36, "100 descriptors, 64 reserved");
+        assert_eq!(connection_cap(64, Some(10)), 1, "the server still answers one probe");
+        assert_eq!(connection_cap(64, None), 64);
+    }
 
     #[test]
     fn the_sweep_covers_the_folder_a_bot_file_links_to_inside_the_root_only() {

@@ -8,8 +8,11 @@ use chrono::{DateTime, Utc};
 use crate::act::ActionReport;
 use crate::alert::{AlertBook, Silence};
 use crate::collect::broker::Broker;
+use crate::model::Outcome;
 use crate::report::{CycleRecord, Report};
-use crate::server::{ActionCount, ActionRow, AlertRow, CyclePoint, EndpointCount, SilenceRow, StatusView};
+use crate::server::{
+    ActionCount, ActionRow, AlertRow, CyclePoint, EndpointCount, SilenceRow, StateDirProblem, StatusView,
+};
 
 /// How many recent actions the view keeps.
 pub const RECENT_ACTIONS: usize = 50;
@@ -117,6 +120,13 @@ pub struct CycleUpdate<'a> {
     pub finished: DateTime<Utc>,
     /// The interval `/healthz` measures against from now on (see `health_interval`).
     pub interval: std::time::Duration,
+    /// `Some(why)` when the cycle saw nothing of the broker: it could not collect, or no
+    /// broker endpoint answered.
+    pub blind: Option<String>,
+    /// The state directory.
+    pub state_dir: &'a std::path::Path,
+    /// The state files this cycle could not write (empty when it wrote them all).
+    pub write_errors: &'a [String],
 }
 
 /// The interval `/healthz` allows (three of them) after a cycle that finished at `finished`:
@@ -156,13 +166,43 @@ pub fn apply(v: &mut StatusView, u: CycleUpdate<'_>) {
         .map(|((action, result), n)| ActionCount { action: action.clone(), result: result.clone(), count: *n })
         .collect();
     let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+    // A failed cycle keeps no report: its rules are all unknown as far as the chart goes.
+    let unknown = match u.report {
+        Some(rep) => rep.rules.iter().filter(|o| o.outcome == Outcome::Unknown).count(),
+        None => v.report.as_ref().map_or(0, |rep| rep.rules.len()),
+    };
     v.push_point(CyclePoint {
         at: r.at,
         critical: n(r.summary.critical),
         warning: n(r.summary.warning),
         info: n(r.summary.info),
         failed: !r.ok,
+        blind: u.blind.is_some(),
+        unknown: n(unknown),
     });
+    match u.blind {
+        Some(why) => {
+            v.blind_cycles = v.blind_cycles.saturating_add(1);
+            v.blind_since.get_or_insert(r.at);
+            v.blind_detail = Some(why);
+        }
+        None => {
+            v.blind_cycles = 0;
+            v.blind_since = None;
+            v.blind_detail = None;
+        }
+    }
+    v.state_dir = if u.write_errors.is_empty() {
+        None
+    } else {
+        let (since, cycles) = v.state_dir.as_ref().map_or((r.at, 0), |p| (p.since, p.cycles));
+        Some(StateDirProblem {
+            dir: u.state_dir.display().to_string(),
+            since,
+            cycles: cycles.saturating_add(1),
+            errors: u.write_errors.to_vec(),
+        })
+    };
     v.broker = u.broker;
     v.outbox_depth = r.email.outbox;
     v.last_cycle = Some(r.clone());
@@ -177,6 +217,72 @@ mod tests {
     use super::*;
     use crate::config::Schedule;
     use crate::config::schedule::{parse_cron, parse_tz};
+
+    fn record(at: DateTime<Utc>, ok: bool) -> CycleRecord {
+        CycleRecord { at, ok, ..CycleRecord::default() }
+    }
+
+    fn update<'a>(
+        rec: &'a CycleRecord,
+        book: &'a AlertBook,
+        tally: &'a Tally,
+        blind: Option<&str>,
+        write_errors: &'a [String],
+    ) -> CycleUpdate<'a> {
+        CycleUpdate {
+            record: rec,
+            report: None,
+            book,
+            silences: None,
+            tally,
+            broker: Vec::new(),
+            finished: rec.at,
+            interval: Duration::from_secs(1),
+            blind: blind.map(str::to_owned),
+            state_dir: std::path::Path::new("/srv/tw/state"),
+            write_errors,
+        }
+    }
+
+    #[test]
+    fn blind_cycles_count_up_from_the_first_and_reset_on_a_seeing_cycle() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap();
+        let (book, tally) = (AlertBook::default(), Tally::default());
+        let mut v = StatusView::new(t, "h".into(), "c".into(), Duration::from_secs(1));
+        for i in 0..3 {
+            let rec = record(t + chrono::Duration::seconds(i), true);
+            apply(&mut v, update(&rec, &book, &tally, Some("broker:account: connection refused"), &[]));
+        }
+        assert_eq!((v.blind_cycles, v.blind_since), (3, Some(t)));
+        assert!(v.history.iter().all(|p| p.blind));
+        assert!(v.blind(t + chrono::Duration::seconds(3)).unwrap().contains("connection refused"));
+        let rec = record(t + chrono::Duration::seconds(3), true);
+        apply(&mut v, update(&rec, &book, &tally, None, &[]));
+        assert_eq!((v.blind_cycles, v.blind_since), (0, None));
+        assert!(v.blind(t + chrono::Duration::seconds(4)).is_none());
+    }
+
+    #[test]
+    fn a_state_dir_that_refuses_writes_is_counted_until_a_cycle_writes_everything() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap();
+        let (book, tally) = (AlertBook::default(), Tally::default());
+        let mut v = StatusView::new(t, "h".into(), "c".into(), Duration::from_secs(1));
+        let full = ["cannot write last_report.json: No space left on device (os error 28)".to_owned()];
+        for i in 0..2 {
+            let rec = record(t + chrono::Duration::seconds(i), true);
+            apply(&mut v, update(&rec, &book, &tally, None, &full));
+        }
+        let p = v.state_dir.clone().unwrap();
+        assert_eq!((p.since, p.cycles, p.dir.as_str()), (t, 2, "/srv/tw/state"));
+        let said = v.health_problems(t + chrono::Duration::seconds(2));
+        assert!(
+            said.iter().any(|s| s.starts_with("state dir not writable") && s.contains("No space left")),
+            "{said:?}"
+        );
+        let rec = record(t + chrono::Duration::seconds(2), true);
+        apply(&mut v, update(&rec, &book, &tally, None, &[]));
+        assert!(v.state_dir.is_none() && v.health_problems(t + chrono::Duration::seconds(2)).is_empty());
+    }
 
     #[test]
     fn health_allows_a_cron_schedules_night_gap_but_not_more() {

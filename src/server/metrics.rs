@@ -25,6 +25,27 @@ pub fn render_metrics(v: &StatusView, now: DateTime<Utc>) -> String {
     let mut o = String::with_capacity(4096);
     family(&mut o, "tradewarden_up", "gauge", "1 while the last cycle finished within three intervals.");
     let _ = writeln!(o, "tradewarden_up {}", u8::from(v.healthy(now)));
+    family(
+        &mut o,
+        "tradewarden_blind",
+        "gauge",
+        "1 while the watchdog has read no broker endpoint for [server] blind_after.",
+    );
+    let _ = writeln!(o, "tradewarden_blind {}", u8::from(v.blind(now).is_some()));
+    family(
+        &mut o,
+        "tradewarden_blind_cycles",
+        "gauge",
+        "Consecutive cycles, up to the last, that read no broker endpoint.",
+    );
+    let _ = writeln!(o, "tradewarden_blind_cycles {}", v.blind_cycles);
+    family(
+        &mut o,
+        "tradewarden_state_dir_unwritable",
+        "gauge",
+        "1 while cycles cannot write their state files (alerts.json, last_report.json, audits.jsonl, outbox).",
+    );
+    let _ = writeln!(o, "tradewarden_state_dir_unwritable {}", u8::from(v.state_dir.is_some()));
     family(&mut o, "tradewarden_cycles_total", "counter", "Cycles run since start.");
     let _ = writeln!(o, "tradewarden_cycles_total {}", v.cycles);
     family(&mut o, "tradewarden_cycle_duration_seconds", "gauge", "Duration of the last cycle.");

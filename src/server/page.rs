@@ -6,7 +6,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 
 use super::view::{CyclePoint, StatusView};
-use crate::model::Severity;
+use crate::model::{Outcome, Severity};
 
 /// Escapes text for HTML (the same escaping the alert email uses).
 #[must_use]
@@ -35,7 +35,7 @@ fn sev_class(s: Severity) -> &'static str {
 }
 
 const STYLE: &str = r"
-:root{--bg:#f6f7f9;--fg:#1d232b;--muted:#5b6673;--card:#fff;--line:#dde2e8;--crit:#c62828;--warn:#b26a00;--info:#546e7a;--ok:#2e7d32}
+:root{--bg:#f6f7f9;--fg:#1d232b;--muted:#5b6673;--card:#fff;--line:#dde2e8;--crit:#c62828;--warn:#b26a00;--info:#546e7a;--ok:#2e7d32;--blind:#4a148c}
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:var(--bg);color:var(--fg)}
 header{background:#1d232b;color:#fff;padding:12px 16px}header h1{margin:0;font-size:18px}header .meta{color:#c8d0d9;font-size:13px}
 main{padding:12px;max-width:1100px;margin:0 auto}section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;margin:0 0 12px}
@@ -43,7 +43,9 @@ h2{font-size:15px;margin:0 0 8px}.grid{display:flex;flex-wrap:wrap;gap:8px}.kv{m
 .chip{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;margin:2px;border:1px solid var(--line)}.chip.ok{color:var(--ok)}.chip.bad{color:#fff;background:var(--crit);border-color:var(--crit)}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:5px 6px;border-bottom:1px solid var(--line);vertical-align:top}th{color:var(--muted);font-weight:600}
 .sev{font-weight:700;text-transform:uppercase;font-size:11px}.crit{color:var(--crit)}.warn{color:var(--warn)}.info{color:var(--info)}
-.badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;color:#fff}.badge.up{background:var(--ok)}.badge.down{background:var(--crit)}
+.badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;color:#fff}.badge.up,.badge.ok{background:var(--ok)}.badge.down,.badge.violated,.badge.stale{background:var(--crit)}
+.badge.blind{background:var(--blind)}.badge.unknown{background:var(--warn)}.badge.starting{background:var(--info)}
+.alarm{border-color:var(--crit);background:#fdecea}.alarm li{margin:2px 0}
 .muted{color:var(--muted)}svg{width:100%;height:auto;display:block}
 @media (max-width:600px){body{font-size:14px}.kv{min-width:45%}td,th{padding:4px}}
 ";
@@ -59,11 +61,10 @@ pub fn render_page(v: &StatusView, now: DateTime<Utc>) -> String {
          <meta http-equiv=\"refresh\" content=\"10\"><title>tradewarden · {host}</title><style>{STYLE}</style></head><body>",
         host = esc(&v.host)
     );
-    let health = if v.healthy(now) {
-        "<span class=\"badge up\">healthy</span>"
-    } else {
-        "<span class=\"badge down\">stale</span>"
-    };
+    // The worst state, never "healthy" merely because cycles run: a blind watchdog and a rule
+    // it cannot evaluate say so.
+    let state = v.overall(now).as_str();
+    let health = format!("<span class=\"badge {state}\" id=\"state\" data-state=\"{state}\">{state}</span>");
     let last = v.last_cycle_at.map_or_else(|| "no cycle yet".to_owned(), |t| format!("last cycle {}", ago(t, now)));
     let _ = write!(
         h,
@@ -73,8 +74,11 @@ pub fn render_page(v: &StatusView, now: DateTime<Utc>) -> String {
         cycles = v.cycles,
         cfg = esc(&v.config_path)
     );
+    problems(&mut h, v, now);
     summary(&mut h, v);
     findings(&mut h, v, now);
+    unknown_rules(&mut h, v);
+    reconciliation(&mut h, v);
     chart(&mut h, &v.history);
     alerts(&mut h, v, now);
     silences(&mut h, v, now);
@@ -87,12 +91,99 @@ pub fn render_page(v: &StatusView, now: DateTime<Utc>) -> String {
     h
 }
 
+/// What makes `/healthz` answer 503 (stale, blind, state directory not writable), at the top.
+fn problems(h: &mut String, v: &StatusView, now: DateTime<Utc>) {
+    let problems = v.health_problems(now);
+    if problems.is_empty() {
+        return;
+    }
+    h.push_str("<section id=\"problems\" class=\"alarm\"><h2>The watchdog is not watching</h2><ul>");
+    for p in &problems {
+        let _ = write!(h, "<li>{}</li>", esc(p));
+    }
+    h.push_str("</ul></section>");
+}
+
+/// Rules whose outcome is unknown, each with why (an input unavailable or malformed).
+fn unknown_rules(h: &mut String, v: &StatusView) {
+    let Some(r) = &v.report else { return };
+    let unknown: Vec<_> = r.rules.iter().filter(|o| o.outcome == Outcome::Unknown).collect();
+    if unknown.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<section id=\"unknown-rules\"><h2>Unknown rules ({})</h2><p class=\"muted\">Not evaluated: their answer is unknown, never ok.</p>\
+         <div class=\"scroll\"><table><tr><th>rule</th><th>check</th><th>why</th></tr>",
+        unknown.len()
+    );
+    for o in unknown {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&o.id),
+            esc(&o.check),
+            esc(o.reason.as_deref().unwrap_or("an input is unavailable"))
+        );
+    }
+    h.push_str("</table></div></section>");
+}
+
+/// The broker-vs-bot table of the text report (`report.reconciliation`), same columns.
+fn reconciliation(h: &mut String, v: &StatusView) {
+    let Some(r) = &v.report else { return };
+    h.push_str("<section id=\"reconciliation\"><h2>Broker vs bot</h2>");
+    if r.reconciliation.is_empty() {
+        h.push_str("<p class=\"muted\">no position on either side</p></section>");
+        return;
+    }
+    h.push_str("<div class=\"scroll\"><table><tr><th>symbol</th><th>broker qty</th><th>bot qty</th><th>metadata</th><th>status</th></tr>");
+    // Unknown is not absent: a side that could not be read shows `?`, as the status says.
+    let qty = |q: Option<rust_decimal::Decimal>, unknown: bool| match q {
+        Some(q) => q.to_string(),
+        None if unknown => "?".to_owned(),
+        None => "-".to_owned(),
+    };
+    for row in &r.reconciliation {
+        let unknown = row.status == "unknown";
+        let class = match row.status.as_str() {
+            "ok" => "",
+            "unknown" => "warn",
+            _ => "crit",
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td></tr>",
+            esc(&row.symbol),
+            qty(row.broker_qty, unknown),
+            qty(row.bot_qty, unknown),
+            match row.metadata {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+            esc(&row.status)
+        );
+    }
+    h.push_str("</table></div></section>");
+}
+
 fn summary(h: &mut String, v: &StatusView) {
     h.push_str("<section><h2>Account and market</h2><div class=\"grid\">");
     let Some(r) = &v.report else {
         h.push_str("<p class=\"muted\">waiting for the first cycle</p></div></section>");
         return;
     };
+    // A cycle that could not collect keeps no report: say that what follows is older, rather
+    // than let the last good audit pass for the current one.
+    if let Some(c) = v.last_cycle.as_ref().filter(|c| !c.ok) {
+        let _ = write!(
+            h,
+            "<p class=\"warn\" id=\"old-report\">The last cycle could not collect ({}): what follows is the audit of {}.</p>",
+            esc(c.error.as_deref().unwrap_or("unknown error")),
+            r.audited_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
     let dec = |d: Option<rust_decimal::Decimal>| d.map_or_else(|| "?".to_owned(), |d| format!("${}", d.round_dp(2)));
     match &r.account {
         Some(a) => {
@@ -114,10 +205,17 @@ fn summary(h: &mut String, v: &StatusView) {
         None => "unknown",
     };
     let s = r.summary;
+    let count = |o: Outcome| r.rules.iter().filter(|x| x.outcome == o).count();
     let _ = write!(
         h,
-        "<div class=\"kv\"><b>{market}</b><span>market</span></div><div class=\"kv\"><b><span class=\"crit\">{}</span> / <span class=\"warn\">{}</span> / <span class=\"info\">{}</span></b><span>critical / warning / info</span></div></div>",
-        s.critical, s.warning, s.info
+        "<div class=\"kv\"><b>{market}</b><span>market</span></div><div class=\"kv\"><b><span class=\"crit\">{}</span> / <span class=\"warn\">{}</span> / <span class=\"info\">{}</span></b><span>critical / warning / info</span></div>\
+         <div class=\"kv\" id=\"rule-counts\"><b><span class=\"crit\">{}</span> / <span class=\"warn\">{}</span> / <span class=\"ok\">{}</span></b><span>rules violated / unknown / ok</span></div></div>",
+        s.critical,
+        s.warning,
+        s.info,
+        count(Outcome::Violated),
+        count(Outcome::Unknown),
+        count(Outcome::Ok)
     );
     h.push_str("<div style=\"margin-top:8px\">");
     for src in &r.sources {
@@ -136,7 +234,16 @@ fn findings(h: &mut String, v: &StatusView, now: DateTime<Utc>) {
         return;
     };
     if r.findings.is_empty() {
-        h.push_str("<p class=\"ok\">No findings: the bot agrees with the broker.</p></section>");
+        let unknown = r.rules.iter().filter(|o| o.outcome == Outcome::Unknown).count();
+        if unknown > 0 || v.blind_cycles > 0 {
+            let _ = write!(
+                h,
+                "<p class=\"warn\">No findings, but {unknown} rule{} could not be evaluated: unknown is not ok.</p></section>",
+                if unknown == 1 { "" } else { "s" }
+            );
+        } else {
+            h.push_str("<p class=\"ok\">No findings: the bot agrees with the broker.</p></section>");
+        }
         return;
     }
     let mut rows: Vec<_> = r.findings.iter().collect();
@@ -170,7 +277,7 @@ fn chart(h: &mut String, history: &std::collections::VecDeque<CyclePoint>) {
         return;
     }
     let (w, ht, pad) = (720.0_f64, 140.0_f64, 18.0_f64);
-    let max = history.iter().map(|p| p.critical + p.warning + p.info).max().unwrap_or(0).max(1);
+    let max = history.iter().map(|p| p.critical + p.warning + p.info + p.unknown).max().unwrap_or(0).max(1);
     let n = history.len() as f64;
     // Bars at most 12 px wide, newest on the right, so a young daemon's chart grows leftwards.
     let bw = (w / n).clamp(1.0, 12.0);
@@ -183,14 +290,21 @@ fn chart(h: &mut String, history: &std::collections::VecDeque<CyclePoint>) {
     for (i, p) in history.iter().enumerate() {
         let x = x0 + i as f64 * bw;
         let mut y = ht - pad;
-        if p.failed {
+        // A blind cycle saw nothing, so its (few) findings are no measure of anything: it is
+        // drawn full height in its own colour, never as a shorter, "better" bar.
+        if p.blind || p.failed {
+            let what = if p.failed { "cycle failed (blind)" } else { "blind: no broker endpoint read" };
             let _ = write!(
                 h,
-                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"4\" fill=\"#6a1b9a\"><title>cycle failed</title></rect>",
-                ht - pad
+                "<rect class=\"blind\" x=\"{x:.1}\" y=\"{pad:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"#4a148c\"><title>{} UTC: {what}</title></rect>",
+                ht - pad * 2.0,
+                p.at.format("%H:%M:%S")
             );
+            continue;
         }
-        for (count, color) in [(p.info, "#90a4ae"), (p.warning, "#f0a020"), (p.critical, "#c62828")] {
+        for (count, color) in
+            [(p.info, "#90a4ae"), (p.warning, "#f0a020"), (p.critical, "#c62828"), (p.unknown, "#b0bec5")]
+        {
             if count == 0 {
                 continue;
             }
@@ -198,11 +312,12 @@ fn chart(h: &mut String, history: &std::collections::VecDeque<CyclePoint>) {
             y -= hgt;
             let _ = write!(
                 h,
-                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw:.1}\" height=\"{hgt:.1}\" fill=\"{color}\"><title>{} UTC: {} critical, {} warning, {} info</title></rect>",
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw:.1}\" height=\"{hgt:.1}\" fill=\"{color}\"><title>{} UTC: {} critical, {} warning, {} info, {} rules unknown</title></rect>",
                 p.at.format("%H:%M:%S"),
                 p.critical,
                 p.warning,
-                p.info
+                p.info,
+                p.unknown
             );
         }
     }
@@ -215,7 +330,7 @@ fn chart(h: &mut String, history: &std::collections::VecDeque<CyclePoint>) {
         ly = ht - 4.0,
         rx = w - 2.0
     );
-    h.push_str("<p class=\"muted\"><span class=\"crit\">■</span> critical <span class=\"warn\">■</span> warning <span class=\"info\">■</span> info</p></section>");
+    h.push_str("<p class=\"muted\"><span class=\"crit\">■</span> critical <span class=\"warn\">■</span> warning <span class=\"info\">■</span> info <span style=\"color:#b0bec5\">■</span> rules unknown <span style=\"color:#4a148c\">■</span> blind</p></section>");
 }
 
 fn alerts(h: &mut String, v: &StatusView, now: DateTime<Utc>) {

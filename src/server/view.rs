@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::Severity;
+use crate::config::Hold;
+use crate::model::{Outcome, Severity};
 use crate::report::{CycleRecord, Report};
 
 /// How many cycle points the findings chart keeps.
@@ -77,6 +78,11 @@ pub struct CyclePoint {
     pub info: u32,
     /// The cycle could not collect or evaluate.
     pub failed: bool,
+    /// The cycle read no broker endpoint (or could not collect): its zero findings mean "saw
+    /// nothing", never "all clear", so the chart draws it as blind, not as a short bar.
+    pub blind: bool,
+    /// Rules whose outcome was unknown in this cycle.
+    pub unknown: u32,
 }
 
 /// Requests and errors for one broker endpoint.
@@ -139,6 +145,62 @@ pub struct StatusView {
     pub action_counts: Vec<ActionCount>,
     /// What the last cycle did (also when its audit failed): counts, email delivery, problems.
     pub last_cycle: Option<CycleRecord>,
+    /// `[server] blind_after`: how long the watchdog may see nothing before it says so.
+    pub blind_after: Hold,
+    /// Consecutive cycles up to the last that read no broker endpoint (or could not collect).
+    pub blind_cycles: u32,
+    /// When the current run of blind cycles began.
+    pub blind_since: Option<DateTime<Utc>>,
+    /// Why the last blind cycle saw nothing.
+    pub blind_detail: Option<String>,
+    /// Set while cycles cannot write their state files; `None` once a cycle wrote them all.
+    pub state_dir: Option<StateDirProblem>,
+}
+
+/// The state directory refused a cycle's writes (full disk, read-only mount, permissions).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateDirProblem {
+    /// The state directory.
+    pub dir: String,
+    /// The first cycle whose writes failed, in the current run of such cycles.
+    pub since: DateTime<Utc>,
+    /// Consecutive cycles whose writes failed.
+    pub cycles: u32,
+    /// What failed in the last cycle, one sentence per file.
+    pub errors: Vec<String>,
+}
+
+/// The worst state the status page's badge shows, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overall {
+    /// A rule is violated.
+    Violated,
+    /// The watchdog has seen nothing of the broker for `blind_after`.
+    Blind,
+    /// No cycle finished within three intervals: what is shown is old.
+    Stale,
+    /// A rule's outcome is unknown (an input is unavailable).
+    Unknown,
+    /// No cycle has finished yet.
+    Starting,
+    /// Every rule held.
+    Ok,
+}
+
+impl Overall {
+    /// The badge's word.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Violated => "violated",
+            Self::Blind => "blind",
+            Self::Stale => "stale",
+            Self::Unknown => "unknown",
+            Self::Starting => "starting",
+            Self::Ok => "ok",
+        }
+    }
 }
 
 impl StatusView {
@@ -163,6 +225,11 @@ impl StatusView {
             outbox_depth: 0,
             action_counts: Vec::new(),
             last_cycle: None,
+            blind_after: crate::config::ServerConfig::DEFAULT_BLIND_AFTER,
+            blind_cycles: 0,
+            blind_since: None,
+            blind_detail: None,
+            state_dir: None,
         }
     }
 
@@ -181,5 +248,89 @@ impl StatusView {
         let reference = self.last_cycle_at.unwrap_or(self.started_at);
         let limit = chrono::Duration::from_std(self.interval * 3).unwrap_or(chrono::Duration::MAX);
         now - reference <= limit
+    }
+
+    /// Why the watchdog is blind, when it has seen nothing of the broker for `blind_after`
+    /// (that many consecutive cycles, or that long since the first of them).
+    #[must_use]
+    pub fn blind(&self, now: DateTime<Utc>) -> Option<String> {
+        let since = self.blind_since?;
+        let blind = match self.blind_after {
+            Hold::Cycles(n) => self.blind_cycles >= n,
+            Hold::Duration(d) => {
+                self.blind_cycles > 0 && now - since >= chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+            }
+        };
+        if !blind {
+            return None;
+        }
+        let cycles =
+            if self.blind_cycles == 1 { "1 cycle".to_owned() } else { format!("{} cycles", self.blind_cycles) };
+        Some(format!(
+            "no broker endpoint read for {cycles} since {} (blind_after {}): {}",
+            since.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.blind_after,
+            self.blind_detail.as_deref().unwrap_or("the broker could not be read")
+        ))
+    }
+
+    /// Why the state directory is not writable, while it is not.
+    #[must_use]
+    pub fn state_dir_problem(&self) -> Option<String> {
+        self.state_dir.as_ref().map(|p| {
+            format!(
+                "the state directory {} is not writable ({} cycle{} since {}): {}",
+                p.dir,
+                p.cycles,
+                if p.cycles == 1 { "" } else { "s" },
+                p.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                p.errors.join("; ")
+            )
+        })
+    }
+
+    /// Everything that makes `/healthz` answer 503, one line each: stale, blind, state
+    /// directory not writable. Empty when healthy.
+    #[must_use]
+    pub fn health_problems(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.healthy(now) {
+            out.push(self.last_cycle_at.map_or_else(
+                || "stale: no cycle has finished".to_owned(),
+                |t| format!("stale: last cycle finished {}s ago", (now - t).num_seconds()),
+            ));
+        }
+        if let Some(b) = self.blind(now) {
+            out.push(format!("blind: {b}"));
+        }
+        if let Some(p) = self.state_dir_problem() {
+            out.push(format!("state dir not writable: {p}"));
+        }
+        out
+    }
+
+    /// The worst of: a violated rule, blind, stale, an unknown rule, ok. From the last
+    /// report's rule outcomes and the blind flag, so it never reads better than what was seen.
+    #[must_use]
+    pub fn overall(&self, now: DateTime<Utc>) -> Overall {
+        let outcomes = self.report.as_ref().map(|r| r.rules.iter().map(|o| o.outcome).collect::<Vec<_>>());
+        let mut worst = Overall::Ok;
+        if outcomes.as_ref().is_some_and(|o| o.contains(&Outcome::Violated)) {
+            worst = worst.min(Overall::Violated);
+        }
+        if self.blind(now).is_some() {
+            worst = worst.min(Overall::Blind);
+        }
+        if !self.healthy(now) {
+            worst = worst.min(Overall::Stale);
+        }
+        // A blind cycle that has not yet lasted `blind_after` still saw nothing: unknown.
+        if self.blind_cycles > 0 || outcomes.as_ref().is_some_and(|o| o.contains(&Outcome::Unknown)) {
+            worst = worst.min(Overall::Unknown);
+        }
+        if self.report.is_none() && self.last_cycle_at.is_none() {
+            worst = worst.min(Overall::Starting);
+        }
+        worst
     }
 }

@@ -123,3 +123,39 @@ fn the_shipped_examples_are_valid() {
         assert!(out.contains("ok ("), "{out}");
     }
 }
+
+/// `[server] blind_after`, `header_timeout` and `max_connections` are validated like every other
+/// key: file:line:column and a sentence, all problems at once, exit 2.
+#[test]
+fn server_limits_are_validated_with_file_and_line() {
+    const BOT: &str = "[bot]\nroot = \".\"\n[bot.positions]\nfile = \"positions.json\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+    let cfg = dir.path().join("tradewarden.toml");
+    std::fs::write(
+        &cfg,
+        format!("rules = [\"rules.toml\"]\n[server]\nblind_after = \"0 cycles\"\nheader_timeout = \"0s\"\nmax_connections = 0\n{BOT}"),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    let c = cfg.display().to_string();
+    for e in [
+        format!("{c}:3:15: `blind_after` in [server]: 0 cycles would call every start-up blind"),
+        format!("{c}:4:18: `header_timeout` in [server] cannot be 0s"),
+        format!("{c}:5:19: `max_connections` in [server] must be between 1 and 4096, not 0"),
+    ] {
+        assert!(err.lines().any(|l| l.starts_with(e.as_str())), "missing `{e}` in:\n{err}");
+    }
+    std::fs::write(&cfg, format!("rules = [\"rules.toml\"]\n[server]\nblind_after = \"soon\"\n{BOT}")).unwrap();
+    let (code, _, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 2);
+    assert!(err.contains(&format!("{c}:3:15: `blind_after` in [server]")) && err.contains("\"3 cycles\""), "{err}");
+    std::fs::write(
+        &cfg,
+        format!("rules = [\"rules.toml\"]\n[server]\nblind_after = \"90s\"\nheader_timeout = \"5s\"\nmax_connections = 16\n{BOT}"),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 0, "valid values load: {out}{err}");
+}

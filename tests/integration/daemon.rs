@@ -651,3 +651,189 @@ fn run_beside_the_example_ordinis_bot_emails_the_phantom_exit_short() {
     );
     assert_phantom_exit_subject(&got);
 }
+
+/// Field notes (issue 12, "Trust"): with every broker call failing, `/healthz` said 200 "ok"
+/// and the page a green "healthy" with 0 critical. Now: 503 with the reason once the watchdog
+/// has been blind for `blind_after` (2 cycles), `tradewarden_blind 1`, a "blind" badge; and
+/// back to 200 when the broker answers again.
+#[test]
+fn every_broker_call_failing_makes_healthz_503_blind_not_ok() {
+    let sim = Sim::start(&clean_scenario());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (dir, config) = setup(&sim.url, &listen, "");
+    let state = dir.path().join("state");
+    let mut d = Running::start(&config, &[]);
+    d.until("a clean cycle", || !cycles(&state).is_empty());
+    assert_eq!(http_get(&listen, "/healthz").0, 200);
+
+    sim.faults(&json!({"error_rate": 1.0}));
+    d.until("/healthz 503 blind", || {
+        let (code, body) = http_get(&listen, "/healthz");
+        code == 503 && body.contains("blind: no broker endpoint read for 2 cycles")
+    });
+    let (_, body) = http_get(&listen, "/healthz");
+    assert!(!body.contains("ok\n") && body.contains("blind_after 2 cycles"), "{body}");
+    let (_, metrics) = http_get(&listen, "/metrics");
+    assert!(metrics.contains("\ntradewarden_blind 1\n"), "{metrics}");
+    assert!(metrics.contains("\ntradewarden_up 1\n"), "alive, but blind: {metrics}");
+    let (_, page) = http_get(&listen, "/");
+    assert!(page.contains("data-state=\"blind\"") && !page.contains(">healthy<"), "{page}");
+    assert!(page.contains("Unknown rules (1)") && page.contains("no-shorts"), "{page}");
+
+    sim.heal();
+    d.until("/healthz 200 again", || http_get(&listen, "/healthz").0 == 200);
+    let (_, metrics) = http_get(&listen, "/metrics");
+    assert!(metrics.contains("\ntradewarden_blind 0\n"), "{metrics}");
+}
+
+/// A tmpfs mounted for one test, unmounted (lazily, so a process still inside cannot block it)
+/// on drop, also when the test fails.
+struct Tmpfs {
+    dir: PathBuf,
+    _base: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("mnt");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (code, out, err) = run(std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size}"))
+            .arg("tmpfs")
+            .arg(&dir));
+        assert_eq!(code, 0, "mount tmpfs (needs root, as in CI): {out}{err}");
+        Self { dir, _base: base }
+    }
+
+    /// Writes zeros to `name` until the filesystem is full.
+    fn fill(&self, name: &str) {
+        let mut f = std::fs::File::create(self.dir.join(name)).unwrap();
+        let block = vec![0_u8; 4096];
+        loop {
+            if let Err(e) = f.write_all(&block).and_then(|()| f.flush()) {
+                assert_eq!(e.raw_os_error(), Some(28), "ENOSPC expected: {e}");
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Issue 12: a state directory that cannot be written is said loudly. A real full filesystem
+/// (tmpfs): `/healthz` 503 with the reason, `tradewarden_state_dir_unwritable 1`, one ERROR line
+/// on stderr per cycle; space freed: 200, the gauge 0, one line saying it recovered.
+#[test]
+fn a_full_state_dir_is_said_on_stderr_healthz_and_metrics_until_space_returns() {
+    let fs = Tmpfs::mount("256k");
+    let sim = Sim::start(&clean_scenario());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (_dir, config) = setup(&sim.url, &listen, "");
+    let state = fs.dir.join("state");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("state_dir = \"state\"", &format!("state_dir = {:?}", state.to_str().unwrap())),
+    )
+    .unwrap();
+    let mut d = Running::start(&config, &[]);
+    d.until("a cycle on the tmpfs", || !cycles(&state).is_empty());
+    assert_eq!(http_get(&listen, "/healthz").0, 200);
+
+    fs.fill("filler");
+    d.until("/healthz 503 state dir", || {
+        let (code, body) = http_get(&listen, "/healthz");
+        code == 503 && body.contains("state dir not writable") && body.contains("No space left on device")
+    });
+    let (_, body) = http_get(&listen, "/healthz");
+    assert!(body.contains(state.to_str().unwrap()), "names the directory: {body}");
+    let (_, metrics) = http_get(&listen, "/metrics");
+    assert!(metrics.contains("\ntradewarden_state_dir_unwritable 1\n"), "{metrics}");
+    let log = d.log.clone();
+    d.until("a second cycle's line", || {
+        d_lines(&std::fs::read_to_string(&log).unwrap_or_default(), "STATE DIRECTORY NOT WRITABLE") >= 2
+    });
+    let (_, page) = http_get(&listen, "/");
+    assert!(page.contains("The watchdog is not watching") && page.contains("is not writable"), "{page}");
+
+    std::fs::remove_file(fs.dir.join("filler")).unwrap();
+    d.until("/healthz 200 after space returns", || http_get(&listen, "/healthz").0 == 200);
+    let (_, metrics) = http_get(&listen, "/metrics");
+    assert!(metrics.contains("\ntradewarden_state_dir_unwritable 0\n"), "{metrics}");
+    let n = cycles(&state).len();
+    d.until("two more cycles", || cycles(&state).len() >= n + 2);
+    assert_eq!(d_lines(&d.stderr(), "State directory writable again"), 1, "said once: {}", d.stderr());
+    drop(d);
+}
+
+fn d_lines(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// Issue 12 §4: ~1,100 idle connections to the status server exhausted a 1024-descriptor
+/// limit and the watchdog went blind. Started under a soft limit of 128 (hard 256), `run`
+/// raises the soft limit to the hard one; 400 idle connections (more than the cap, more than
+/// the hard limit) neither stop cycles reading the simulator nor `/healthz` answering, the
+/// daemon's descriptors stay bounded, and an idle connection is closed after `header_timeout`.
+#[test]
+fn a_flood_of_idle_status_connections_neither_blinds_the_watchdog_nor_blocks_healthz() {
+    let sim = Sim::start(&clean_scenario());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (dir, config) = setup(&sim.url, &listen, "header_timeout = \"2s\"\nmax_connections = 32\n");
+    let state = dir.path().join("state");
+    let log = dir.path().join("run-ulimit.log");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 128 && ulimit -Hn 256 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_tradewarden"))
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .env("APCA_API_KEY_ID", KEY_ID)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "info")
+        .env_remove("TRADEWARDEN_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut d = Running { child, log };
+    d.until("a first cycle", || !cycles(&state).is_empty());
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap();
+    let nofile = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_owned();
+    assert_eq!(nofile.split_whitespace().collect::<Vec<_>>()[3..5], ["256", "256"], "soft raised to hard: {nofile}");
+
+    let idle: Vec<std::net::TcpStream> = (0..400).map(|_| std::net::TcpStream::connect(&listen).unwrap()).collect();
+    let pid = d.pid();
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let n = cycles(&state).len();
+    d.until("three cycles that read the simulator", || {
+        let c = cycles(&state);
+        c.len() >= n + 3
+            && c[n..].iter().all(|r| r["ok"] == true && r["failed_sources"].as_array().is_none_or(Vec::is_empty))
+    });
+    let started = Instant::now();
+    let (code, body) = http_get(&listen, "/healthz");
+    assert_eq!(code, 200, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2), "answered at once, not after the idle ones time out");
+    assert!(fds() < 128, "descriptors bounded by the cap: {}", fds());
+
+    // One more idle connection: closed by the server after `header_timeout` (2 s).
+    let mut quiet = std::net::TcpStream::connect(&listen).unwrap();
+    quiet.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let opened = Instant::now();
+    let mut buf = [0_u8; 64];
+    let read = quiet.read(&mut buf);
+    let waited = opened.elapsed();
+    assert!(matches!(read, Ok(0)) || read.is_err(), "closed, not answered: {read:?}");
+    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8), "closed after {waited:?}");
+    drop(idle);
+    assert!(!d.stderr().contains("Too many open files"), "{}", d.stderr());
+}
