@@ -400,4 +400,24 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 11, 23, 14, 30, 0).unwrap()
         );
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_start_inside_the_repeated_fall_back_hour_runs_no_burst_of_cycles() {
+        // Incident: started at 01:30 EST on 2026-11-01 (the second 01:30 in New York) with
+        // `* * * * *`, the daemon ran ~25 cycles a second because every next slot was an hour
+        // in the past. Each cycle takes 40 ms; the three cycles must be a minute apart.
+        let ny = parse_tz("America/New_York").unwrap();
+        let s = parse_cron("* * * * *", ny).unwrap();
+        let base = Utc.with_ymd_and_hms(2026, 11, 1, 6, 30, 10).unwrap();
+        let clock = Arc::new(TokioClock::new(base));
+        let mut r = recorder(&[40]);
+        r.clock = clock.clone();
+        let (_h, mut sd) = Shutdown::new();
+        let end = run_loop(&s, &*clock, Some(3), Duration::from_secs(5), &mut sd, &mut r).await;
+        assert_eq!(end.cycles, 3);
+        let starts: Vec<DateTime<Utc>> =
+            r.spans.lock().unwrap().iter().map(|(s, _)| t0() + chrono::Duration::milliseconds(*s)).collect();
+        let minute = |m: u32| Utc.with_ymd_and_hms(2026, 11, 1, 6, m, 0).unwrap();
+        assert_eq!(starts, [minute(31), minute(32), minute(33)]);
+    }
 }
