@@ -271,22 +271,31 @@ fn convert_dow(field: &str) -> Result<String, String> {
         }
         let num = |s: &str| -> Result<u32, String> {
             let n: u32 = s.parse().map_err(|_| format!("`{s}` is not a day of the week"))?;
-            if n > 7 { Err(format!("day of week {n} is out of range 0-7")) } else { Ok(n % 7 + 1) }
+            if n > 7 { Err(format!("day of week {n} is out of range 0-7")) } else { Ok(n) }
         };
+        // The crate's days are crontab's plus one, with Sunday only at 1: `0-7` would become
+        // `1-1` (Sunday only, not every day) and `5-7` a backwards range. Numeric ranges are
+        // therefore expanded in crontab numbering and each day converted on its own.
         match range.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (num(a)?, num(b)?);
-                if b >= a {
-                    out.push(format!("{a}-{b}{step_suffix}"));
-                } else if step.is_none() {
-                    // `5-7` (Fri-Sun) becomes `6-7,1`: Sunday wraps to 1.
-                    out.push(format!("{a}-7"));
-                    out.push(format!("1-{b}"));
-                } else {
-                    return Err(format!("day-of-week range `{range}` with a step wraps past Sunday; use names"));
+                if b < a {
+                    return Err(format!("day-of-week range `{range}` runs backwards; write it as a list"));
+                }
+                let step = match step {
+                    Some(s) => {
+                        s.parse::<usize>().ok().filter(|s| *s > 0).ok_or_else(|| format!("`{s}` is not a step"))?
+                    }
+                    None => 1,
+                };
+                for day in (a..=b).step_by(step) {
+                    let quartz = (day % 7 + 1).to_string();
+                    if !out.contains(&quartz) {
+                        out.push(quartz);
+                    }
                 }
             }
-            None => out.push(format!("{}{step_suffix}", num(range)?)),
+            None => out.push(format!("{}{step_suffix}", num(range)? % 7 + 1)),
         }
     }
     Ok(out.join(","))
@@ -309,11 +318,34 @@ mod tests {
     #[test]
     fn converts_crontab_fields() {
         assert_eq!(crontab_to_quartz("*/5 9-16 * * Mon-Fri").unwrap(), "0 */5 9-16 * * Mon-Fri");
-        assert_eq!(crontab_to_quartz("30 9 * * 1-5").unwrap(), "0 30 9 * * 2-6");
+        assert_eq!(crontab_to_quartz("30 9 * * 1-5").unwrap(), "0 30 9 * * 2,3,4,5,6");
         assert_eq!(crontab_to_quartz("0 0 * * 0,7").unwrap(), "0 0 0 * * 1,1");
-        assert_eq!(crontab_to_quartz("0 0 * * 5-7").unwrap(), "0 0 0 * * 6-7,1-1");
+        assert_eq!(crontab_to_quartz("0 0 * * 5-7").unwrap(), "0 0 0 * * 6,7,1");
+        assert_eq!(crontab_to_quartz("0 0 * * 1-5/2").unwrap(), "0 0 0 * * 2,4,6");
+        assert!(crontab_to_quartz("0 0 * * 5-1").is_err());
         assert!(crontab_to_quartz("0 30 9 * * 1").is_err());
         assert!(crontab_to_quartz("0 9 * * 8").is_err());
+    }
+
+    #[test]
+    fn day_of_week_0_to_7_is_every_day() {
+        // crontab numbers Sunday 0 and 7; the crate numbers it 1 only, and `0-7` converted
+        // range-wise became `1-1`: Sunday only.
+        let ny = parse_tz("America/New_York").unwrap();
+        let days = |expr: &str| -> Vec<String> {
+            let s = parse_cron(expr, ny).unwrap();
+            let mut t = Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
+            (0..7)
+                .map(|_| {
+                    t = s.next_after(t).unwrap();
+                    t.with_timezone(&ny).format("%a").to_string()
+                })
+                .collect()
+        };
+        assert_eq!(days("0 9 * * 0-7"), ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]);
+        assert_eq!(days("0 9 * * 1-7")[..], days("0 9 * * *")[..]);
+        assert_eq!(days("0 9 * * 5-7/2")[..4], ["Fri", "Sun", "Fri", "Sun"]);
+        assert_eq!(days("0 9 * * 6-7")[..4], ["Sat", "Sun", "Sat", "Sun"]);
     }
 
     #[test]
