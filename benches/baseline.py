@@ -199,8 +199,9 @@ def main(d):
         t = placed(o)
         if t and now - t > timedelta(minutes=30):
             add("order-hazards", "stale_order", o["id"])
-    first_sell = min((placed(o) for o in open_orders if o["side"] == "sell" and kind(o) in ("market", "limit") and placed(o)), default=None)
-    if first_sell and any(o["side"] == "buy" and placed(o) and placed(o) >= first_sell for o in open_orders):
+    sells = [placed(o) for o in open_orders if o["side"] == "sell" and kind(o) in ("market", "limit") and placed(o)]
+    if any(o["side"] == "buy" and placed(o) and any(abs(placed(o) - s) <= timedelta(minutes=5) for s in sells)
+           for o in open_orders):
         add("order-hazards", "buy_before_sell", "account")
 
     # exposure

@@ -214,6 +214,20 @@ def stock_bot():
     stock_bot_state(d / "bot", CLEAN_OPENS, CLEAN_META)
     stock_bot_logs(d / "bot")
 
+    # Field notes §2 as it happened: a plan's 11 BUYs went out first, then its 5 SELLs, all in
+    # the same 40 ms; the sells are still open, so the buys spend buying power they would free.
+    d = snaps / "buys-first"
+    start_ms = 2000  # the plan went out 2 s before the snapshot
+    buy_syms = ["AMZN", "META", "GOOGL", "AMD", "CRM", "ADBE", "NFLX", "AVGO", "ORCL", "INTC", "QCOM"]
+    orders = [order(sym, "buy", "2", (start_ms - 2 * i) / 60000) for i, sym in enumerate(buy_syms)]
+    sells = [("AAPL", "4", "limit", "191.00"), ("MSFT", "2", "limit", "416.00"), ("NVDA", "5", "limit", "134.00"),
+             ("AAPL", "3", "market", None), ("NVDA", "6", "market", None)]
+    orders += [order(sym, "sell", qty, (start_ms - 30 - 2 * i) / 60000, kind, limit)
+               for i, (sym, qty, kind, limit) in enumerate(sells)]
+    snapshot(d, broker(CLEAN_POSITIONS, orders), "Field notes §2: 11 buys sent 40 ms before the plan's 5 sells.")
+    stock_bot_state(d / "bot", CLEAN_OPENS, CLEAN_META)
+    stock_bot_logs(d / "bot")
+
     # The broker could not be reached: no broker files were recorded.
     d = snaps / "broker-down"
     snapshot(d, {}, "The broker was unreachable: no broker bodies were recorded.")

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::clock::SystemClock;
 use crate::collect::broker::{Broker, alpaca::AlpacaClient, replay::ReplayBroker};
-use crate::config::{BrokerKind, Config, ConfigError};
+use crate::config::{BrokerKind, Config, ConfigError, Overrides};
 use crate::model::Severity;
 use crate::report::Report;
 
@@ -199,7 +199,12 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 pub(crate) fn load(path: &Path) -> Result<Config, u8> {
-    Config::load(path).map_err(|e: ConfigError| {
+    load_with(path, &Overrides::default())
+}
+
+/// `load` with command-line settings (`--replay DIR`) applied before validation.
+pub(crate) fn load_with(path: &Path, overrides: &Overrides) -> Result<Config, u8> {
+    Config::load_with(path, overrides).map_err(|e: ConfigError| {
         eprintln!("{e}");
         eprintln!(
             "{} problem{} found; nothing was run",
@@ -225,7 +230,7 @@ pub(crate) fn print(text: &str) -> anyhow::Result<()> {
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Audit { config, replay, format, fail_on } => {
-            let cfg = match load(&config.config) {
+            let cfg = match load_with(&config.config, &Overrides { replay_dir: replay.clone() }) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };

@@ -23,8 +23,8 @@ use serde::Deserialize;
 
 use crate::clock::SystemClock;
 use crate::collect::broker::{Broker, replay::ReplayBroker};
-use crate::config::Config;
 use crate::config::reader::SourceText;
+use crate::config::{Config, Overrides};
 use crate::model::{Finding, Outcome};
 
 /// A rule-test file.
@@ -95,16 +95,21 @@ pub async fn run(path: &Path) -> Result<TestRun, String> {
         src.problem(at, e.message().trim()).to_string()
     })?;
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
-    let mut configs: BTreeMap<PathBuf, Result<Config, String>> = BTreeMap::new();
+    let mut configs: BTreeMap<(PathBuf, PathBuf), Result<Config, String>> = BTreeMap::new();
     let mut run = TestRun::default();
     for case in &file.cases {
         let Some(cfg_name) = case.config.as_ref().or(file.config.as_ref()) else {
             return Err(format!("{}: case `{}` has no `config` and the file sets none", path.display(), case.name));
         };
         let cfg_path = dir.join(cfg_name);
-        let cfg = configs.entry(cfg_path.clone()).or_insert_with(|| Config::load(&cfg_path).map_err(|e| e.to_string()));
+        let snapshot = dir.join(&case.snapshot);
+        // Each case replays its own snapshot: the configuration is read as `audit --replay`
+        // reads it, so `kind = "replay"` without `dir` is not an error here either.
+        let cfg = configs.entry((cfg_path.clone(), snapshot.clone())).or_insert_with(|| {
+            Config::load_with(&cfg_path, &Overrides { replay_dir: Some(snapshot.clone()) }).map_err(|e| e.to_string())
+        });
         let result = match cfg {
-            Ok(cfg) => run_case(cfg, case, &dir.join(&case.snapshot)).await,
+            Ok(cfg) => run_case(cfg, case, &snapshot).await,
             Err(e) => Err(vec![format!("configuration {} is invalid:\n{e}", cfg_path.display())]),
         };
         match result {

@@ -47,7 +47,8 @@ impl Incident {
     /// An open sell for 5 more shares than held, placed 2 h ago: `sell_exceeds_position`,
     /// `stale_order`.
     pub const OVERSELL: usize = 13;
-    /// Two identical open buys placed after that sell: `duplicate_order`, `buy_before_sell`.
+    /// Two identical open buys placed 1-2 minutes ago (`duplicate_order`) and a small limit
+    /// sell of a held symbol placed between them (`buy_before_sell`: within `sequence_window`).
     pub const DUPLICATE_BUY: usize = 15;
     // And the bot tracks (with metadata) `symbol(positions)`, which the broker does not hold:
     // `orphaned_position`.
@@ -156,6 +157,7 @@ fn orders(o: &Opts) -> String {
         order(1, &symbol(sell), "sell", qty_of(sell) + 5, &sell_price, NOW_EPOCH - 7200),
         order(2, &symbol(buy), "buy", 10, &buy_price, NOW_EPOCH - 120),
         order(3, &symbol(buy), "buy", 10, &buy_price, NOW_EPOCH - 60),
+        order(4, &symbol(buy), "sell", 1, &format!("{}.00", price_of(buy) + 1), NOW_EPOCH - 90),
     ]
     .iter()
     .fold(String::from("["), |acc, x| if acc.len() > 1 { acc + "," + x } else { acc + x })

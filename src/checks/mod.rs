@@ -249,7 +249,7 @@ mod tests {
             log_activity::KIND => {
                 "log = \"exits\"\nwithin = \"2h\"\nmin_count = 3\nmatch = { event = \"EXIT\", \"/n\" = 1, ok = true }\n"
             }
-            open_order_hazard::KIND => "stale_after = \"45m\"\n",
+            open_order_hazard::KIND => "stale_after = \"45m\"\nsequence_window = \"90s\"\n",
             exposure_limits::KIND => {
                 "max_gross_exposure_pct = \"150\"\nmax_short_exposure_pct = \"0\"\nmax_position_pct = \"8\"\nmax_positions = 30\nmin_position_value = \"500\"\n"
             }

@@ -14,8 +14,12 @@
 //! - `duplicate_order` (subject: symbol): two or more open orders with the same symbol, side,
 //!   type, quantity (or notional), limit and stop price; the oldest of each group is kept, the
 //!   others are the duplicates (all groups of one symbol make one finding);
-//! - `buy_before_sell` (subject: `account`): open buys placed at or after the placement of a
-//!   still-open sell (buying power is account-wide, so any symbol counts).
+//! - `buy_before_sell` (subject: `account`): open buys placed within `sequence_window` of a
+//!   still-open market or limit sell, before or after it: one plan's orders go out together,
+//!   and in the incident the 11 BUYs were submitted 40 ms *before* the 5 SELLs, so the order
+//!   of submission says nothing; what matters is that the buys are open while the sells that
+//!   should free their buying power are not filled (buying power is account-wide, so any symbol
+//!   counts). Orders further apart than the window are taken as unrelated plans.
 //!
 //! Every finding's `observed.order_ids` lists the orders `cancel_hazard_orders` would cancel:
 //! the offending sells, the stale order, the duplicates (never the oldest), the early buys.
@@ -49,7 +53,7 @@ pub const KIND: &str = "open_order_hazard";
 /// The codes it emits.
 pub const CODES: &[&str] = &["sell_exceeds_position", "stale_order", "duplicate_order", "buy_before_sell"];
 /// Its parameters.
-pub const PARAMS: &[&str] = &["stale_after"];
+pub const PARAMS: &[&str] = &["stale_after", "sequence_window"];
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,11 +61,19 @@ pub struct Params {
     /// An open order placed longer ago than this is stale. Default `30m`.
     #[serde(with = "crate::config::duration::serde_humantime")]
     pub stale_after: Duration,
+    /// An open buy placed this close (before or after) to a still-open market or limit sell
+    /// is a `buy_before_sell`. Default `5m`.
+    #[serde(with = "crate::config::duration::serde_humantime")]
+    pub sequence_window: Duration,
 }
+
+/// The longest `sequence_window`: a plan goes out in seconds; a day-wide window would tie
+/// every buy of the session to every resting sell.
+const MAX_SEQUENCE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for Params {
     fn default() -> Self {
-        Self { stale_after: Duration::from_secs(30 * 60) }
+        Self { stale_after: Duration::from_secs(30 * 60), sequence_window: Duration::from_secs(5 * 60) }
     }
 }
 
@@ -69,7 +81,23 @@ impl Params {
     /// Reads the parameters.
     pub fn read(r: &mut TableReader<'_, '_>, _ctx: &RuleContext) -> Option<Self> {
         let stale_after = param_or(r, "stale_after", Self::default().stale_after, TableReader::duration);
-        Some(Self { stale_after: stale_after? })
+        let sequence_window = param_or(r, "sequence_window", Self::default().sequence_window, TableReader::duration)
+            .and_then(|w| {
+                if w.is_zero() || w > MAX_SEQUENCE_WINDOW {
+                    r.problem_key(
+                        "sequence_window",
+                        format!(
+                            "`sequence_window` in {} must be more than 0s and at most 24h (it was {})",
+                            r.name(),
+                            format_duration(w)
+                        ),
+                    );
+                    None
+                } else {
+                    Some(w)
+                }
+            });
+        Some(Self { stale_after: stale_after?, sequence_window: sequence_window? })
     }
 
     /// Every hazard among the open orders.
@@ -88,7 +116,7 @@ impl Params {
         let mut issues = sells_exceeding(&open, &held);
         issues.extend(duplicates(&open));
         issues.extend(self.stale(&open, now));
-        issues.extend(buys_before_sells(&open));
+        issues.extend(self.buys_near_sells(&open));
         Evaluation::Checked(issues)
     }
 
@@ -130,6 +158,64 @@ impl Params {
                 }
             })
             .collect()
+    }
+
+    /// Open buys within `sequence_window` of a still-open market or limit sell (field notes §2).
+    fn buys_near_sells(&self, open: &[&Order]) -> Vec<Issue> {
+        let window = chrono::Duration::from_std(self.sequence_window).unwrap_or(chrono::Duration::MAX);
+        let timed = |side: OrderSide| -> Vec<(&Order, DateTime<Utc>)> {
+            let mut v: Vec<(&Order, DateTime<Utc>)> =
+                open.iter().filter(|o| o.side == side).filter_map(|o| Some((*o, o.placed_at()?))).collect();
+            v.sort_by(|a, b| (a.1, &a.0.id).cmp(&(b.1, &b.0.id)));
+            v
+        };
+        let mut sells = timed(OrderSide::Sell);
+        // Protective stops free no buying power on a schedule (see the module notes).
+        sells.retain(|(o, _)| matches!(o.order_type.as_str(), "market" | "limit"));
+        let mut waited_on = vec![false; sells.len()];
+        let mut buys: Vec<&Order> = Vec::new();
+        for (buy, placed) in timed(OrderSide::Buy) {
+            let mut near = false;
+            for (i, (_, sold)) in sells.iter().enumerate() {
+                if (placed - *sold).abs() <= window {
+                    waited_on[i] = true;
+                    near = true;
+                }
+            }
+            if near {
+                buys.push(buy);
+            }
+        }
+        if buys.is_empty() {
+            return Vec::new();
+        }
+        let sells: Vec<(&Order, DateTime<Utc>)> =
+            sells.into_iter().zip(waited_on).filter_map(|(s, w)| w.then_some(s)).collect();
+        let first_sell = sells[0].1;
+        let sell_orders: Vec<&Order> = sells.iter().map(|s| s.0).collect();
+        let earlier = buys.iter().filter(|b| b.placed_at().is_some_and(|t| t < first_sell)).count();
+        let window_text = format_duration(self.sequence_window);
+        vec![Issue {
+            code: "buy_before_sell",
+            subject: "account".into(),
+            message: format!(
+                "{} open buy order(s) were placed within {window_text} of {} still-open sell order(s) ({earlier} of them before the first sell, placed {}); the buys consume buying power the sells would free: sells must fill before buys go out",
+                buys.len(),
+                sell_orders.len(),
+                first_sell.to_rfc3339()
+            ),
+            observed: json!({
+                "order_ids": ids(&buys),
+                "buy_symbols": buys.iter().map(|o| o.symbol.as_str()).collect::<Vec<_>>(),
+                "sell_order_ids": ids(&sell_orders),
+                "first_sell_placed_at": first_sell.to_rfc3339(),
+            }),
+            expected: json!({
+                "open_buys_near_open_sells": 0,
+                "sequence_window": window_text,
+                "sequence_window_secs": self.sequence_window.as_secs(),
+            }),
+        }]
     }
 }
 
@@ -266,39 +352,6 @@ fn duplicates(open: &[&Order]) -> Vec<Issue> {
         .collect()
 }
 
-fn buys_before_sells(open: &[&Order]) -> Vec<Issue> {
-    let timed = |side: OrderSide| -> Vec<(&Order, DateTime<Utc>)> {
-        let mut v: Vec<(&Order, DateTime<Utc>)> =
-            open.iter().filter(|o| o.side == side).filter_map(|o| Some((*o, o.placed_at()?))).collect();
-        v.sort_by(|a, b| (a.1, &a.0.id).cmp(&(b.1, &b.0.id)));
-        v
-    };
-    let mut sells = timed(OrderSide::Sell);
-    sells.retain(|(o, _)| matches!(o.order_type.as_str(), "market" | "limit"));
-    let Some(first_sell) = sells.first().map(|s| s.1) else { return Vec::new() };
-    let buys: Vec<(&Order, DateTime<Utc>)> = timed(OrderSide::Buy).into_iter().filter(|b| b.1 >= first_sell).collect();
-    let Some(last_buy) = buys.last().map(|b| b.1) else { return Vec::new() };
-    let waited_on: Vec<&Order> = sells.iter().filter(|s| s.1 <= last_buy).map(|s| s.0).collect();
-    let buy_orders: Vec<&Order> = buys.iter().map(|b| b.0).collect();
-    vec![Issue {
-        code: "buy_before_sell",
-        subject: "account".into(),
-        message: format!(
-            "{} open buy order(s) were placed at or after {} still-open sell order(s) (first sell placed {}); the buys consume buying power the sells would free",
-            buy_orders.len(),
-            waited_on.len(),
-            first_sell.to_rfc3339()
-        ),
-        observed: json!({
-            "order_ids": ids(&buy_orders),
-            "buy_symbols": buy_orders.iter().map(|o| o.symbol.as_str()).collect::<Vec<_>>(),
-            "sell_order_ids": ids(&waited_on),
-            "first_sell_placed_at": first_sell.to_rfc3339(),
-        }),
-        expected: json!({ "open_buys_after_open_sells": 0 }),
-    }]
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -323,8 +376,9 @@ mod tests {
         let b = SnapshotBuilder::new()
             .position("AAPL", "10", "180")
             .order("s1", "AAPL", OrderSide::Sell, "10", 60)
-            .order("b1", "MSFT", OrderSide::Buy, "5", 120)
-            .order_with("b2", "MSFT", OrderSide::Buy, "5", 90, |o| o.order_type = "limit".into());
+            // Buys of an earlier plan (20 minutes before the sell), not waiting on it.
+            .order("b1", "MSFT", OrderSide::Buy, "5", 1260)
+            .order_with("b2", "MSFT", OrderSide::Buy, "5", 1200, |o| o.order_type = "limit".into());
         assert_eq!(eval(b), Evaluation::Checked(vec![]));
     }
 
@@ -406,7 +460,7 @@ mod tests {
 
     #[test]
     fn stale_after_is_configurable() {
-        let p = Params { stale_after: Duration::from_secs(60) };
+        let p = Params { stale_after: Duration::from_secs(60), ..Params::default() };
         let snap = SnapshotBuilder::new().order("o1", "AAPL", OrderSide::Buy, "1", 61).build();
         assert_eq!(codes(p.evaluate(&snap, snap.taken_at)), vec![("stale_order", "o1".to_owned())]);
     }
@@ -461,23 +515,74 @@ mod tests {
         assert_eq!(found(b, "duplicate_order")[0].observed["order_ids"], json!(["n2"]));
     }
 
+    /// Field notes §2: `buys` buys submitted first, then `sells` sells, all within 40 ms.
+    fn burst(mut b: SnapshotBuilder, buys: usize, sells: usize) -> SnapshotBuilder {
+        let symbols = ["CHWY", "BILL", "COIN", "OKTA", "SNOW", "NET", "DDOG", "ZS", "CRWD", "MDB", "PANW"];
+        let at = crate::checks::testkit::t0() - chrono::Duration::seconds(2); // the builder's now is t0
+        for (i, sym) in symbols.iter().take(buys).enumerate() {
+            let ms = i64::try_from(i).unwrap() * 2;
+            b = b.order_with(&format!("buy-{i}"), sym, OrderSide::Buy, "10", 0, |o| {
+                o.submitted_at = Some(at + chrono::Duration::milliseconds(ms));
+                o.created_at = o.submitted_at;
+            });
+        }
+        for i in 0..sells {
+            let ms = 30 + i64::try_from(i).unwrap() * 2;
+            let sym = ["AAPL", "MSFT", "NVDA", "AMD", "META"][i];
+            b = b.position(sym, "100", "100").order_with(&format!("sell-{i}"), sym, OrderSide::Sell, "10", 0, |o| {
+                o.order_type = "limit".into();
+                o.limit_price = Some(d("100"));
+                o.submitted_at = Some(at + chrono::Duration::milliseconds(ms));
+                o.created_at = o.submitted_at;
+            });
+        }
+        b
+    }
+
     #[test]
-    fn buys_placed_after_open_sells() {
-        // Field notes §2: 11 buys and 5 sells in the same 40 ms, buys first.
+    fn eleven_buys_submitted_40ms_before_five_sells_are_a_buy_before_sell() {
+        // Field notes §2, the incident the code exists for: the old check only flagged buys
+        // placed at or after an open sell, so buys sent first (the incident) passed.
+        let got = found(burst(SnapshotBuilder::new(), 11, 5), "buy_before_sell");
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert_eq!(got[0].subject, "account");
+        let buys: Vec<String> = (0..11).map(|i| format!("buy-{i}")).collect();
+        let sells: Vec<String> = (0..5).map(|i| format!("sell-{i}")).collect();
+        assert_eq!(got[0].observed["order_ids"], json!(buys));
+        assert_eq!(got[0].observed["sell_order_ids"], json!(sells));
+        assert_eq!(got[0].expected["sequence_window"], "5m");
+        assert!(
+            got[0].message.starts_with(
+                "11 open buy order(s) were placed within 5m of 5 still-open sell order(s) (11 of them before the first sell"
+            ),
+            "{}",
+            got[0].message
+        );
+    }
+
+    #[test]
+    fn buys_within_the_window_of_an_open_sell_before_or_after_it() {
         let b = SnapshotBuilder::new()
             .position("AAPL", "100", "180")
-            .position("MSFT", "100", "400")
-            .order("early-buy", "NVDA", OrderSide::Buy, "1", 100)
-            .order("sell-1", "AAPL", OrderSide::Sell, "10", 50)
-            .order("same-time-buy", "TSLA", OrderSide::Buy, "1", 50)
-            .order("late-buy", "AMD", OrderSide::Buy, "1", 10)
-            .order("sell-2", "MSFT", OrderSide::Sell, "10", 5);
+            .order("sell", "AAPL", OrderSide::Sell, "10", 600)
+            .order("before-in", "NVDA", OrderSide::Buy, "1", 900) // 5m before: in (inclusive)
+            .order("before-out", "TSLA", OrderSide::Buy, "1", 901) // 5m 1s before: out
+            .order("after-in", "AMD", OrderSide::Buy, "1", 300) // 5m after: in
+            .order("after-out", "META", OrderSide::Buy, "1", 299); // 5m 1s after: out
         let got = found(b, "buy_before_sell");
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].subject, "account");
-        assert_eq!(got[0].observed["order_ids"], json!(["same-time-buy", "late-buy"]));
-        assert_eq!(got[0].observed["sell_order_ids"], json!(["sell-1"]));
-        assert!(got[0].message.starts_with("2 open buy order(s) were placed at or after 1 still-open sell order(s)"));
+        assert_eq!(got[0].observed["order_ids"], json!(["before-in", "after-in"]));
+        assert_eq!(got[0].observed["sell_order_ids"], json!(["sell"]));
+        // A wider window takes them all; buys with no open sell near them are never flagged.
+        let p = Params { sequence_window: Duration::from_secs(3600), ..Params::default() };
+        let snap = SnapshotBuilder::new()
+            .position("AAPL", "100", "180")
+            .order("sell", "AAPL", OrderSide::Sell, "10", 600)
+            .order("b1", "TSLA", OrderSide::Buy, "1", 901)
+            .order("b2", "META", OrderSide::Buy, "1", 299)
+            .build();
+        let all = issues(p.evaluate(&snap, snap.taken_at));
+        let got: Vec<&Issue> = all.iter().filter(|i| i.code == "buy_before_sell").collect();
+        assert_eq!(got[0].observed["order_ids"], json!(["b1", "b2"]));
     }
 
     #[test]
@@ -507,11 +612,18 @@ mod tests {
     }
 
     #[test]
-    fn buys_before_any_sell_are_fine() {
+    fn buys_of_another_plan_are_fine() {
+        // A buy 16 minutes before (or after) a resting sell belongs to another plan.
         let b = SnapshotBuilder::new()
             .position("AAPL", "100", "180")
-            .order("b1", "MSFT", OrderSide::Buy, "1", 100)
-            .order("s1", "AAPL", OrderSide::Sell, "10", 50);
+            .order("b1", "MSFT", OrderSide::Buy, "1", 1000)
+            .order("s1", "AAPL", OrderSide::Sell, "10", 40)
+            .order_with("s2", "AAPL", OrderSide::Sell, "1", 1100, |o| o.order_type = "stop".into());
+        assert!(found(b, "buy_before_sell").is_empty());
+        let b = SnapshotBuilder::new()
+            .position("AAPL", "100", "180")
+            .order("s1", "AAPL", OrderSide::Sell, "10", 1100)
+            .order("b1", "MSFT", OrderSide::Buy, "1", 100);
         assert!(found(b, "buy_before_sell").is_empty());
     }
 
@@ -520,12 +632,19 @@ mod tests {
         let b = SnapshotBuilder::new()
             .order("s1", "CHWY", OrderSide::Sell, "5", 4000)
             .order("s2", "CHWY", OrderSide::Sell, "5", 3000)
-            .order("b1", "AAPL", OrderSide::Buy, "1", 10);
+            .order("b1", "AAPL", OrderSide::Buy, "1", 2900);
         let all = issues(eval(b));
         let kinds: Vec<&str> = all.iter().map(|i| i.code).collect();
         assert_eq!(
             kinds,
-            ["sell_exceeds_position", "duplicate_order", "stale_order", "stale_order", "buy_before_sell"]
+            [
+                "sell_exceeds_position",
+                "duplicate_order",
+                "stale_order",
+                "stale_order",
+                "stale_order",
+                "buy_before_sell"
+            ]
         );
         for i in &all {
             assert!(!i.observed["order_ids"].as_array().unwrap().is_empty(), "{i:?}");
@@ -550,6 +669,16 @@ mod tests {
     fn reads_parameters_and_defaults() {
         assert_eq!(read_ok("", Params::read, PARAMS), Params::default());
         assert_eq!(read_ok("stale_after = \"2h\"\n", Params::read, PARAMS).stale_after, Duration::from_secs(7200));
+        assert_eq!(
+            read_ok("sequence_window = \"30s\"\n", Params::read, PARAMS).sequence_window,
+            Duration::from_secs(30)
+        );
+        assert_eq!(Params::default().sequence_window, Duration::from_secs(300));
+        let got = read_params("sequence_window = \"0s\"\n", Params::read, PARAMS);
+        assert!(got.0.is_none());
+        assert_problems(&got, &[(1, "`sequence_window` in")]);
+        let got = read_params("sequence_window = \"2days\"\n", Params::read, PARAMS);
+        assert_problems(&got, &[(1, "must be more than 0s and at most 24h (it was 2days)")]);
         let got = read_params("\nstale_after = \"later\"\nstale = \"1m\"\n", Params::read, PARAMS);
         assert!(got.0.is_none());
         assert_problems(&got, &[(2, "`later` is not a duration"), (3, "unknown key `stale`")]);

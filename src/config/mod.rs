@@ -262,6 +262,13 @@ impl ServerConfig {
     pub const MAX_CONNECTIONS_LIMIT: usize = 4096;
 }
 
+/// Settings from the command line that take the place of the file's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--replay DIR`: read the broker and bot from this snapshot directory.
+    pub replay_dir: Option<PathBuf>,
+}
+
 const TOP_KEYS: [&str; 9] = ["state_dir", "rules", "broker", "bot", "logs", "schedule", "alerts", "actions", "server"];
 
 impl Config {
@@ -270,13 +277,23 @@ impl Config {
     /// # Errors
     /// Every problem found, with file, line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, &Overrides::default())
+    }
+
+    /// Loads a configuration with command-line settings applied before validation, so a
+    /// requirement the command line meets (`kind = "replay"` needs a directory: `--replay DIR`
+    /// gives one) is not reported as missing.
+    ///
+    /// # Errors
+    /// Every problem found, with file, line and column.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
         let src = SourceText::new(&path, text);
         let problems = Problems::default();
-        let config = read_config(&src, &problems, &path, &dir);
+        let config = read_config(&src, &problems, &path, &dir, overrides);
         if problems.is_empty() {
             config.ok_or_else(|| ConfigError::file(&path, "invalid configuration"))
         } else {
@@ -346,7 +363,13 @@ fn relative_bot_path(r: &TableReader<'_, '_>, key: &str, p: &str) -> Option<Path
     Some(path)
 }
 
-fn read_config(src: &SourceText, problems: &Problems, path: &Path, dir: &Path) -> Option<Config> {
+fn read_config(
+    src: &SourceText,
+    problems: &Problems,
+    path: &Path,
+    dir: &Path,
+    overrides: &Overrides,
+) -> Option<Config> {
     let doc = match parse_document(src) {
         Ok(d) => d,
         Err(ps) => {
@@ -359,7 +382,7 @@ fn read_config(src: &SourceText, problems: &Problems, path: &Path, dir: &Path) -
     let mut top = TableReader::new(src, problems, doc.get_ref(), doc.span(), "the top level");
     let state_dir = resolve(dir, &top.get::<String>("state_dir").unwrap_or_else(|| "state".into()));
     let rule_names: Vec<String> = top.get("rules").unwrap_or_else(|| vec!["rules/default.toml".into()]);
-    let broker = read_broker(top.table("broker"), dir);
+    let broker = read_broker(top.table("broker"), dir, overrides.replay_dir.as_deref());
     let logs = read_logs(&mut top);
     let bot = if top.has("bot") {
         read_bot(top.table("bot"), dir, &logs)
@@ -423,13 +446,14 @@ fn read_rules_text(file: &Path) -> std::io::Result<String> {
     std::fs::read_to_string(file)
 }
 
-fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path) -> Option<BrokerConfig> {
+/// `--replay DIR` sets the broker to that snapshot directory whatever the file says.
+fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path, replay: Option<&Path>) -> Option<BrokerConfig> {
     let Some(mut r) = r else {
         return Some(BrokerConfig {
-            kind: BrokerKind::Alpaca,
+            kind: if replay.is_some() { BrokerKind::Replay } else { BrokerKind::Alpaca },
             base_url: None,
             timeout: Duration::from_secs(10),
-            replay_dir: None,
+            replay_dir: replay.map(Path::to_owned),
         });
     };
     let kind = r
@@ -451,9 +475,13 @@ fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path) -> Option<BrokerConfi
     if timeout.is_zero() {
         r.problem_key("timeout", "`timeout` in [broker] must be more than zero");
     }
-    let replay_dir = r.get::<String>("dir").map(|d| resolve(dir, &d));
+    let from_file = r.get::<String>("dir").map(|d| resolve(dir, &d));
+    let (kind, replay_dir) = match replay {
+        Some(d) => (BrokerKind::Replay, Some(d.to_owned())),
+        None => (kind, from_file),
+    };
     if kind == BrokerKind::Replay && replay_dir.is_none() {
-        r.problem("[broker] kind = \"replay\" needs `dir`, the snapshot directory (or pass --replay DIR)");
+        r.problem("[broker] kind = \"replay\" needs `dir`, the snapshot directory (`audit --replay DIR` sets it for one audit)");
     }
     r.finish(&["kind", "base_url", "timeout", "dir"]);
     Some(BrokerConfig { kind, base_url, timeout, replay_dir })

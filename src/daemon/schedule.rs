@@ -9,6 +9,8 @@
 //! - **no stacking**: the next start is `schedule.next_after(previous start)`, but never before
 //!   the previous cycle finished. A cycle that overran one or more slots is followed by exactly
 //!   one cycle at once, and the schedule continues from that cycle's start (it realigns);
+//! - **no burst**: a next slot that is not after the previous start (a schedule bug) waits
+//!   `MIN_SPACING` after the cycle instead of reading as an overrun;
 //! - `every` runs the first cycle at once; `cron` waits for its first fire time;
 //! - on a stop request the current cycle may finish within a grace period (then it is
 //!   abandoned), and no further cycle starts. A second request abandons it at once.
@@ -24,6 +26,12 @@ use crate::config::Schedule;
 
 /// The longest single sleep: the clock is re-read at least this often.
 pub const MAX_NAP: Duration = Duration::from_secs(30);
+
+/// The wait after a cycle when the schedule answers a next slot that is not after the cycle's
+/// start (it must not, see `Schedule::next_after`; `every = 0` cannot be configured). Without
+/// it such a slot would read as an overrun and cycles would run back to back: the DST incident
+/// ran ~25 a second and spent the broker's rate limit, which the bot shares.
+pub const MIN_SPACING: Duration = Duration::from_secs(1);
 
 /// When the first cycle runs: now for `every`, the first fire time for `cron`.
 #[must_use]
@@ -48,7 +56,12 @@ pub struct NextStart {
 /// `None` when the schedule has no further fire time.
 #[must_use]
 pub fn next_start(schedule: &Schedule, started: DateTime<Utc>, finished: DateTime<Utc>) -> Option<NextStart> {
-    let slot = schedule.next_after(started)?;
+    let mut slot = schedule.next_after(started)?;
+    if slot <= started {
+        tracing::error!(started = %started, slot = %slot, "The schedule's next slot is not after the cycle's start; waiting 1s instead of running cycles back to back.");
+        slot = finished.max(started) + chrono::Duration::from_std(MIN_SPACING).unwrap_or_default();
+        return Some(NextStart { at: slot, overran: None });
+    }
     Some(if slot < finished {
         NextStart { at: finished, overran: Some(slot) }
     } else {
@@ -355,6 +368,18 @@ mod tests {
         assert_eq!(clock.now() - t0(), chrono::Duration::milliseconds(1500), "no wait for the 60 s slot");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_schedule_whose_next_slot_is_not_in_the_future_never_runs_cycles_back_to_back() {
+        // The class of the DST incident, whatever the cause: a next slot at or before the
+        // cycle's start. `every = 0` (refused by the configuration) is such a schedule.
+        let mut r = recorder(&[40]);
+        let (_h, mut sd) = Shutdown::new();
+        let clock = r.clock.clone();
+        let end = run_loop(&every(0), &*clock, Some(3), Duration::from_secs(5), &mut sd, &mut r).await;
+        assert_eq!(end.cycles, 3);
+        assert_eq!(*r.spans.lock().unwrap(), [(0, 40), (1040, 1080), (2080, 2120)]);
+    }
+
     #[test]
     fn next_start_realigns_after_an_overrun() {
         let s = every(30_000);
@@ -399,5 +424,25 @@ mod tests {
             t0() + chrono::Duration::milliseconds(start),
             Utc.with_ymd_and_hms(2026, 11, 23, 14, 30, 0).unwrap()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_start_inside_the_repeated_fall_back_hour_runs_no_burst_of_cycles() {
+        // Incident: started at 01:30 EST on 2026-11-01 (the second 01:30 in New York) with
+        // `* * * * *`, the daemon ran ~25 cycles a second because every next slot was an hour
+        // in the past. Each cycle takes 40 ms; the three cycles must be a minute apart.
+        let ny = parse_tz("America/New_York").unwrap();
+        let s = parse_cron("* * * * *", ny).unwrap();
+        let base = Utc.with_ymd_and_hms(2026, 11, 1, 6, 30, 10).unwrap();
+        let clock = Arc::new(TokioClock::new(base));
+        let mut r = recorder(&[40]);
+        r.clock = clock.clone();
+        let (_h, mut sd) = Shutdown::new();
+        let end = run_loop(&s, &*clock, Some(3), Duration::from_secs(5), &mut sd, &mut r).await;
+        assert_eq!(end.cycles, 3);
+        let starts: Vec<DateTime<Utc>> =
+            r.spans.lock().unwrap().iter().map(|(s, _)| t0() + chrono::Duration::milliseconds(*s)).collect();
+        let minute = |m: u32| Utc.with_ymd_and_hms(2026, 11, 1, 6, m, 0).unwrap();
+        assert_eq!(starts, [minute(31), minute(32), minute(33)]);
     }
 }

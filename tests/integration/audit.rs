@@ -247,3 +247,42 @@ fn unknown_replay_directory_cannot_run() {
     assert_eq!(code, 2);
     assert!(err.contains("snapshot.toml"), "{err}");
 }
+
+#[test]
+fn replay_flag_gives_the_directory_a_replay_broker_without_dir_needs() {
+    // Incident: `[broker] kind = "replay"` without `dir` and `audit --replay DIR` was refused
+    // with "needs `dir` ... or pass --replay DIR" although --replay DIR was passed.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("examples/stock-bot/tradewarden.toml")).unwrap();
+    let rules = repo("rules/default.toml");
+    let text = text
+        .replace("kind = \"alpaca\"", "kind = \"replay\"")
+        .replace("\"../../rules/default.toml\"", &format!("{:?}", rules.display().to_string()));
+    assert!(text.contains("kind = \"replay\"") && !text.contains("../../rules"), "{text}");
+    let cfg = dir.path().join("tradewarden.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let clean = repo("examples/stock-bot/snapshots/clean");
+
+    let (code, out, err) =
+        run(bin().arg("audit").arg("-c").arg(&cfg).arg("--replay").arg(&clean).args(["--format", "json"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["mode"], "replay");
+    assert!(report["sources"].as_array().unwrap().iter().all(|s| s["status"] == "ok"), "{out}");
+
+    // `rules test` replays each case's snapshot: the same configuration is valid there.
+    let tests = dir.path().join("replay.test.toml");
+    let case = format!(
+        "config = \"tradewarden.toml\"\n[[case]]\nname = \"clean\"\nsnapshot = {:?}\nfindings = []\n",
+        clean.display().to_string()
+    );
+    std::fs::write(&tests, case).unwrap();
+    let (code, out, err) = run(bin().args(["rules", "test"]).arg(&tests));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+
+    // Without the flag the missing `dir` is still an error, and says how to give one.
+    let (code, _, err) = run(bin().arg("audit").arg("-c").arg(&cfg));
+    assert_eq!(code, 2);
+    assert!(err.contains("kind = \"replay\" needs `dir`"), "{err}");
+}
