@@ -86,7 +86,7 @@ fn every_example_snapshot_gives_exactly_the_expected_findings() {
 fn clean_snapshot_exits_zero_and_reports_every_source_ok() {
     let (code, report, _) = audit_json("stock-bot", "clean", &[]);
     assert_eq!(code, 0);
-    assert_eq!(report["summary"], serde_json::json!({"critical": 0, "warning": 0, "info": 0}));
+    assert_eq!(report["summary"], serde_json::json!({"critical": 0, "warning": 0, "info": 0, "unknown": 0}));
     let sources = report["sources"].as_array().unwrap();
     let names: Vec<&str> = sources.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["broker", "positions", "metadata", "log:attribution", "log:exits", "log:run"]);
@@ -131,9 +131,10 @@ fn json_report_follows_the_schema() {
 fn missing_broker_files_give_source_unavailable_and_unknown_rules_never_orphans() {
     let (code, r, _) = audit_json("stock-bot", "broker-down", &[]);
     assert_eq!(code, 1, "source findings are warnings: exit 1 at the default --fail-on warning");
-    assert!(
-        r["findings"].as_array().unwrap().iter().all(|f| f["rule"] == "source" && f["code"] == "source_unavailable")
-    );
+    // Only source findings and, per blind rule, a `rule_unknown` naming the failed source.
+    assert!(r["findings"].as_array().unwrap().iter().all(|f| (f["rule"] == "source"
+        && f["code"] == "source_unavailable")
+        || (f["code"] == "rule_unknown" && f["subject"].as_str().unwrap().starts_with("broker:"))));
     let broker = r["sources"].as_array().unwrap().iter().find(|s| s["name"] == "broker").unwrap();
     assert_eq!(broker["status"], "unavailable");
     assert!(r["rules"].as_array().unwrap().iter().all(|x| x["outcome"] == "unknown"));
@@ -141,8 +142,12 @@ fn missing_broker_files_give_source_unavailable_and_unknown_rules_never_orphans(
     // The bot still tracks AAPL, MSFT, NVDA; with the broker unknown, nothing is orphaned.
     let recon = r["reconciliation"].as_array().unwrap();
     assert!(recon.iter().all(|row| row["status"] == "unknown"), "{recon:?}");
-    let (code, _, _) = audit_json("stock-bot", "broker-down", &["--fail-on", "critical"]);
-    assert_eq!(code, 0);
+    // Issue 12: a blind critical rule weighs as that rule violated (this exited 0).
+    let (code, r, _) = audit_json("stock-bot", "broker-down", &["--fail-on", "critical"]);
+    assert_eq!(code, 1);
+    let critical = r["findings"].as_array().unwrap().iter().filter(|f| f["severity"] == "critical").count();
+    assert_eq!(r["summary"]["critical"], critical);
+    assert_eq!(r["summary"]["unknown"], 8, "{}", r["summary"]);
 }
 
 #[test]
