@@ -252,3 +252,55 @@ fn unknown_replay_directory_cannot_run() {
     assert_eq!(code, 2);
     assert!(err.contains("snapshot.toml"), "{err}");
 }
+
+/// Copies a directory tree (a snapshot to alter).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Issue 12 (d): a broker positions list naming a symbol twice (here the clean snapshot's
+/// AAPL long, plus a short AAPL) was merged by symbol and the short could vanish. Through the
+/// real binary: the positions source is malformed naming both entries, and every rule that
+/// needs it is unknown and counted (exit 1 even at `--fail-on critical`).
+#[test]
+fn a_broker_positions_list_repeating_a_symbol_is_source_malformed_never_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap");
+    copy_tree(&repo("examples/stock-bot/snapshots/clean"), &snap);
+    let file = snap.join("broker/positions.json");
+    let mut positions: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut short = positions.iter().find(|p| p["symbol"] == "AAPL").unwrap().clone();
+    short["qty"] = "-40".into();
+    short["side"] = "short".into();
+    short["market_value"] = "-7604.00".into();
+    positions.push(short);
+    std::fs::write(&file, serde_json::to_vec(&positions).unwrap()).unwrap();
+
+    let (code, out, err) = run(bin()
+        .arg("audit")
+        .arg("-c")
+        .arg(repo("examples/stock-bot/tradewarden.toml"))
+        .arg("--replay")
+        .arg(&snap)
+        .args(["--format", "json", "--fail-on", "critical"]));
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}\n{err}"));
+    assert_eq!(code, 1, "{out}");
+    let k = keys(&r);
+    assert!(k.contains(&("source".into(), "source_malformed".into(), "broker:positions".into())), "{k:?}");
+    let f = r["findings"].as_array().unwrap().iter().find(|f| f["subject"] == "broker:positions").unwrap();
+    let n = positions.len() - 1;
+    assert!(f["message"].as_str().unwrap().contains(&format!("positions[{n}]: symbol `AAPL` is also at positions[0]")), "{f}");
+    assert!(k.contains(&("no-shorts".into(), "rule_unknown".into(), "broker:positions".into())), "{k:?}");
+    let outcome = |id: &str| r["rules"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap()["outcome"].clone();
+    assert_eq!(outcome("no-shorts"), "unknown");
+    assert!(!k.iter().any(|(_, code, _)| code == "short_position"), "nothing is picked from the list: {k:?}");
+}
