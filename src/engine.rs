@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::checks::{Evaluation, RULE_UNKNOWN, blind_source};
 use crate::config::{Rule, When};
-use crate::model::{Finding, Issue, Outcome, RuleOutcome, Severity, Snapshot};
+use crate::model::{Finding, Issue, Outcome, RuleOutcome, Severity, Snapshot, SourceError};
 
 /// The rule id of built-in source findings.
 pub const SOURCE_RULE: &str = "source";
@@ -38,20 +38,15 @@ impl Evaluated {
 }
 
 /// Whether a rule's `when` holds: `Ok(true)` evaluate, `Ok(false)` skip, `Err` unknown (the
-/// `rule_unknown` issue naming the failed source).
-fn gate(when: When, snap: &Snapshot) -> Result<bool, Issue> {
-    let blind = |e: &crate::model::SourceError, what: &str| {
-        let mut i = blind_source(e);
-        i.message = format!("`when` needs {what}, but {} is {}", e.source, e.kind.status());
-        i
-    };
+/// failed source, and what the `when` needed from it).
+fn gate(when: When, snap: &Snapshot) -> Result<bool, (&SourceError, &'static str)> {
     let market_open = || match &snap.broker.clock {
         Ok(c) => Ok(c.is_open),
-        Err(e) => Err(blind(e, "the market clock")),
+        Err(e) => Err((e, "the market clock")),
     };
     let has_positions = || match &snap.broker.positions {
         Ok(p) => Ok(!p.is_empty()),
-        Err(e) => Err(blind(e, "broker positions")),
+        Err(e) => Err((e, "broker positions")),
     };
     match when {
         When::Always => Ok(true),
@@ -59,6 +54,13 @@ fn gate(when: When, snap: &Snapshot) -> Result<bool, Issue> {
         When::PositionsOpen => has_positions(),
         When::MarketOpenWithPositions => Ok(market_open()? && has_positions()?),
     }
+}
+
+/// The `rule_unknown` issue of a `when` that could not be decided.
+fn blind_gate(e: &SourceError, what: &str) -> Issue {
+    let mut i = blind_source(e);
+    i.message = format!("`when` needs {what}, but {} is {}", e.source, e.kind.status());
+    i
 }
 
 /// Runs every rule over the snapshot.
@@ -81,7 +83,8 @@ pub fn evaluate(rules: &[Rule], snap: &Snapshot, now: DateTime<Utc>) -> Evaluate
         // it. The outcome stays `unknown` (never `violated`), which is what keeps actions off
         // and firing alerts held.
         let (outcome, reason) = match gate(rule.when, snap) {
-            Err(blind) => {
+            Err((e, what)) => {
+                let blind = blind_gate(e, what);
                 let reason = blind.message.clone();
                 out.findings.push(finding(blind));
                 (Outcome::Unknown, Some(reason))

@@ -50,8 +50,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::silence::Silence;
-use crate::config::{AlertsConfig, Hold, Rule};
 use crate::checks::RULE_UNKNOWN;
+use crate::config::{AlertsConfig, Hold, Rule};
 use crate::engine::{Evaluated, SOURCE_RULE, blinding_source};
 use crate::model::{Finding, Outcome, Severity};
 use crate::state::{Loaded, StateError, load_or_default, write_json};
@@ -339,9 +339,7 @@ pub fn step(
         let only_blind = before.is_some_and(|a| a.findings().all(|f| f.code == RULE_UNKNOWN));
         let signal = if found.is_some() {
             Signal::Present
-        } else if rule_id == SOURCE_RULE {
-            Signal::Absent
-        } else if only_blind && rule.is_some() && evaluated.outcome(rule_id).is_some() {
+        } else if rule_id == SOURCE_RULE || (only_blind && rule.is_some() && evaluated.outcome(rule_id).is_some()) {
             Signal::Absent
         } else {
             match (evaluated.outcome(rule_id), rule) {

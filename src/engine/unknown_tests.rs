@@ -26,7 +26,12 @@ fn rule(id: &str, check: CheckConfig, severity: Severity, when: When) -> Rule {
 
 fn rules() -> Vec<Rule> {
     vec![
-        rule("no-shorts", CheckConfig::NoShortPositions(no_short_positions::Params {}), Severity::Critical, When::Always),
+        rule(
+            "no-shorts",
+            CheckConfig::NoShortPositions(no_short_positions::Params {}),
+            Severity::Critical,
+            When::Always,
+        ),
         rule("account", CheckConfig::AccountHealth(account_health::Params::default()), Severity::Warning, When::Always),
         rule(
             "shorts-while-open",

@@ -132,9 +132,10 @@ fn missing_broker_files_give_source_unavailable_and_unknown_rules_never_orphans(
     let (code, r, _) = audit_json("stock-bot", "broker-down", &[]);
     assert_eq!(code, 1, "source findings are warnings: exit 1 at the default --fail-on warning");
     // Only source findings and, per blind rule, a `rule_unknown` naming the failed source.
-    assert!(r["findings"].as_array().unwrap().iter().all(|f| (f["rule"] == "source"
-        && f["code"] == "source_unavailable")
-        || (f["code"] == "rule_unknown" && f["subject"].as_str().unwrap().starts_with("broker:"))));
+    assert!(
+        r["findings"].as_array().unwrap().iter().all(|f| (f["rule"] == "source" && f["code"] == "source_unavailable")
+            || (f["code"] == "rule_unknown" && f["subject"].as_str().unwrap().starts_with("broker:")))
+    );
     let broker = r["sources"].as_array().unwrap().iter().find(|s| s["name"] == "broker").unwrap();
     assert_eq!(broker["status"], "unavailable");
     assert!(r["rules"].as_array().unwrap().iter().all(|x| x["outcome"] == "unknown"));
@@ -298,7 +299,10 @@ fn a_broker_positions_list_repeating_a_symbol_is_source_malformed_never_merged()
     assert!(k.contains(&("source".into(), "source_malformed".into(), "broker:positions".into())), "{k:?}");
     let f = r["findings"].as_array().unwrap().iter().find(|f| f["subject"] == "broker:positions").unwrap();
     let n = positions.len() - 1;
-    assert!(f["message"].as_str().unwrap().contains(&format!("positions[{n}]: symbol `AAPL` is also at positions[0]")), "{f}");
+    assert!(
+        f["message"].as_str().unwrap().contains(&format!("positions[{n}]: symbol `AAPL` is also at positions[0]")),
+        "{f}"
+    );
     assert!(k.contains(&("no-shorts".into(), "rule_unknown".into(), "broker:positions".into())), "{k:?}");
     let outcome = |id: &str| r["rules"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap()["outcome"].clone();
     assert_eq!(outcome("no-shorts"), "unknown");

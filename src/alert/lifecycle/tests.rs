@@ -671,7 +671,8 @@ fn a_firing_short_stays_firing_while_the_broker_is_down() {
     }
     assert_eq!(e.book.get("no-shorts/broker:positions").unwrap().state, Phase::Firing);
     let notes = e.cycle(SnapshotBuilder::new());
-    let want = [resolved("no-shorts/CHWY"), resolved("no-shorts/broker:positions"), resolved("source/broker:positions")];
+    let want =
+        [resolved("no-shorts/CHWY"), resolved("no-shorts/broker:positions"), resolved("source/broker:positions")];
     assert_eq!(notes, want.concat());
 }
 

@@ -514,8 +514,11 @@ pub struct AlpacaError {
 /// A sentence naming the element and field that was wrong.
 pub fn parse_positions(body: &[u8]) -> Result<Vec<Position>, String> {
     let raw: Vec<AlpacaPosition> = crate::collect::json_from_bytes(body).map_err(|e| format!("positions body: {e}"))?;
-    let positions: Vec<Position> =
-        raw.iter().enumerate().map(|(i, p)| p.to_domain().map_err(|e| format!("positions[{i}]: {e}"))).collect::<Result<_, _>>()?;
+    let positions: Vec<Position> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.to_domain().map_err(|e| format!("positions[{i}]: {e}")))
+        .collect::<Result<_, _>>()?;
     // Alpaca holds one position per symbol. A list that repeats one cannot be trusted: merging
     // or picking either entry could hide a short, so the whole source is malformed.
     no_repeats("positions", positions.iter().map(|p| p.symbol.as_str()), "symbol")?;
@@ -542,8 +545,11 @@ fn no_repeats<'a>(list: &str, keys: impl Iterator<Item = &'a str>, what: &str) -
 /// A sentence naming the element and field that was wrong.
 pub fn parse_orders(body: &[u8]) -> Result<Vec<Order>, String> {
     let raw: Vec<AlpacaOrder> = crate::collect::json_from_bytes(body).map_err(|e| format!("orders body: {e}"))?;
-    let orders: Vec<Order> =
-        raw.iter().enumerate().map(|(i, o)| o.to_domain().map_err(|e| format!("orders[{i}]: {e}"))).collect::<Result<_, _>>()?;
+    let orders: Vec<Order> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, o)| o.to_domain().map_err(|e| format!("orders[{i}]: {e}")))
+        .collect::<Result<_, _>>()?;
     // An order id is unique; a repeated one (with possibly different quantities or states)
     // cannot be resolved by picking either copy.
     no_repeats("orders", orders.iter().map(|o| o.id.as_str()), "id")?;
@@ -602,7 +608,10 @@ mod tests {
         let body = br#"[{"symbol":"AAPL","qty":"10","side":"long"},{"symbol":"MSFT","qty":"1"},
                         {"symbol":"AAPL","qty":"-40","side":"short"}]"#;
         let e = parse_positions(body).unwrap_err();
-        assert_eq!(e, "positions[2]: symbol `AAPL` is also at positions[0]; a list that repeats a symbol cannot be trusted");
+        assert_eq!(
+            e,
+            "positions[2]: symbol `AAPL` is also at positions[0]; a list that repeats a symbol cannot be trusted"
+        );
         // Symbols are case-sensitive, as Alpaca's are: `aapl` is another symbol.
         assert_eq!(parse_positions(br#"[{"symbol":"AAPL","qty":"1"},{"symbol":"aapl","qty":"1"}]"#).unwrap().len(), 2);
     }

@@ -228,7 +228,9 @@ impl AlpacaClient {
                     let e = BrokerError::Malformed {
                         endpoint,
                         status: reply.status,
-                        message: format!("orders page {page}: id `{id}` appears twice; a list that repeats an id cannot be trusted"),
+                        message: format!(
+                            "orders page {page}: id `{id}` appears twice; a list that repeats an id cannot be trusted"
+                        ),
                     };
                     self.metrics().error(endpoint, e.kind());
                     return (Err(e), attempts);
