@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::checks::Evaluation;
+use crate::checks::{Evaluation, RULE_UNKNOWN, blind_source};
 use crate::config::{Rule, When};
-use crate::model::{Finding, Outcome, RuleOutcome, Severity, Snapshot};
+use crate::model::{Finding, Issue, Outcome, RuleOutcome, Severity, Snapshot, SourceError};
 
 /// The rule id of built-in source findings.
 pub const SOURCE_RULE: &str = "source";
@@ -19,6 +19,16 @@ pub struct Evaluated {
     pub outcomes: Vec<RuleOutcome>,
 }
 
+/// The failed source a `rule_unknown` finding is about (`observed.source`), if that is why the
+/// rule is blind; `None` for any other finding, and for a missing or impossible field.
+#[must_use]
+pub fn blinding_source(f: &Finding) -> Option<&str> {
+    if f.code != RULE_UNKNOWN {
+        return None;
+    }
+    f.observed.get("source").and_then(serde_json::Value::as_str)
+}
+
 impl Evaluated {
     /// The outcome of a rule, by id.
     #[must_use]
@@ -27,15 +37,16 @@ impl Evaluated {
     }
 }
 
-/// Whether a rule's `when` holds: `Ok(true)` evaluate, `Ok(false)` skip, `Err` unknown.
-fn gate(when: When, snap: &Snapshot) -> Result<bool, String> {
+/// Whether a rule's `when` holds: `Ok(true)` evaluate, `Ok(false)` skip, `Err` unknown (the
+/// failed source, and what the `when` needed from it).
+fn gate(when: When, snap: &Snapshot) -> Result<bool, (&SourceError, &'static str)> {
     let market_open = || match &snap.broker.clock {
         Ok(c) => Ok(c.is_open),
-        Err(e) => Err(format!("`when` needs the market clock, but {} is {}", e.source, e.kind.status())),
+        Err(e) => Err((e, "the market clock")),
     };
     let has_positions = || match &snap.broker.positions {
         Ok(p) => Ok(!p.is_empty()),
-        Err(e) => Err(format!("`when` needs broker positions, but {} is {}", e.source, e.kind.status())),
+        Err(e) => Err((e, "broker positions")),
     };
     match when {
         When::Always => Ok(true),
@@ -45,28 +56,49 @@ fn gate(when: When, snap: &Snapshot) -> Result<bool, String> {
     }
 }
 
+/// The `rule_unknown` issue of a `when` that could not be decided.
+fn blind_gate(e: &SourceError, what: &str) -> Issue {
+    let mut i = blind_source(e);
+    i.message = format!("`when` needs {what}, but {} is {}", e.source, e.kind.status());
+    i
+}
+
 /// Runs every rule over the snapshot.
 #[must_use]
 pub fn evaluate(rules: &[Rule], snap: &Snapshot, now: DateTime<Utc>) -> Evaluated {
     let mut out = Evaluated { findings: source_findings(snap), outcomes: Vec::with_capacity(rules.len()) };
     for rule in rules {
+        let finding = |i: Issue| Finding {
+            rule: rule.id.clone(),
+            check: rule.check.kind().to_owned(),
+            code: i.code.to_owned(),
+            severity: rule.severity,
+            subject: i.subject,
+            message: if i.code == RULE_UNKNOWN { format!("unknown, not OK: {}", i.message) } else { i.message },
+            observed: i.observed,
+            expected: i.expected,
+        };
+        // Unknown weighs as violated: every blind part is a `rule_unknown` finding at the
+        // rule's own severity, so `--fail-on`, the exit code, the summary and the email count
+        // it. The outcome stays `unknown` (never `violated`), which is what keeps actions off
+        // and firing alerts held.
         let (outcome, reason) = match gate(rule.when, snap) {
-            Err(reason) => (Outcome::Unknown, Some(reason)),
+            Err((e, what)) => {
+                let blind = blind_gate(e, what);
+                let reason = blind.message.clone();
+                out.findings.push(finding(blind));
+                (Outcome::Unknown, Some(reason))
+            }
             Ok(false) => (Outcome::Skipped, Some(skip_reason(rule.when))),
             Ok(true) => match rule.check.evaluate(snap, now) {
-                Evaluation::Unknown(reason) => (Outcome::Unknown, Some(reason)),
+                Evaluation::Unknown(b) => {
+                    let reason = b.reason();
+                    out.findings.extend(b.issues.into_iter().chain(b.blind).map(finding));
+                    (Outcome::Unknown, Some(reason))
+                }
                 Evaluation::Checked(issues) if issues.is_empty() => (Outcome::Ok, None),
                 Evaluation::Checked(issues) => {
-                    out.findings.extend(issues.into_iter().map(|i| Finding {
-                        rule: rule.id.clone(),
-                        check: rule.check.kind().to_owned(),
-                        code: i.code.to_owned(),
-                        severity: rule.severity,
-                        subject: i.subject,
-                        message: i.message,
-                        observed: i.observed,
-                        expected: i.expected,
-                    }));
+                    out.findings.extend(issues.into_iter().map(finding));
                     (Outcome::Violated, None)
                 }
             },
@@ -145,3 +177,5 @@ fn ordinal(n: u64) -> String {
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod unknown_tests;

@@ -23,6 +23,13 @@
 //! and the default `repeat`; their absence means the source is healthy again, so they resolve
 //! (a pending one silently).
 //!
+//! **Blind rules.** A rule that is unknown also reports a `rule_unknown` finding at its own
+//! severity, subject the failed source (or the thing whose field is missing), so the operator
+//! hears that the watchdog is blind. When the blindness comes from a failed source, its alert
+//! waits `[alerts] source_for` like the source finding. An alert made only of `rule_unknown`
+//! findings resolves when the rule is next evaluated without that blindness, and is never
+//! actionable.
+//!
 //! **Silences.** A silenced alert still moves through its phases (and appears in reports,
 //! marked `silenced`), but produces no notification, and actions skip it. When a silence ends
 //! while the alert is still firing: if no firing notice was ever sent, it is sent on the next
@@ -43,8 +50,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::silence::Silence;
+use crate::checks::RULE_UNKNOWN;
 use crate::config::{AlertsConfig, Hold, Rule};
-use crate::engine::{Evaluated, SOURCE_RULE};
+use crate::engine::{Evaluated, SOURCE_RULE, blinding_source};
 use crate::model::{Finding, Outcome, Severity};
 use crate::state::{Loaded, StateError, load_or_default, write_json};
 
@@ -131,10 +139,11 @@ impl AlertState {
         std::iter::once(&self.last_finding).chain(&self.other_findings)
     }
 
-    /// Firing and not silenced: actions may run for it.
+    /// Firing, not silenced, and about a violation (not only about the rule being blind):
+    /// actions may run for it. Unknown never triggers an action.
     #[must_use]
     pub fn is_actionable(&self) -> bool {
-        self.state == Phase::Firing && !self.silenced
+        self.state == Phase::Firing && !self.silenced && self.findings().any(|f| f.code != RULE_UNKNOWN)
     }
 }
 
@@ -307,15 +316,30 @@ pub fn step(
             (None, None) => continue,
         };
         let rule = rules.iter().find(|r| r.id == rule_id);
+        // A rule blind because a source failed waits like the source finding itself, so one
+        // failed cycle (a flaky broker) emails neither firing nor resolved.
+        let caused_by_source = match (found, before) {
+            (Some(f), _) => f.iter().all(|f| blinding_source(f).is_some()),
+            (None, Some(a)) => a.findings().all(|f| blinding_source(f).is_some()),
+            (None, None) => false,
+        };
         let policy = Policy {
-            hold: if rule_id == SOURCE_RULE { Some(defaults.source_for) } else { rule.and_then(|r| r.hold) },
+            hold: if rule_id == SOURCE_RULE || caused_by_source {
+                Some(defaults.source_for)
+            } else {
+                rule.and_then(|r| r.hold)
+            },
             repeat: rule.and_then(|r| r.repeat).unwrap_or(defaults.repeat),
             send_resolved: defaults.send_resolved,
             retention: defaults.resolved_retention,
         };
+        // An alert that only says "this rule is blind" (`rule_unknown`) is about the blindness:
+        // once the rule is evaluated again without it, it is gone, even if the rule is blind
+        // for another reason now (that one is its own alert).
+        let only_blind = before.is_some_and(|a| a.findings().all(|f| f.code == RULE_UNKNOWN));
         let signal = if found.is_some() {
             Signal::Present
-        } else if rule_id == SOURCE_RULE {
+        } else if rule_id == SOURCE_RULE || (only_blind && rule.is_some() && evaluated.outcome(rule_id).is_some()) {
             Signal::Absent
         } else {
             match (evaluated.outcome(rule_id), rule) {

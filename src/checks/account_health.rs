@@ -11,9 +11,10 @@
 //! - `shorting_enabled` (`account`), only with `expect_no_shorting = true`: the broker-side
 //!   guard `no_shorting` is not on (false or not reported).
 //!
-//! The account is required (unknown without it), and so is its buying power (an account that
-//! does not report it leaves the rule unknown: it is never read as zero). With
-//! `expect_no_shorting`, the account configurations are required too.
+//! The account is required (unknown without it). Each condition is judged on its own: an
+//! account that does not report its buying power gets a `rule_unknown` naming `buying_power`
+//! (never read as zero) while its status and flags are still checked; with
+//! `expect_no_shorting`, unreadable account configurations are a `rule_unknown` of their own.
 //!
 //! False positives: `trade_suspended_by_user` is also what the `suspend_trading` action sets,
 //! so after that action this rule fires until trading is resumed (intended: it stays visible).
@@ -23,7 +24,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Evaluation, param_or, unknown_source};
+use super::{Evaluation, blind_field, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
 use crate::model::{Issue, Snapshot};
@@ -56,22 +57,40 @@ impl Params {
             Ok(a) => a,
             Err(e) => return unknown_source(e),
         };
+        // Each condition stands alone: what one of them cannot see is a `rule_unknown` naming
+        // it, and never hides the others (a missing buying_power must not hide a closed account).
+        let mut blind = Vec::new();
         let no_shorting = if self.expect_no_shorting {
             match &snap.broker.configuration {
                 None => {
-                    return Evaluation::Unknown(
-                        "expect_no_shorting needs the account configurations, which were not fetched".into(),
-                    );
+                    blind.push(blind_field(
+                        "account",
+                        "configurations",
+                        Value::Null,
+                        "expect_no_shorting needs the account configurations, which were not fetched (or not recorded)"
+                            .into(),
+                    ));
+                    None
                 }
-                Some(Err(e)) => return unknown_source(e),
+                Some(Err(e)) => {
+                    let mut b = blind_source(e);
+                    b.message = format!("expect_no_shorting needs the account configurations, but {}", b.message);
+                    blind.push(b);
+                    None
+                }
                 Some(Ok(c)) => Some(c.no_shorting),
             }
         } else {
             None
         };
-        let Some(buying_power) = account.buying_power else {
-            return Evaluation::Unknown("the account reports no buying_power".into());
-        };
+        if account.buying_power.is_none() {
+            blind.push(blind_field(
+                "account",
+                "buying_power",
+                Value::Null,
+                "the account reports no buying_power, so negative buying power cannot be checked".into(),
+            ));
+        }
 
         let mut issues = Vec::new();
         let mut flags: Vec<String> = Vec::new();
@@ -106,7 +125,9 @@ impl Params {
                 }),
             });
         }
-        if buying_power < Decimal::ZERO {
+        if let Some(buying_power) = account.buying_power
+            && buying_power < Decimal::ZERO
+        {
             issues.push(Issue {
                 code: "negative_buying_power",
                 subject: "account".into(),
@@ -135,7 +156,7 @@ impl Params {
                 expected: json!({ "no_shorting": true }),
             });
         }
-        Evaluation::Checked(issues)
+        Evaluation::partial(issues, blind)
     }
 }
 
@@ -144,7 +165,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::checks::testkit::{SnapshotBuilder, assert_problems, codes, d, issues, read_ok, read_params, unknown};
+    use crate::checks::testkit::{
+        SnapshotBuilder, assert_problems, blind, codes, d, issues, read_ok, read_params, unknown,
+    };
 
     fn eval(p: &Params, b: SnapshotBuilder) -> Evaluation {
         let snap = b.build();
@@ -245,12 +268,58 @@ mod tests {
             unknown(eval(&Params::default(), SnapshotBuilder::new().broker_account_unavailable()))
                 .contains("broker:account")
         );
-        let blocked = || SnapshotBuilder::new().account_with(|a| a.trading_blocked = Some(true));
-        // The whole check is unknown, even with a blocked account, when the guard cannot be read.
-        assert!(unknown(eval(&GUARDED, blocked().no_configuration())).contains("not fetched"));
-        assert!(unknown(eval(&GUARDED, blocked().configuration_unavailable())).contains("broker:configurations"));
+        assert!(unknown(eval(&GUARDED, SnapshotBuilder::new().no_configuration())).contains("not fetched"));
+        let got = blind(eval(&GUARDED, SnapshotBuilder::new().configuration_unavailable()));
+        assert_eq!(got.blind[0].subject, "broker:configurations");
+        assert_eq!(got.blind[0].observed, json!({ "source": "broker:configurations", "status": "unavailable" }));
         let b = SnapshotBuilder::new().account_with(|a| a.buying_power = None);
-        assert_eq!(unknown(eval(&Params::default(), b)), "the account reports no buying_power");
+        assert_eq!(
+            unknown(eval(&Params::default(), b)),
+            "the account reports no buying_power, so negative buying power cannot be checked"
+        );
+    }
+
+    /// Issue 12: an account without `buying_power` made the whole rule unknown, hiding a
+    /// blocked, closed account. Each condition is now judged on its own, and the missing field
+    /// is a `rule_unknown` naming it.
+    #[test]
+    fn a_missing_buying_power_names_the_field_and_does_not_hide_a_closed_blocked_account() {
+        let b = SnapshotBuilder::new().account_with(|a| {
+            a.buying_power = None;
+            a.status = "ACCOUNT_CLOSED".into();
+            a.trading_blocked = Some(true);
+            a.account_blocked = Some(true);
+        });
+        let got = blind(eval(&Params::default(), b));
+        assert_eq!(got.blind.len(), 1, "{got:#?}");
+        assert_eq!((got.blind[0].code, got.blind[0].subject.as_str()), ("rule_unknown", "account"));
+        assert_eq!(got.blind[0].observed, json!({ "field": "buying_power", "value": null }));
+        assert_eq!(got.issues.len(), 1, "{got:#?}");
+        assert_eq!(got.issues[0].code, "account_blocked");
+        assert_eq!(
+            got.issues[0].message,
+            "the account cannot trade normally: status is ACCOUNT_CLOSED, account_blocked is true, trading_blocked is true"
+        );
+    }
+
+    /// The same class: unreadable account configurations (needed only by
+    /// `expect_no_shorting`) made the whole rule unknown, hiding a blocked account and negative
+    /// buying power.
+    #[test]
+    fn unreadable_configurations_do_not_hide_a_blocked_account_or_negative_buying_power() {
+        let blocked = || {
+            SnapshotBuilder::new().account_with(|a| {
+                a.trading_blocked = Some(true);
+                a.buying_power = Some(d("-10"));
+            })
+        };
+        for b in [blocked().no_configuration(), blocked().configuration_unavailable()] {
+            let got = blind(eval(&GUARDED, b));
+            let codes: Vec<&str> = got.issues.iter().map(|i| i.code).collect();
+            assert_eq!(codes, ["account_blocked", "negative_buying_power"], "{got:#?}");
+            assert_eq!(got.blind.len(), 1, "{got:#?}");
+            assert!(got.blind[0].message.contains("expect_no_shorting needs the account configurations"));
+        }
     }
 
     #[test]

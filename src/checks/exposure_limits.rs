@@ -16,8 +16,11 @@
 //! - `position_too_small` (symbol): |market value| below `min_position_value`.
 //!
 //! Percentages need the account's equity: when it is unavailable, missing or not positive the
-//! rule is unknown. A position without a market value (and no price to compute one) makes the
-//! rule unknown: it is never counted as zero.
+//! rule is unknown with a `rule_unknown` naming `equity`, and the limits that need no equity
+//! (`max_positions`, `min_position_value`) are still checked. A position without a market
+//! value (and no price to compute one) is a `rule_unknown` naming that symbol's `market_value`:
+//! it is never counted as zero, so the sums are not computed, while the other positions' own
+//! limits are still checked.
 //!
 //! False positives: market values move with prices, so a limit set at the bot's own target
 //! fires on ordinary drift (leave headroom, or hold the rule with `for`); a position being
@@ -26,9 +29,9 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{Evaluation, param_or, unknown_source};
+use super::{Evaluation, blind_field, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
 use crate::model::{Issue, Position, Side, Snapshot};
@@ -116,105 +119,142 @@ impl Params {
         })
     }
 
-    /// Every limit exceeded.
+    /// Every limit exceeded. Each limit is judged on what it needs: a limit that cannot be
+    /// computed (no equity, a position without a value, an overflow) is a `rule_unknown`
+    /// naming the field, and the limits that do not need it are still checked.
     #[must_use]
     pub fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
         let positions = match &snap.broker.positions {
             Ok(p) => p,
             Err(e) => return unknown_source(e),
         };
-        // Gross exposure is always checked, so equity is always needed.
+        let mut blind = Vec::new();
+        // Percentages need equity; counts and dollar minimums do not.
         let equity = match &snap.broker.account {
-            Err(e) => return unknown_source(e),
+            Err(e) => {
+                let mut b = blind_source(e);
+                b.message = format!("exposure percentages need the account's equity, but {}", b.message);
+                blind.push(b);
+                None
+            }
             Ok(a) => match a.equity {
-                None => return Evaluation::Unknown("the account reports no equity".into()),
-                Some(e) if e <= Decimal::ZERO => {
-                    return Evaluation::Unknown(format!("account equity is {e}: exposure percentages are undefined"));
+                None => {
+                    blind.push(blind_field(
+                        "account",
+                        "equity",
+                        Value::Null,
+                        "the account reports no equity, so exposure percentages cannot be computed".into(),
+                    ));
+                    None
                 }
-                Some(e) => e,
+                Some(e) if e <= Decimal::ZERO => {
+                    blind.push(blind_field(
+                        "account",
+                        "equity",
+                        Value::String(e.to_string()),
+                        format!("account equity is {e}, not positive, so exposure percentages are undefined"),
+                    ));
+                    None
+                }
+                Some(e) => Some(e),
             },
         };
         let mut values: Vec<(&Position, Decimal)> = Vec::with_capacity(positions.len());
+        // A position without a value is never counted as zero: the sums are unknown.
+        let mut all_valued = true;
         for p in positions {
             match p.abs_market_value() {
                 // Normalized: `197850`, not `197850.0` (a value, so comparisons are unchanged).
                 Some(v) => values.push((p, v.normalize())),
                 None => {
-                    return Evaluation::Unknown(format!(
-                        "the broker reported neither a market value nor a price for {}",
-                        p.symbol
+                    all_valued = false;
+                    blind.push(blind_field(
+                        p.symbol.as_str(),
+                        "market_value",
+                        Value::Null,
+                        format!(
+                            "the broker reported neither a market value nor a price for {}, so exposure cannot be summed",
+                            p.symbol
+                        ),
                     ));
                 }
             }
         }
-        let pct = |v: Decimal| num::percent_of(v, equity);
-        let overflow = || Evaluation::Unknown("exposure overflowed the decimal range".into());
+        let overflow = |what: &str| {
+            blind_field(
+                "account",
+                what,
+                Value::Null,
+                format!("{what} overflowed the decimal range, so its limit cannot be checked"),
+            )
+        };
 
         let mut issues = Vec::new();
-        let Some(gross) = checked_sum(values.iter().map(|(_, v)| *v)).map(|d| d.normalize()) else {
-            return overflow();
-        };
-        let Some(gross_pct) = pct(gross) else { return overflow() };
-        if gross_pct > self.max_gross_exposure_pct {
-            issues.push(Issue {
-                code: "gross_exposure",
-                subject: "account".into(),
-                message: format!(
-                    "gross exposure is {}% of equity (${gross} of ${equity}), above the {}% limit",
-                    pct2(gross_pct),
-                    self.max_gross_exposure_pct
-                ),
-                observed: json!({
-                    "gross_exposure_pct": pct2(gross_pct).to_string(),
-                    "gross_market_value": gross.to_string(),
-                    "equity": equity.to_string(),
-                }),
-                expected: json!({ "max_gross_exposure_pct": self.max_gross_exposure_pct.to_string() }),
-            });
-        }
-        if let Some(max) = self.max_short_exposure_pct {
-            let shorts: Vec<&(&Position, Decimal)> =
-                values.iter().filter(|(p, _)| p.side == Side::Short || p.qty < Decimal::ZERO).collect();
-            let Some(short) = checked_sum(shorts.iter().map(|(_, v)| *v)).map(|d| d.normalize()) else {
-                return overflow();
-            };
-            let Some(short_pct) = pct(short) else { return overflow() };
-            if short_pct > max {
-                issues.push(Issue {
-                    code: "short_exposure",
+        if let (Some(equity), true) = (equity, all_valued) {
+            let pct = |v: Decimal| num::percent_of(v, equity);
+            match checked_sum(values.iter().map(|(_, v)| *v)).map(|d| d.normalize()).and_then(|g| Some((g, pct(g)?))) {
+                None => blind.push(overflow("gross_exposure_pct")),
+                Some((gross, gross_pct)) if gross_pct > self.max_gross_exposure_pct => issues.push(Issue {
+                    code: "gross_exposure",
                     subject: "account".into(),
                     message: format!(
-                        "short exposure is {}% of equity (${short} in {} short position(s), equity ${equity}), above the {max}% limit",
-                        pct2(short_pct),
-                        shorts.len()
+                        "gross exposure is {}% of equity (${gross} of ${equity}), above the {}% limit",
+                        pct2(gross_pct),
+                        self.max_gross_exposure_pct
                     ),
                     observed: json!({
-                        "short_exposure_pct": pct2(short_pct).to_string(),
-                        "short_market_value": short.to_string(),
-                        "short_positions": shorts.len(),
+                        "gross_exposure_pct": pct2(gross_pct).to_string(),
+                        "gross_market_value": gross.to_string(),
                         "equity": equity.to_string(),
                     }),
-                    expected: json!({ "max_short_exposure_pct": max.to_string() }),
-                });
+                    expected: json!({ "max_gross_exposure_pct": self.max_gross_exposure_pct.to_string() }),
+                }),
+                Some(_) => {}
+            }
+            if let Some(max) = self.max_short_exposure_pct {
+                let shorts: Vec<&(&Position, Decimal)> =
+                    values.iter().filter(|(p, _)| p.side == Side::Short || p.qty < Decimal::ZERO).collect();
+                match checked_sum(shorts.iter().map(|(_, v)| *v)).map(|d| d.normalize()).and_then(|s| Some((s, pct(s)?)))
+                {
+                    None => blind.push(overflow("short_exposure_pct")),
+                    Some((short, short_pct)) if short_pct > max => issues.push(Issue {
+                        code: "short_exposure",
+                        subject: "account".into(),
+                        message: format!(
+                            "short exposure is {}% of equity (${short} in {} short position(s), equity ${equity}), above the {max}% limit",
+                            pct2(short_pct),
+                            shorts.len()
+                        ),
+                        observed: json!({
+                            "short_exposure_pct": pct2(short_pct).to_string(),
+                            "short_market_value": short.to_string(),
+                            "short_positions": shorts.len(),
+                            "equity": equity.to_string(),
+                        }),
+                        expected: json!({ "max_short_exposure_pct": max.to_string() }),
+                    }),
+                    Some(_) => {}
+                }
             }
         }
+        // The count needs no value and no equity: every position the broker lists counts.
         if let Some(max) = self.max_positions
-            && values.len() as u64 > max
+            && positions.len() as u64 > max
         {
             issues.push(Issue {
                 code: "too_many_positions",
                 subject: "account".into(),
-                message: format!("the broker holds {} positions, above the limit of {max}", values.len()),
-                observed: json!({ "positions": values.len() }),
+                message: format!("the broker holds {} positions, above the limit of {max}", positions.len()),
+                observed: json!({ "positions": positions.len() }),
                 expected: json!({ "max_positions": max }),
             });
         }
         for (p, value) in &values {
             let symbol = &p.symbol;
-            if let Some(max) = self.max_position_pct {
-                let Some(share) = pct(*value) else { return overflow() };
-                if share > max {
-                    issues.push(Issue {
+            if let (Some(max), Some(equity)) = (self.max_position_pct, equity) {
+                match num::percent_of(*value, equity) {
+                    None => blind.push(overflow("position_pct")),
+                    Some(share) if share > max => issues.push(Issue {
                         code: "position_concentration",
                         subject: symbol.to_string(),
                         message: format!(
@@ -227,7 +267,8 @@ impl Params {
                             "equity": equity.to_string(),
                         }),
                         expected: json!({ "max_position_pct": max.to_string() }),
-                    });
+                    }),
+                    Some(_) => {}
                 }
             }
             if let Some(min) = self.min_position_value
@@ -242,7 +283,7 @@ impl Params {
                 });
             }
         }
-        Evaluation::Checked(issues)
+        Evaluation::partial(issues, blind)
     }
 }
 
@@ -253,8 +294,12 @@ fn checked_sum(mut values: impl Iterator<Item = Decimal>) -> Option<Decimal> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-    use crate::checks::testkit::{SnapshotBuilder, assert_problems, codes, d, issues, read_ok, read_params, unknown};
+    use crate::checks::testkit::{
+        SnapshotBuilder, assert_problems, blind, codes, d, issues, read_ok, read_params, unknown,
+    };
 
     /// The example rule of design.md §4.
     fn example() -> Params {
@@ -373,13 +418,62 @@ mod tests {
         assert!(unknown(eval(&p, b)).contains("AAPL"));
     }
 
+    /// Issue 12: a position without a market value (or price) made the whole rule unknown
+    /// with only a reason; now it is a `rule_unknown` naming that symbol's `market_value`, the
+    /// sums are not computed (never counted as zero), and the other positions' limits and the
+    /// count are still checked.
+    #[test]
+    fn a_position_without_market_value_is_named_and_does_not_hide_the_other_limits() {
+        let p = example();
+        let b = SnapshotBuilder::new()
+            .position("AAPL", "5", "180")
+            .last_position_with(|p| {
+                p.market_value = None;
+                p.current_price = None;
+            })
+            .position("TINY", "1", "10")
+            .position("BIG", "1000", "100");
+        let got = blind(eval(&Params { max_positions: Some(2), ..p }, b));
+        let blind_pairs: Vec<(&str, &str)> = got.blind.iter().map(|i| (i.code, i.subject.as_str())).collect();
+        assert_eq!(blind_pairs, [("rule_unknown", "AAPL")]);
+        assert_eq!(got.blind[0].observed, json!({ "field": "market_value", "value": null }));
+        let found: Vec<(&str, &str)> = got.issues.iter().map(|i| (i.code, i.subject.as_str())).collect();
+        assert_eq!(
+            found,
+            [("too_many_positions", "account"), ("position_too_small", "TINY"), ("position_concentration", "BIG")]
+        );
+    }
+
+    /// The same class for equity: missing or not positive equity is a `rule_unknown` naming
+    /// `equity` (with what was seen), and the limits that need no equity are still checked.
+    #[test]
+    fn impossible_equity_is_named_and_does_not_hide_the_count_or_minimum_value() {
+        let two = || SnapshotBuilder::new().position("AAPL", "1", "10").position("MSFT", "40", "400");
+        for (b, value) in [
+            (two().account_with(|a| a.equity = None), Value::Null),
+            (two().equity("-50"), json!("-50")),
+            (two().equity("0"), json!("0")),
+        ] {
+            let got = blind(eval(&Params { max_positions: Some(1), ..example() }, b));
+            assert_eq!(got.blind.len(), 1, "{got:#?}");
+            assert_eq!((got.blind[0].code, got.blind[0].subject.as_str()), ("rule_unknown", "account"));
+            assert_eq!(got.blind[0].observed, json!({ "field": "equity", "value": value }));
+            let found: Vec<(&str, &str)> = got.issues.iter().map(|i| (i.code, i.subject.as_str())).collect();
+            assert_eq!(found, [("too_many_positions", "account"), ("position_too_small", "AAPL")]);
+        }
+        // Account unreadable: the same, the blind part names the failed source.
+        let got = blind(eval(&Params { max_positions: Some(1), ..example() }, two().broker_account_unavailable()));
+        assert_eq!(got.blind[0].subject, "broker:account");
+        assert_eq!(got.issues.len(), 2, "{got:#?}");
+    }
+
     #[test]
     fn unknown_without_positions_or_equity() {
         let p = Params::default();
         assert!(unknown(eval(&p, SnapshotBuilder::new().broker_positions_unavailable())).contains("broker:positions"));
         assert!(unknown(eval(&p, SnapshotBuilder::new().broker_account_unavailable())).contains("broker:account"));
         let b = SnapshotBuilder::new().account_with(|a| a.equity = None);
-        assert_eq!(unknown(eval(&p, b)), "the account reports no equity");
+        assert_eq!(unknown(eval(&p, b)), "the account reports no equity, so exposure percentages cannot be computed");
         let b = SnapshotBuilder::new().equity("-50");
         assert!(unknown(eval(&p, b)).contains("account equity is -50"));
         let b = SnapshotBuilder::new().equity("0");

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::{Evaluation, param_or, read_log_name, unknown_source};
+use super::{Evaluation, param_or, read_log_name, unknown_field, unknown_source};
 use crate::config::RuleContext;
 use crate::config::duration::format as format_duration;
 use crate::config::reader::TableReader;
@@ -112,13 +112,26 @@ impl Params {
     #[must_use]
     pub fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
         let summary = match snap.logs.get(&self.log) {
-            None => return Evaluation::Unknown(format!("log `{}` was not collected", self.log)),
+            None => {
+                // The collector reads every configured log, so this is a wiring bug: named, not silent.
+                return unknown_field(
+                    &format!("log:{}", self.log),
+                    "log",
+                    Value::Null,
+                    format!("log `{}` was not collected", self.log),
+                );
+            }
             Some(Err(e)) => return unknown_source(e),
             Some(Ok(s)) => s,
         };
         let window = self.window();
         let Some(counted) = summary.counts.iter().find(|c| c.window == window) else {
-            return Evaluation::Unknown(format!("log `{}`: window not scanned", self.log));
+            return unknown_field(
+                &format!("log:{}", self.log),
+                "within",
+                Value::String(format_duration(self.within)),
+                format!("log `{}`: the rule's window was not scanned", self.log),
+            );
         };
         let count = counted.count;
         if count >= self.min_count {
@@ -265,7 +278,7 @@ mod tests {
         let other = Window { within: Duration::from_secs(60), matcher: Matcher::default() };
         let b = SnapshotBuilder::new()
             .log("exits", log_summary(Some(1), vec![WindowCount { window: other, count: 9, ahead: 0 }]));
-        assert!(unknown(eval(&p, b)).contains("window not scanned"));
+        assert!(unknown(eval(&p, b)).contains("window was not scanned"));
         assert!(unknown(eval(&p, SnapshotBuilder::new())).contains("not collected"));
     }
 

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Evaluation, read_log_name, unknown_source};
+use super::{Evaluation, read_log_name, unknown_field, unknown_source};
 use crate::config::RuleContext;
 use crate::config::duration::format as format_duration;
 use crate::config::reader::TableReader;
@@ -62,7 +62,15 @@ impl Params {
     #[must_use]
     pub fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
         let summary = match snap.logs.get(&self.log) {
-            None => return Evaluation::Unknown(format!("log `{}` was not collected", self.log)),
+            None => {
+                // The collector reads every configured log, so this is a wiring bug: named, not silent.
+                return unknown_field(
+                    &format!("log:{}", self.log),
+                    "log",
+                    Value::Null,
+                    format!("log `{}` was not collected", self.log),
+                );
+            }
             Some(Err(e)) => return unknown_source(e),
             Some(Ok(s)) => s,
         };

@@ -22,7 +22,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::{Evaluation, unknown_source};
+use super::{Evaluation, unknown_field, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
 use crate::model::{FieldRef, Issue, Snapshot};
@@ -87,7 +87,14 @@ impl Params {
             Err(e) => return unknown_source(e),
         };
         let metadata = match &snap.bot.metadata {
-            None => return Evaluation::Unknown("no [bot.metadata] mapping is configured".into()),
+            None => {
+                return unknown_field(
+                    "metadata",
+                    "[bot.metadata]",
+                    Value::Null,
+                    "no [bot.metadata] mapping is configured, so metadata cannot be checked".into(),
+                );
+            }
             Some(Err(e)) => return unknown_source(e),
             Some(Ok(m)) => m,
         };
@@ -291,7 +298,10 @@ mod tests {
         let b = SnapshotBuilder::new().broker_positions_unavailable().metadata_empty();
         assert!(unknown(eval(&audit_params(), b)).contains("broker:positions"));
         let b = SnapshotBuilder::new().position("AAPL", "10", "180");
-        assert_eq!(unknown(eval(&audit_params(), b)), "no [bot.metadata] mapping is configured");
+        assert_eq!(
+            unknown(eval(&audit_params(), b)),
+            "no [bot.metadata] mapping is configured, so metadata cannot be checked"
+        );
         let b = SnapshotBuilder::new().position("AAPL", "10", "180").metadata_malformed();
         assert_eq!(unknown(eval(&audit_params(), b)), "metadata is malformed");
     }

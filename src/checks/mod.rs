@@ -19,18 +19,84 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
 use crate::model::{Issue, LogQuery, Snapshot};
+
+/// The finding code of a rule that could not be evaluated (in whole or in part). It carries the
+/// rule's own severity: a blind rule weighs as much as that rule violated.
+pub const RULE_UNKNOWN: &str = "rule_unknown";
 
 /// The result of running a check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Evaluation {
     /// The check saw all it needed; these are its issues (none means OK).
     Checked(Vec<Issue>),
-    /// An input was unavailable or malformed: the reason. No issues are emitted.
-    Unknown(String),
+    /// Something the check needed was missing or impossible: what it could not see, and what
+    /// it found in the parts it could.
+    Unknown(Blind),
+}
+
+/// What an `Unknown` evaluation could not see (never empty), and the issues found in the
+/// independent parts it could see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blind {
+    /// `rule_unknown` issues, each naming the failed source or the missing/impossible field.
+    pub blind: Vec<Issue>,
+    /// Issues found in the parts of the check that did not need the missing input.
+    pub issues: Vec<Issue>,
+}
+
+impl Blind {
+    /// Why the rule is unknown: the blind issues' messages.
+    #[must_use]
+    pub fn reason(&self) -> String {
+        self.blind.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; ")
+    }
+}
+
+impl Evaluation {
+    /// `Checked(issues)` when nothing was blind, else `Unknown` with both.
+    #[must_use]
+    pub fn partial(issues: Vec<Issue>, blind: Vec<Issue>) -> Self {
+        if blind.is_empty() { Self::Checked(issues) } else { Self::Unknown(Blind { blind, issues }) }
+    }
+}
+
+/// A `rule_unknown` issue for an input that is missing or impossible (not a failed source):
+/// `subject` is what it belongs to (`account`, a symbol, `log:NAME`), `field` names it, and
+/// `value` is what was seen (null when absent).
+#[must_use]
+pub fn blind_field(subject: &str, field: &str, value: Value, message: String) -> Issue {
+    Issue {
+        code: RULE_UNKNOWN,
+        subject: subject.to_owned(),
+        message,
+        observed: json!({ "field": field, "value": value }),
+        expected: json!({ "field": field, "value": "present and valid" }),
+    }
+}
+
+/// The `Unknown` of a check that can judge nothing without one missing or impossible input.
+#[must_use]
+pub fn unknown_field(subject: &str, field: &str, value: Value, message: String) -> Evaluation {
+    Evaluation::Unknown(Blind { blind: vec![blind_field(subject, field, value, message)], issues: Vec::new() })
+}
+
+/// A `rule_unknown` issue for a failed source. Its subject is the source (`broker:positions`),
+/// so one outage is one alert per rule, and `observed.source` lets the alert lifecycle apply
+/// `[alerts] source_for` to it like to the source finding itself.
+#[must_use]
+pub fn blind_source(err: &crate::model::SourceError) -> Issue {
+    Issue {
+        code: RULE_UNKNOWN,
+        subject: err.source.clone(),
+        message: format!("{} is {}", err.source, err.kind.status()),
+        observed: json!({ "source": err.source, "status": err.kind.status() }),
+        expected: json!({ "source": err.source, "status": "ok" }),
+    }
 }
 
 /// A check kind with its parameters.
@@ -198,10 +264,10 @@ pub fn read_log_name(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<S
     None
 }
 
-/// The standard `Unknown` for a failed source.
+/// The standard `Unknown` for a failed source that the whole check needs.
 #[must_use]
 pub fn unknown_source(err: &crate::model::SourceError) -> Evaluation {
-    Evaluation::Unknown(format!("{} is {}", err.source, err.kind.status()))
+    Evaluation::Unknown(Blind { blind: vec![blind_source(err)], issues: Vec::new() })
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Evaluation, param_or, unknown_source};
+use super::{Evaluation, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
 use crate::config::duration::format as format_duration;
 use crate::config::reader::TableReader;
@@ -107,17 +107,24 @@ impl Params {
             Ok(o) => o,
             Err(e) => return unknown_source(e),
         };
-        let positions = match &snap.broker.positions {
-            Ok(p) => p,
-            Err(e) => return unknown_source(e),
-        };
         let open: Vec<&Order> = orders.iter().filter(|o| o.is_open()).collect();
-        let held: BTreeMap<&Symbol, Decimal> = positions.iter().map(|p| (&p.symbol, p.qty)).collect();
-        let mut issues = sells_exceeding(&open, &held);
+        // Only `sell_exceeds_position` needs the positions: without them it is a `rule_unknown`,
+        // and the hazards judged on the orders alone are still checked.
+        let (mut issues, blind) = match &snap.broker.positions {
+            Ok(positions) => {
+                let held: BTreeMap<&Symbol, Decimal> = positions.iter().map(|p| (&p.symbol, p.qty)).collect();
+                (sells_exceeding(&open, &held), Vec::new())
+            }
+            Err(e) => {
+                let mut b = blind_source(e);
+                b.message = format!("sells cannot be compared with positions: {}", b.message);
+                (Vec::new(), vec![b])
+            }
+        };
         issues.extend(duplicates(&open));
         issues.extend(self.stale(&open, now));
         issues.extend(self.buys_near_sells(&open));
-        Evaluation::Checked(issues)
+        Evaluation::partial(issues, blind)
     }
 
     fn stale(&self, open: &[&Order], now: DateTime<Utc>) -> Vec<Issue> {
@@ -357,7 +364,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::checks::testkit::{SnapshotBuilder, assert_problems, codes, d, issues, read_ok, read_params, unknown};
+    use crate::checks::testkit::{
+        SnapshotBuilder, assert_problems, blind, codes, d, issues, read_ok, read_params, unknown,
+    };
 
     fn eval(b: SnapshotBuilder) -> Evaluation {
         let snap = b.build();
@@ -663,6 +672,18 @@ mod tests {
         assert!(unknown(eval(SnapshotBuilder::new().broker_orders_unavailable())).contains("broker:orders"));
         let b = SnapshotBuilder::new().order("s1", "CHWY", OrderSide::Sell, "5", 1).broker_positions_unavailable();
         assert!(unknown(eval(b)).contains("broker:positions"));
+    }
+
+    /// Issue 12: unreadable positions made the whole rule unknown, hiding hazards that need
+    /// only the orders (a stale order). Now only `sell_exceeds_position` is blind.
+    #[test]
+    fn unreadable_positions_do_not_hide_a_stale_order() {
+        let b = SnapshotBuilder::new().order("old", "AAPL", OrderSide::Sell, "2", 4000).broker_positions_unavailable();
+        let got = blind(eval(b));
+        let blind_pairs: Vec<(&str, &str)> = got.blind.iter().map(|i| (i.code, i.subject.as_str())).collect();
+        assert_eq!(blind_pairs, [("rule_unknown", "broker:positions")]);
+        let found: Vec<(&str, &str)> = got.issues.iter().map(|i| (i.code, i.subject.as_str())).collect();
+        assert_eq!(found, [("stale_order", "old")]);
     }
 
     #[test]

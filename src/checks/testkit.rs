@@ -384,7 +384,7 @@ pub fn at(secs: i64) -> DateTime<Utc> {
 pub fn issues(e: crate::checks::Evaluation) -> Vec<crate::model::Issue> {
     match e {
         crate::checks::Evaluation::Checked(v) => v,
-        crate::checks::Evaluation::Unknown(r) => panic!("expected Checked, got Unknown({r})"),
+        crate::checks::Evaluation::Unknown(b) => panic!("expected Checked, got Unknown({b:#?})"),
     }
 }
 
@@ -400,7 +400,17 @@ pub fn codes(e: crate::checks::Evaluation) -> Vec<(&'static str, String)> {
 #[must_use]
 pub fn unknown(e: crate::checks::Evaluation) -> String {
     match e {
-        crate::checks::Evaluation::Unknown(r) => r,
+        crate::checks::Evaluation::Unknown(b) => b.reason(),
+        crate::checks::Evaluation::Checked(v) => panic!("expected Unknown, got Checked({v:#?})"),
+    }
+}
+
+/// What an `Unknown` evaluation could not see, and what it found; panics on `Checked`.
+#[track_caller]
+#[must_use]
+pub fn blind(e: crate::checks::Evaluation) -> crate::checks::Blind {
+    match e {
+        crate::checks::Evaluation::Unknown(b) => b,
         crate::checks::Evaluation::Checked(v) => panic!("expected Unknown, got Checked({v:#?})"),
     }
 }

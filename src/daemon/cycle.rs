@@ -376,7 +376,7 @@ fn email_status(e: &mut EmailStatus, flush: &FlushReport) {
 }
 
 fn log_cycle(rec: &CycleRecord) {
-    let Summary { critical, warning, info } = rec.summary;
+    let Summary { critical, warning, info, .. } = rec.summary;
     if rec.ok {
         tracing::info!(
             duration_ms = rec.duration_ms,

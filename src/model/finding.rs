@@ -102,7 +102,9 @@ pub enum Outcome {
     Ok,
     /// Evaluated, findings emitted.
     Violated,
-    /// Could not be evaluated: an input source failed. Never read as OK.
+    /// Could not be evaluated, in whole or in part: an input source failed, or a field it needs
+    /// is missing or impossible. Never read as OK; each blind part is a `rule_unknown` finding
+    /// at the rule's severity (findings from the parts it could see are kept too).
     Unknown,
     /// Not evaluated because its `when` condition does not hold (market closed, no positions).
     Skipped,

@@ -157,6 +157,12 @@ fn headline(f: &Finding) -> String {
     });
     match (f.code.as_str(), qty) {
         ("short_position", Some(q)) => format!("{} short {q}", f.subject),
+        // A blind rule says what blinds it: `unknown, broker:positions unavailable`.
+        (crate::checks::RULE_UNKNOWN, _) => match (f.observed.get("status"), f.observed.get("field")) {
+            (Some(Value::String(status)), _) => format!("unknown, {} {status}", f.subject),
+            (_, Some(Value::String(field))) => format!("unknown, {} {field} missing or invalid", f.subject),
+            _ => format!("unknown, {}", f.subject),
+        },
         (code, _) => format!("{} {}", f.subject, code.replace('_', " ")),
     }
 }

@@ -33,7 +33,12 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(out, "- **Market:** {}", if m.is_open { "open" } else { "closed" });
     }
     let s = report.summary;
-    let _ = writeln!(out, "- **Findings:** {} critical, {} warning, {} info\n", s.critical, s.warning, s.info);
+    let unknown = match s.unknown {
+        0 => String::new(),
+        1 => " (1 rule unknown)".to_owned(),
+        n => format!(" ({n} rules unknown)"),
+    };
+    let _ = writeln!(out, "- **Findings:** {} critical, {} warning, {} info{unknown}\n", s.critical, s.warning, s.info);
     let _ = writeln!(out, "### Sources\n\n| source | status | error |\n|---|---|---|");
     for src in &report.sources {
         let _ =

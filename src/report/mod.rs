@@ -17,7 +17,7 @@ pub use text::render_text;
 
 use crate::alert::{AlertBook, Silence};
 use crate::engine::Evaluated;
-use crate::model::{Finding, Mode, RuleOutcome, Severity, Snapshot, SourceError, Symbol};
+use crate::model::{Finding, Mode, Outcome, RuleOutcome, Severity, Snapshot, SourceError, Symbol};
 
 /// The audit report (JSON schema: README "JSON report").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +86,7 @@ pub struct SourceStatus {
     pub error: Option<String>,
 }
 
-/// Findings per severity.
+/// Findings per severity (`rule_unknown` findings included), and how many rules were unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Critical findings.
@@ -95,6 +95,10 @@ pub struct Summary {
     pub warning: usize,
     /// Info.
     pub info: usize,
+    /// Rules whose outcome was unknown (each also counted above, at its severity, through its
+    /// `rule_unknown` findings).
+    #[serde(default)]
+    pub unknown: usize,
 }
 
 /// One symbol in the reconciliation table.
@@ -124,6 +128,7 @@ impl Report {
                 Severity::Info => summary.info += 1,
             }
         }
+        summary.unknown = evaluated.outcomes.iter().filter(|o| o.outcome == Outcome::Unknown).count();
         Self {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             audited_at: snap.taken_at,

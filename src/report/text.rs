@@ -151,6 +151,11 @@ pub fn render_text(report: &Report, color: bool) -> String {
     }
     let _ = writeln!(out);
     let s = report.summary;
-    let _ = writeln!(out, "{} critical, {} warning, {} info", s.critical, s.warning, s.info);
+    let unknown = match s.unknown {
+        0 => String::new(),
+        1 => " (1 rule unknown)".to_owned(),
+        n => format!(" ({n} rules unknown)"),
+    };
+    let _ = writeln!(out, "{} critical, {} warning, {} info{unknown}", s.critical, s.warning, s.info);
     out
 }

@@ -86,7 +86,7 @@ fn every_example_snapshot_gives_exactly_the_expected_findings() {
 fn clean_snapshot_exits_zero_and_reports_every_source_ok() {
     let (code, report, _) = audit_json("stock-bot", "clean", &[]);
     assert_eq!(code, 0);
-    assert_eq!(report["summary"], serde_json::json!({"critical": 0, "warning": 0, "info": 0}));
+    assert_eq!(report["summary"], serde_json::json!({"critical": 0, "warning": 0, "info": 0, "unknown": 0}));
     let sources = report["sources"].as_array().unwrap();
     let names: Vec<&str> = sources.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["broker", "positions", "metadata", "log:attribution", "log:exits", "log:run"]);
@@ -131,8 +131,10 @@ fn json_report_follows_the_schema() {
 fn missing_broker_files_give_source_unavailable_and_unknown_rules_never_orphans() {
     let (code, r, _) = audit_json("stock-bot", "broker-down", &[]);
     assert_eq!(code, 1, "source findings are warnings: exit 1 at the default --fail-on warning");
+    // Only source findings and, per blind rule, a `rule_unknown` naming the failed source.
     assert!(
-        r["findings"].as_array().unwrap().iter().all(|f| f["rule"] == "source" && f["code"] == "source_unavailable")
+        r["findings"].as_array().unwrap().iter().all(|f| (f["rule"] == "source" && f["code"] == "source_unavailable")
+            || (f["code"] == "rule_unknown" && f["subject"].as_str().unwrap().starts_with("broker:")))
     );
     let broker = r["sources"].as_array().unwrap().iter().find(|s| s["name"] == "broker").unwrap();
     assert_eq!(broker["status"], "unavailable");
@@ -141,8 +143,12 @@ fn missing_broker_files_give_source_unavailable_and_unknown_rules_never_orphans(
     // The bot still tracks AAPL, MSFT, NVDA; with the broker unknown, nothing is orphaned.
     let recon = r["reconciliation"].as_array().unwrap();
     assert!(recon.iter().all(|row| row["status"] == "unknown"), "{recon:?}");
-    let (code, _, _) = audit_json("stock-bot", "broker-down", &["--fail-on", "critical"]);
-    assert_eq!(code, 0);
+    // Issue 12: a blind critical rule weighs as that rule violated (this exited 0).
+    let (code, r, _) = audit_json("stock-bot", "broker-down", &["--fail-on", "critical"]);
+    assert_eq!(code, 1);
+    let critical = r["findings"].as_array().unwrap().iter().filter(|f| f["severity"] == "critical").count();
+    assert_eq!(r["summary"]["critical"], critical);
+    assert_eq!(r["summary"]["unknown"], 8, "{}", r["summary"]);
 }
 
 #[test]
@@ -285,4 +291,59 @@ fn replay_flag_gives_the_directory_a_replay_broker_without_dir_needs() {
     let (code, _, err) = run(bin().arg("audit").arg("-c").arg(&cfg));
     assert_eq!(code, 2);
     assert!(err.contains("kind = \"replay\" needs `dir`"), "{err}");
+}
+
+/// Copies a directory tree (a snapshot to alter).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Issue 12 (d): a broker positions list naming a symbol twice (here the clean snapshot's
+/// AAPL long, plus a short AAPL) was merged by symbol and the short could vanish. Through the
+/// real binary: the positions source is malformed naming both entries, and every rule that
+/// needs it is unknown and counted (exit 1 even at `--fail-on critical`).
+#[test]
+fn a_broker_positions_list_repeating_a_symbol_is_source_malformed_never_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap");
+    copy_tree(&repo("examples/stock-bot/snapshots/clean"), &snap);
+    let file = snap.join("broker/positions.json");
+    let mut positions: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut short = positions.iter().find(|p| p["symbol"] == "AAPL").unwrap().clone();
+    short["qty"] = "-40".into();
+    short["side"] = "short".into();
+    short["market_value"] = "-7604.00".into();
+    positions.push(short);
+    std::fs::write(&file, serde_json::to_vec(&positions).unwrap()).unwrap();
+
+    let (code, out, err) = run(bin()
+        .arg("audit")
+        .arg("-c")
+        .arg(repo("examples/stock-bot/tradewarden.toml"))
+        .arg("--replay")
+        .arg(&snap)
+        .args(["--format", "json", "--fail-on", "critical"]));
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}\n{err}"));
+    assert_eq!(code, 1, "{out}");
+    let k = keys(&r);
+    assert!(k.contains(&("source".into(), "source_malformed".into(), "broker:positions".into())), "{k:?}");
+    let f = r["findings"].as_array().unwrap().iter().find(|f| f["subject"] == "broker:positions").unwrap();
+    let n = positions.len() - 1;
+    assert!(
+        f["message"].as_str().unwrap().contains(&format!("positions[{n}]: symbol `AAPL` is also at positions[0]")),
+        "{f}"
+    );
+    assert!(k.contains(&("no-shorts".into(), "rule_unknown".into(), "broker:positions".into())), "{k:?}");
+    let outcome = |id: &str| r["rules"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap()["outcome"].clone();
+    assert_eq!(outcome("no-shorts"), "unknown");
+    assert!(!k.iter().any(|(_, code, _)| code == "short_position"), "nothing is picked from the list: {k:?}");
 }

@@ -172,6 +172,38 @@ fn an_unreachable_broker_is_source_unavailable_and_exit_one() {
     }
 }
 
+/// Issue 12 (a): with every broker call failing, `audit --fail-on critical` printed every rule
+/// `?` and exited 0. A blind rule now weighs as much as that rule violated: a `rule_unknown`
+/// finding at the rule's own severity, counted by `--fail-on`, the exit code and the summary.
+#[test]
+fn a_broker_down_audit_fails_at_fail_on_critical_and_counts_the_unknown_rules() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bot = BotDir::phantom_exit(&format!("http://127.0.0.1:{port}"));
+    let (code, report, err) = audit(&bot.config(), &["--fail-on", "critical"]);
+    assert_eq!(code, 1, "a blind critical rule fails --fail-on critical: {err}");
+    let rules = report["rules"].as_array().unwrap();
+    let unknown: Vec<&str> =
+        rules.iter().filter(|r| r["outcome"] == "unknown").map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(unknown.len() >= 5, "{rules:?}");
+    assert_eq!(report["summary"]["unknown"], unknown.len(), "{}", report["summary"]);
+    let findings = report["findings"].as_array().unwrap();
+    for id in &unknown {
+        assert!(findings.iter().any(|f| f["rule"] == *id && f["code"] == "rule_unknown"), "{id}: {findings:?}");
+    }
+    let no_shorts = findings.iter().find(|f| f["rule"] == "no-shorts" && f["code"] == "rule_unknown").unwrap();
+    assert_eq!(no_shorts["severity"], "critical");
+    assert_eq!(no_shorts["subject"], "broker:positions");
+    let critical = findings.iter().filter(|f| f["severity"] == "critical").count();
+    assert!(critical >= 1);
+    assert_eq!(report["summary"]["critical"], critical);
+
+    let (code, out, err) =
+        run(with_keys(bin()).arg("audit").arg("-c").arg(bot.config()).args(["--fail-on", "critical"]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains(&format!("({} rules unknown)", unknown.len())), "{out}");
+    assert!(out.contains("CRITICAL rule_unknown broker:positions: unknown, not OK:"), "{out}");
+}
+
 #[test]
 fn missing_credentials_exit_two_naming_the_variables() {
     let bot = BotDir::phantom_exit("http://127.0.0.1:9");

@@ -599,3 +599,105 @@ mod props {
         }
     }
 }
+
+/// Runs the real engine over snapshots and steps the lifecycle: (notices, book) per cycle.
+struct Engine {
+    rules: Vec<Rule>,
+    book: AlertBook,
+    now: DateTime<Utc>,
+}
+
+impl Engine {
+    fn new(rules: Vec<Rule>) -> Self {
+        Self { rules, book: AlertBook::default(), now: t0() }
+    }
+
+    fn cycle(&mut self, snap: crate::checks::testkit::SnapshotBuilder) -> Vec<(NotifyReason, String)> {
+        self.now += chrono::Duration::minutes(1);
+        let ev = crate::engine::evaluate(&self.rules, &snap.at(self.now).build(), self.now);
+        let (book, notes) = step(&self.book, &self.rules, &ev, &[], &defaults(), self.now);
+        self.book = book;
+        notes.into_iter().map(|n| (n.reason, n.alert.fingerprint)).collect()
+    }
+}
+
+/// Issue 12: a rule blind because the broker failed reports `rule_unknown`, which goes through
+/// the lifecycle like the source finding: `source_for` covers it, so a broker failing every
+/// other cycle emails neither firing nor resolved, for the source or for the blind rule.
+#[test]
+fn a_flaky_broker_blinding_a_rule_never_emails_firing_and_resolved_in_turn() {
+    use crate::checks::testkit::SnapshotBuilder;
+    let mut e = Engine::new(vec![rule("no-shorts", None, None)]);
+    for _ in 0..4 {
+        assert_eq!(e.cycle(SnapshotBuilder::new().broker_positions_unavailable()), NOTHING);
+        let a = e.book.get("no-shorts/broker:positions").expect("the blind rule is an alert");
+        assert_eq!((a.state, a.last_finding.code.as_str()), (Phase::Pending, "rule_unknown"));
+        assert_eq!(e.cycle(SnapshotBuilder::new()), NOTHING, "a pending blind alert goes away silently");
+        assert!(e.book.alerts.is_empty(), "{:#?}", e.book);
+    }
+}
+
+/// Issue 12: a blind rule is heard of (firing after `source_for`, at the rule's severity),
+/// resolves when the rule is evaluated again, and never triggers an action.
+#[test]
+fn a_blind_rule_fires_at_its_severity_resolves_when_seen_again_and_is_never_actionable() {
+    use crate::checks::testkit::SnapshotBuilder;
+    let mut e = Engine::new(vec![rule("no-shorts", None, None)]);
+    let blind = "no-shorts/broker:positions";
+    assert_eq!(e.cycle(SnapshotBuilder::new().broker_positions_unavailable()), NOTHING);
+    // One outage: the source's alert and one per blind rule.
+    let both = [fired(blind), fired("source/broker:positions")].concat();
+    assert_eq!(e.cycle(SnapshotBuilder::new().broker_positions_unavailable()), both);
+    let a = e.book.get(blind).unwrap();
+    assert_eq!((a.state, a.severity), (Phase::Firing, Severity::Critical));
+    assert!(!a.is_actionable(), "unknown never triggers an action");
+    // (The source's own alert names no rule, so it has no actions either.)
+    assert!(e.book.actionable().all(|a| a.rule == "source"));
+    assert_eq!(e.cycle(SnapshotBuilder::new()), [resolved(blind), resolved("source/broker:positions")].concat());
+}
+
+/// A firing violation stays firing while its rule is blind (unknown never resolves), next to
+/// the blind alert; both resolve once the data is back and clean.
+#[test]
+fn a_firing_short_stays_firing_while_the_broker_is_down() {
+    use crate::checks::testkit::SnapshotBuilder;
+    let mut e = Engine::new(vec![rule("no-shorts", None, None)]);
+    assert_eq!(e.cycle(SnapshotBuilder::new().position("CHWY", "-1596", "25")), fired("no-shorts/CHWY"));
+    for _ in 0..3 {
+        e.cycle(SnapshotBuilder::new().broker_positions_unavailable());
+        let a = e.book.get("no-shorts/CHWY").unwrap();
+        assert_eq!(a.state, Phase::Firing);
+        assert!(a.unknown && a.is_actionable());
+    }
+    assert_eq!(e.book.get("no-shorts/broker:positions").unwrap().state, Phase::Firing);
+    let notes = e.cycle(SnapshotBuilder::new());
+    let want =
+        [resolved("no-shorts/CHWY"), resolved("no-shorts/broker:positions"), resolved("source/broker:positions")];
+    assert_eq!(notes, want.concat());
+}
+
+/// A blind alert is about one blindness: when the rule is blind for another reason, the old
+/// one resolves (its source is back) and the new one starts its own episode.
+#[test]
+fn a_blind_alert_resolves_when_its_source_is_back_even_if_another_blinds_the_rule() {
+    use crate::checks::testkit::SnapshotBuilder;
+    let mut e = Engine::new(vec![rule("no-shorts", None, Some(Duration::ZERO))]);
+    e.cycle(SnapshotBuilder::new().broker_positions_unavailable());
+    e.cycle(SnapshotBuilder::new().broker_positions_unavailable());
+    assert_eq!(e.book.get("no-shorts/broker:positions").unwrap().state, Phase::Firing);
+    // Now the positions are back but the rule's `when` needs the clock, which is down.
+    let mut gated = rule("no-shorts", None, None);
+    gated.when = When::MarketOpen;
+    e.rules = vec![gated];
+    let clock_down = || {
+        let mut s = SnapshotBuilder::new().build();
+        s.broker.clock = Err(crate::model::SourceError::unavailable("broker:clock", "connection refused"));
+        s
+    };
+    e.now += chrono::Duration::minutes(1);
+    let ev = crate::engine::evaluate(&e.rules, &clock_down(), e.now);
+    let (book, notes) = step(&e.book, &e.rules, &ev, &[], &defaults(), e.now);
+    let notes: Vec<(NotifyReason, String)> = notes.into_iter().map(|n| (n.reason, n.alert.fingerprint)).collect();
+    assert_eq!(notes, [resolved("no-shorts/broker:positions"), resolved("source/broker:positions")].concat());
+    assert_eq!(book.get("no-shorts/broker:clock").unwrap().state, Phase::Pending);
+}

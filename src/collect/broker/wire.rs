@@ -514,7 +514,29 @@ pub struct AlpacaError {
 /// A sentence naming the element and field that was wrong.
 pub fn parse_positions(body: &[u8]) -> Result<Vec<Position>, String> {
     let raw: Vec<AlpacaPosition> = crate::collect::json_from_bytes(body).map_err(|e| format!("positions body: {e}"))?;
-    raw.iter().enumerate().map(|(i, p)| p.to_domain().map_err(|e| format!("positions[{i}]: {e}"))).collect()
+    let positions: Vec<Position> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.to_domain().map_err(|e| format!("positions[{i}]: {e}")))
+        .collect::<Result<_, _>>()?;
+    // Alpaca holds one position per symbol. A list that repeats one cannot be trusted: merging
+    // or picking either entry could hide a short, so the whole source is malformed.
+    no_repeats("positions", positions.iter().map(|p| p.symbol.as_str()), "symbol")?;
+    Ok(positions)
+}
+
+/// `Err` naming the first key that appears twice in a list (`positions[3]: symbol `AAPL` is
+/// also at positions[0]`).
+fn no_repeats<'a>(list: &str, keys: impl Iterator<Item = &'a str>, what: &str) -> Result<(), String> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, k) in keys.enumerate() {
+        if let Some(first) = seen.insert(k, i) {
+            return Err(format!(
+                "{list}[{i}]: {what} `{k}` is also at {list}[{first}]; a list that repeats a {what} cannot be trusted"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses the open-orders body.
@@ -523,7 +545,15 @@ pub fn parse_positions(body: &[u8]) -> Result<Vec<Position>, String> {
 /// A sentence naming the element and field that was wrong.
 pub fn parse_orders(body: &[u8]) -> Result<Vec<Order>, String> {
     let raw: Vec<AlpacaOrder> = crate::collect::json_from_bytes(body).map_err(|e| format!("orders body: {e}"))?;
-    raw.iter().enumerate().map(|(i, o)| o.to_domain().map_err(|e| format!("orders[{i}]: {e}"))).collect()
+    let orders: Vec<Order> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, o)| o.to_domain().map_err(|e| format!("orders[{i}]: {e}")))
+        .collect::<Result<_, _>>()?;
+    // An order id is unique; a repeated one (with possibly different quantities or states)
+    // cannot be resolved by picking either copy.
+    no_repeats("orders", orders.iter().map(|o| o.id.as_str()), "id")?;
+    Ok(orders)
 }
 
 /// Parses the account body.
@@ -568,6 +598,37 @@ mod tests {
         assert_eq!(p[0].qty.to_string(), "-15");
         assert_eq!(p[0].side, Side::Short);
         assert_eq!(p[0].market_value.unwrap().to_string(), "-6226.50");
+    }
+
+    /// Issue 12 (d): a positions list naming a symbol twice (a long and a short AAPL) was
+    /// merged downstream (a map by symbol kept one entry), so a short could vanish. The list is
+    /// now malformed, never merged or picked from.
+    #[test]
+    fn a_positions_list_repeating_a_symbol_is_malformed_never_merged() {
+        let body = br#"[{"symbol":"AAPL","qty":"10","side":"long"},{"symbol":"MSFT","qty":"1"},
+                        {"symbol":"AAPL","qty":"-40","side":"short"}]"#;
+        let e = parse_positions(body).unwrap_err();
+        assert_eq!(
+            e,
+            "positions[2]: symbol `AAPL` is also at positions[0]; a list that repeats a symbol cannot be trusted"
+        );
+        // Symbols are case-sensitive, as Alpaca's are: `aapl` is another symbol.
+        assert_eq!(parse_positions(br#"[{"symbol":"AAPL","qty":"1"},{"symbol":"aapl","qty":"1"}]"#).unwrap().len(), 2);
+    }
+
+    /// The same class for orders: one id twice (say, once `new` and once `filled`) cannot be
+    /// resolved by keeping either.
+    #[test]
+    fn an_orders_list_repeating_an_id_is_malformed() {
+        let order = |status: &str| {
+            format!(
+                r#"{{"id":"o-1","symbol":"AAPL","side":"sell","qty":"5","filled_qty":"0","type":"market","status":"{status}","created_at":"2026-11-20T14:00:00Z"}}"#
+            )
+        };
+        let body = format!("[{},{}]", order("new"), order("filled"));
+        let e = parse_orders(body.as_bytes()).unwrap_err();
+        assert!(e.starts_with("orders[1]: id `o-1` is also at orders[0]"), "{e}");
+        assert_eq!(parse_orders(format!("[{}]", order("new")).as_bytes()).unwrap().len(), 1);
     }
 
     #[test]

@@ -110,6 +110,19 @@ fn firing_subject_matches_the_issue_example() {
     assert_eq!(r.subject, "[tradewarden] CRITICAL no-shorts: CHWY short -1596 (paper)");
 }
 
+/// Issue 12: a blind rule's email says it is unknown and why, at the rule's severity.
+#[test]
+fn a_blind_rule_is_emailed_as_unknown_naming_the_failed_source_or_field() {
+    let mut f = finding("no-shorts", "rule_unknown", Severity::Critical, "broker:positions");
+    f.observed = json!({ "source": "broker:positions", "status": "unavailable" });
+    let r = render(&[note(NotifyReason::Firing, f)], &[], &ctx()).unwrap();
+    assert_eq!(r.subject, "[tradewarden] CRITICAL no-shorts: unknown, broker:positions unavailable (paper)");
+    let mut f = finding("account", "rule_unknown", Severity::Warning, "account");
+    f.observed = json!({ "field": "buying_power", "value": null });
+    let r = render(&[note(NotifyReason::Firing, f)], &[], &ctx()).unwrap();
+    assert_eq!(r.subject, "[tradewarden] WARNING account: unknown, account buying_power missing or invalid (paper)");
+}
+
 #[test]
 fn resolved_subject_matches_the_issue_example() {
     let r = render(&[note(NotifyReason::Resolved, chwy())], &[], &ctx()).unwrap();

@@ -209,6 +209,9 @@ impl AlpacaClient {
             }
             let full = items.len() >= ORDERS_PAGE_LIMIT;
             let mut oldest: Option<DateTime<Utc>> = None;
+            // Orders repeated across pages are expected (the boundary instant is read twice)
+            // and dropped by id; an id repeated within one page is a malformed list.
+            let mut on_page: HashSet<String> = HashSet::new();
             for item in items {
                 let Some(t) = order_time(&item) else {
                     let e = BrokerError::Malformed {
@@ -221,6 +224,17 @@ impl AlpacaClient {
                 };
                 oldest = Some(oldest.map_or(t, |o| o.min(t)));
                 let id = item.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                if !id.is_empty() && !on_page.insert(id.clone()) {
+                    let e = BrokerError::Malformed {
+                        endpoint,
+                        status: reply.status,
+                        message: format!(
+                            "orders page {page}: id `{id}` appears twice; a list that repeats an id cannot be trusted"
+                        ),
+                    };
+                    self.metrics().error(endpoint, e.kind());
+                    return (Err(e), attempts);
+                }
                 if id.is_empty() || seen.insert(id) {
                     all.push(item);
                 }
