@@ -219,6 +219,7 @@ pub(crate) mod fake {
             created_at: None,
             submitted_at: None,
             updated_at: None,
+            filled_at: None,
         }
     }
 

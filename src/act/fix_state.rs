@@ -22,11 +22,18 @@
 //! change as parsed JSON; any difference refuses the fix.
 //!
 //! Writing is refused when the file changed since it was read (size, modification time or
-//! SHA-256), or was modified within `quiet_for` (the bot is probably writing it). Each file
-//! is backed up to `state_dir/backups/<name>.<timestamp>` first, then replaced atomically
-//! (temp file in the same folder with the original's permissions, fsync, one more
-//! unchanged-check, rename, fsync of the folder). Positions kept in a JSONL log (the ordinis
+//! SHA-256, or its owner, group, mode or inode), or was modified within `quiet_for` (the bot is
+//! probably writing it). Each file is backed up to `state_dir/backups/<name>.<timestamp>` first
+//! (0600, tradewarden's own: never readable by more than the original), then replaced
+//! atomically (temp file in the same folder, created 0600, given the original's owner, group
+//! and mode, fsync, one more unchanged-check, rename, fsync of the folder): the bot, running as
+//! its own user, can still read and write its state. Positions kept in a JSONL log (the ordinis
 //! layout) are refused: a log is the bot's history, not a state file.
+//!
+//! One file, one write: when positions and metadata live in the same file (one path, or a
+//! symlink to it), the metadata edit is planned on the positions edit's result and the file is
+//! backed up and replaced once; two writes planned from the text as read would each undo the
+//! other. The same file under two names (hard links) is refused.
 //!
 //! Files are read and re-checked through the collectors' `open_in_root`: a state file, or a
 //! folder on its path, that is a symlink leading out of `[bot].root` is refused, so a fix never
@@ -66,7 +73,8 @@ pub struct FixInput<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// A file as read: what the unchanged-check compares against.
+/// A file as read: what the unchanged-check compares against, and the owner, group and mode
+/// its replacement gets back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
     /// Size in bytes.
@@ -75,6 +83,29 @@ pub struct Stamp {
     pub modified: SystemTime,
     /// SHA-256 of the content, hex.
     pub sha256: String,
+    /// Device and inode: which file this is, whatever name (or hard link) led to it.
+    pub file_id: (u64, u64),
+    /// Owner uid.
+    pub uid: u32,
+    /// Group gid.
+    pub gid: u32,
+    /// Permission bits (with set-id and sticky bits, without the file type).
+    pub mode: u32,
+}
+
+impl Stamp {
+    fn of(bytes: &[u8], meta: &std::fs::Metadata, modified: SystemTime) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            len: bytes.len() as u64,
+            modified,
+            sha256: sha256_hex(bytes),
+            file_id: (meta.dev(), meta.ino()),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode() & 0o7777,
+        }
+    }
 }
 
 /// One file's fix.
@@ -171,7 +202,7 @@ pub fn read_stamped(root: &Path, path: &Path) -> Result<(PathBuf, String, Stamp)
         return Err(format!("{shown} is over the {} MiB limit", MAX_STATE_BYTES >> 20));
     }
     let modified = meta.modified().map_err(|e| format!("cannot stat {shown}: {e}"))?;
-    let stamp = Stamp { len: bytes.len() as u64, modified, sha256: sha256_hex(&bytes) };
+    let stamp = Stamp::of(&bytes, &meta, modified);
     let text = String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8 text"))?;
     Ok((real, text, stamp))
 }
@@ -196,6 +227,17 @@ pub fn check_unchanged(f: &FileFix) -> Result<(), String> {
     }
     if sha256_hex(&bytes) != f.stamp.sha256 {
         return Err(format!("{shown} changed since it was read (content)"));
+    }
+    // The replacement is given the owner, group and mode as read: they must still be the file's.
+    let now = Stamp::of(&bytes, &meta, f.stamp.modified);
+    if now.file_id != f.stamp.file_id {
+        return Err(format!("{shown} changed since it was read (another file now has its name)"));
+    }
+    if (now.uid, now.gid, now.mode) != (f.stamp.uid, f.stamp.gid, f.stamp.mode) {
+        return Err(format!(
+            "{shown} changed since it was read (owner {}:{} mode {:04o} → {}:{} mode {:04o})",
+            f.stamp.uid, f.stamp.gid, f.stamp.mode, now.uid, now.gid, now.mode
+        ));
     }
     Ok(())
 }
@@ -262,10 +304,19 @@ pub fn plan(input: &FixInput<'_>) -> Result<FixPlan, String> {
     let (path, text, stamp) = read_stamped(input.root, &input.root.join(rel))?;
     let fixed = fix_positions(&text, &input.bot.positions, input, &broker, &mut out.notes)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut positions = FileFix {
+        rel: rel.display().to_string(),
+        root: input.root.to_path_buf(),
+        path,
+        stamp,
+        after: text.clone(),
+        before: text,
+        changes: Vec::new(),
+    };
     if let Some((after, changes)) = fixed {
-        let (rel, root) = (rel.display().to_string(), input.root.to_path_buf());
-        out.files.push(FileFix { rel, root, path, stamp, before: text, after, changes });
+        (positions.after, positions.changes) = (after, changes);
     }
+    let mut metadata = None;
     match &input.bot.metadata {
         Some(MetadataMapping { source: BotSource::Log(log), .. }) => {
             out.notes.push(format!("metadata is kept in the log `{log}`: not edited"));
@@ -273,10 +324,27 @@ pub fn plan(input: &FixInput<'_>) -> Result<FixPlan, String> {
         Some(m @ MetadataMapping { source: BotSource::File(mrel), .. }) => {
             let (mpath, mtext, mstamp) = read_stamped(input.root, &input.root.join(mrel))?;
             let keep: BTreeSet<&str> = broker.iter().filter(|(_, p)| !long_only_short(p)).map(|(s, _)| *s).collect();
-            let fixed =
-                fix_metadata(&mtext, m, input, &broker, &keep).map_err(|e| format!("{}: {e}", mpath.display()))?;
-            if let Some((after, changes)) = fixed {
-                out.files.push(FileFix {
+            let shown = mpath.display().to_string();
+            if mpath == positions.path {
+                // Positions and metadata in one file (or two names linking to one file): one
+                // text, one write. The metadata edit is planned on the positions edit's result;
+                // planned on the text as read, its write would undo the positions edit.
+                let fixed = fix_metadata(&positions.after, m, input, &broker, &keep)
+                    .map_err(|e| format!("{shown} (metadata): {e}"))?;
+                if let Some((after, changes)) = fixed {
+                    positions.after = after;
+                    positions.changes.extend(changes.into_iter().map(|c| format!("metadata: {c}")));
+                }
+            } else if mstamp.file_id == positions.stamp.file_id {
+                return Err(format!(
+                    "{} and {} are one file under two names (hard links): replacing it under one name \
+                     would leave the other with the old content; not edited",
+                    positions.path.display(),
+                    mpath.display()
+                ));
+            } else {
+                let fixed = fix_metadata(&mtext, m, input, &broker, &keep).map_err(|e| format!("{shown}: {e}"))?;
+                metadata = fixed.map(|(after, changes)| FileFix {
                     rel: mrel.display().to_string(),
                     root: input.root.to_path_buf(),
                     path: mpath,
@@ -289,6 +357,10 @@ pub fn plan(input: &FixInput<'_>) -> Result<FixPlan, String> {
         }
         None => {}
     }
+    if !positions.changes.is_empty() {
+        out.files.push(positions);
+    }
+    out.files.extend(metadata);
     Ok(out)
 }
 
@@ -719,6 +791,17 @@ pub fn write(
     now: DateTime<Utc>,
     before_write: &dyn Fn(),
 ) -> Written {
+    // One file, one write: a second replacement of the same file (by name, link or inode)
+    // would be computed from the text as read and undo the first. `plan` merges such edits;
+    // this holds the line for any plan built otherwise.
+    for (i, f) in plan.files.iter().enumerate() {
+        if let Some(g) = plan.files[..i].iter().find(|g| g.path == f.path || g.stamp.file_id == f.stamp.file_id) {
+            return Written::Refused(format!(
+                "{} and {} are the same file: planned as two writes, the second would undo the first",
+                g.rel, f.rel
+            ));
+        }
+    }
     for f in &plan.files {
         if let Err(e) = check_unchanged(f).and_then(|()| check_quiet(f, quiet_for, SystemTime::now())) {
             return Written::Refused(e);
@@ -749,7 +832,7 @@ pub fn write(
                 for t in &temps {
                     let _ = std::fs::remove_file(t);
                 }
-                return Written::Failed(format!("cannot write next to {}: {e}; nothing replaced", f.path.display()));
+                return Written::Failed(format!("{e}; nothing replaced"));
             }
         }
     }
@@ -783,18 +866,52 @@ pub fn write(
     Written::Done(log)
 }
 
-fn write_temp(f: &FileFix) -> std::io::Result<PathBuf> {
+/// Writes the new text to a temp file next to the original, with the original's owner, group
+/// and mode (as read), ready to be renamed over it. The bot runs as its own user: a replacement
+/// owned by tradewarden's user (root, often) or with another mode could leave the bot unable
+/// to read its own state, or open it to others. On any error the temp file is removed.
+fn write_temp(f: &FileFix) -> Result<PathBuf, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = f.path.parent().unwrap_or_else(|| Path::new("."));
     let name = f.path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     // The pid lets a later start remove it if this process dies before the rename
     // (`state::sweep_temp_files`).
     let tmp = dir.join(format!(".{name}.tradewarden-{}-{}.tmp", std::process::id(), uuid::Uuid::new_v4().simple()));
-    let perms = std::fs::metadata(&f.path)?.permissions();
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-    file.write_all(f.after.as_bytes())?;
-    file.sync_all()?;
-    std::fs::set_permissions(&tmp, perms)?;
-    Ok(tmp)
+    let shown = f.path.display();
+    // Created 0600: until it has the original's owner and mode, only tradewarden may read it.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("cannot write next to {shown}: {e}"))?;
+    let s = &f.stamp;
+    let written = file
+        .write_all(f.after.as_bytes())
+        .map_err(|e| format!("cannot write next to {shown}: {e}"))
+        // Owner and group first: changing them clears set-id bits, so the mode goes on after.
+        .and_then(|()| {
+            std::os::unix::fs::fchown(&file, Some(s.uid), Some(s.gid)).map_err(|e| {
+                format!(
+                    "cannot give the new {shown} its owner {}:{} back ({e}): tradewarden must run as root or as \
+                     the bot's user",
+                    s.uid, s.gid
+                )
+            })
+        })
+        .and_then(|()| {
+            file.set_permissions(std::fs::Permissions::from_mode(s.mode))
+                .map_err(|e| format!("cannot give the new {shown} its mode {:04o} back: {e}", s.mode))
+        })
+        .and_then(|()| file.sync_all().map_err(|e| format!("cannot write next to {shown}: {e}")));
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 /// Confirms every file holds exactly what was written.
@@ -1096,6 +1213,168 @@ mod tests {
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "still a link");
         assert_eq!(std::fs::read_to_string(&real).unwrap(), p.files[0].after);
         assert_eq!(std::fs::read_to_string(&link).unwrap(), p.files[0].after);
+    }
+
+    /// Positions at `/opens` and metadata at `/metadata` of one file.
+    const ONE_FILE: &str = r#"{
+  "opens": {
+    "AAPL": {
+      "qty": 10,
+      "entry_price": 187.25
+    },
+    "MSFT": {
+      "qty": 5,
+      "entry_price": 412.3
+    }
+  },
+  "metadata": {
+    "AAPL": {
+      "entry_score": 0.82
+    },
+    "MSFT": {
+      "entry_score": 0.81
+    }
+  }
+}
+"#;
+
+    fn one_file_bot(root: &Path, metadata_file: &str) -> BotConfig {
+        let mut b = bot(root);
+        b.positions.source = BotSource::File("state/bot.json".into());
+        b.metadata = Some(MetadataMapping { source: BotSource::File(metadata_file.into()), at: "/metadata".into() });
+        b
+    }
+
+    /// Issue 12 §3c: with positions and metadata in one file, the metadata edit was computed
+    /// from the text as read and its write replaced the positions edit (lost update): MSFT,
+    /// sold at the broker, was back in the bot's positions after the fix.
+    #[test]
+    fn positions_and_metadata_in_one_file_keep_both_edits_not_the_last_one() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("state")).unwrap();
+        let file = d.path().join("state/bot.json");
+        std::fs::write(&file, ONE_FILE).unwrap();
+        age(&file, 3600);
+        let b = one_file_bot(d.path(), "state/bot.json");
+        let mut aapl = position("AAPL", dec!(10));
+        aapl.avg_entry_price = Some(dec!(187.25));
+        let p = plan_for(&b, &[aapl], &Scope::All).unwrap();
+        assert_eq!(p.files.len(), 1, "one file, one write: {p:?}");
+        assert_eq!(
+            p.files[0].changes,
+            ["remove MSFT (not held at the broker)", "metadata: remove MSFT (not held at the broker)"]
+        );
+        let backups = d.path().join("backups");
+        let w = write(&p, &backups, Duration::from_secs(30), now(), &|| {});
+        assert!(matches!(&w, Written::Done(log) if log.len() == 2), "one backup, one replacement: {w:?}");
+        confirm(&p).unwrap();
+        let after: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(after["opens"], json!({"AAPL": {"qty": 10, "entry_price": 187.25}}), "the positions edit");
+        assert_eq!(after["metadata"], json!({"AAPL": {"entry_score": 0.82}}), "the metadata edit");
+        assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 1, "backed up once");
+    }
+
+    #[test]
+    fn a_metadata_name_linking_to_the_positions_file_is_one_file_and_hard_links_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("state")).unwrap();
+        std::fs::write(d.path().join("state/bot.json"), ONE_FILE).unwrap();
+        std::os::unix::fs::symlink("bot.json", d.path().join("state/meta.json")).unwrap();
+        let b = one_file_bot(d.path(), "state/meta.json");
+        let p = plan_for(&b, &[position("AAPL", dec!(10))], &Scope::All).unwrap();
+        assert_eq!(p.files.len(), 1, "{p:?}");
+        let after: Value = serde_json::from_str(&p.files[0].after).unwrap();
+        assert!(after["opens"].get("MSFT").is_none() && after["metadata"].get("MSFT").is_none(), "{after}");
+
+        std::fs::remove_file(d.path().join("state/meta.json")).unwrap();
+        std::fs::hard_link(d.path().join("state/bot.json"), d.path().join("state/meta.json")).unwrap();
+        let e = plan_for(&b, &[position("AAPL", dec!(10))], &Scope::All).unwrap_err();
+        assert!(e.contains("one file under two names (hard links)"), "{e}");
+    }
+
+    #[test]
+    fn a_plan_writing_one_file_twice_is_refused_before_anything_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("state")).unwrap();
+        let file = d.path().join("state/bot.json");
+        std::fs::write(&file, ONE_FILE).unwrap();
+        age(&file, 3600);
+        let b = one_file_bot(d.path(), "state/bot.json");
+        let p = plan_for(&b, &[position("AAPL", dec!(10))], &Scope::All).unwrap();
+        let mut twice = p.clone();
+        let mut second = p.files[0].clone();
+        second.rel = "state/meta.json".into();
+        second.after = ONE_FILE.replace("0.82", "0.9");
+        twice.files.push(second);
+        let backups = d.path().join("backups");
+        let w = write(&twice, &backups, Duration::from_secs(30), now(), &|| {});
+        assert!(matches!(&w, Written::Refused(e) if e.contains("are the same file")), "{w:?}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), ONE_FILE);
+        assert!(!backups.exists(), "nothing backed up");
+    }
+
+    fn mode_of(path: &Path) -> (u32, u32, u32) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    }
+
+    /// The bot's user (as root, where tests and CI run: another user; else our own).
+    fn bot_user() -> (u32, u32) {
+        if rustix::process::geteuid().is_root() {
+            (1234, 1234)
+        } else {
+            (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw())
+        }
+    }
+
+    fn own(path: &Path, (uid, gid): (u32, u32), mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Issue 12 §3d: fix_state replaced the bot's file (owned by the bot's user, 0640) with a
+    /// file owned by root: the bot could no longer read its own state.
+    #[test]
+    fn a_fixed_file_keeps_the_bots_owner_group_and_mode_and_its_backup_is_no_wider() {
+        let (d, b) = setup();
+        let state = d.path().join("state/executor_state.json");
+        let meta = d.path().join("state/position_metadata.json");
+        let user = bot_user();
+        own(&state, user, 0o640);
+        own(&meta, user, 0o604);
+        age(&state, 3600);
+        age(&meta, 3600);
+        let backups = d.path().join("backups");
+        let p = plan_for(&b, &[position("AAPL", dec!(10))], &Scope::All).unwrap();
+        assert_eq!(p.files.len(), 2, "{p:?}");
+        let w = write(&p, &backups, Duration::from_secs(30), now(), &|| {});
+        assert!(matches!(&w, Written::Done(_)), "{w:?}");
+        confirm(&p).unwrap();
+        assert_eq!(mode_of(&state), (user.0, user.1, 0o640));
+        assert_eq!(mode_of(&meta), (user.0, user.1, 0o604));
+        for e in std::fs::read_dir(&backups).unwrap() {
+            let (_, _, mode) = mode_of(&e.unwrap().path());
+            assert_eq!(mode & 0o077, 0, "a backup is readable by tradewarden alone: {mode:04o}");
+        }
+        let leftovers = std::fs::read_dir(d.path().join("state")).unwrap().count();
+        assert_eq!(leftovers, 2, "no temp files left");
+    }
+
+    #[test]
+    fn an_owner_or_mode_changed_since_reading_is_refused() {
+        let (d, b) = setup();
+        let state = d.path().join("state/executor_state.json");
+        age(&state, 3600);
+        age(&d.path().join("state/position_metadata.json"), 3600);
+        let p = plan_for(&b, &[position("AAPL", dec!(10))], &Scope::All).unwrap();
+        let w = write(&p, &d.path().join("backups"), Duration::from_secs(30), now(), &|| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
+        });
+        assert!(matches!(&w, Written::Refused(e) if e.contains("mode")), "{w:?}");
+        assert_eq!(std::fs::read_to_string(&state).unwrap(), STATE);
     }
 
     fn age(path: &Path, secs: u64) {

@@ -18,17 +18,25 @@
 //!   `price_tolerance_pct` percent of the broker's average entry price.
 //!
 //! Settling: while an order is working, the bot's file and the broker legitimately disagree for
-//! a moment. A symbol is skipped (no findings) when it has an open order whose last activity is
-//! within `settle` of now, or an open order already partly filled (fills in flight). When the
-//! open orders could not be read, the check runs without settling and says so in each message.
+//! a moment. A symbol is skipped (no findings) when it has an open order whose last activity
+//! (`updated_at`, `filled_at`, `submitted_at`, `created_at`, the latest) is within `settle` of
+//! now, either side of it. Settling is bounded by that activity and nothing else: a partly
+//! filled order resting for days is not "in flight", and a bot still tracking 5000 shares of
+//! which the broker holds 20 is a mismatch once `settle` has passed since the last fill (field
+//! notes: the table said "mismatch" for days while this rule stayed green). A timestamp further
+//! than `settle` in the future does not settle either (a broken clock must not hide a symbol
+//! forever). When the open orders could not be read, the check runs without settling and says so
+//! in each message.
 //!
 //! Several tracked entries for one symbol (an array mapping with one lot per strategy) are
 //! summed, as the broker sums them; their entry price is the quantity-weighted average.
 //!
 //! False positives: a bot that writes its state file only every few seconds can lag the broker
-//! by more than `settle` right after a fill (raise `settle`, or hold the rule with `for`); an
-//! order with no timestamps at all is never "recent" (only its fills make the symbol settle);
-//! metadata deliberately kept after a close (for reporting) shows as orphaned.
+//! by more than `settle` right after a fill (raise `settle`, or hold the rule with `for`); a bot
+//! that records a position only once its order has completely filled shows a mismatch while a
+//! partly filled order rests (it does differ from the broker); an order with no timestamps at
+//! all is never "recent"; metadata deliberately kept after a close (for reporting) shows as
+//! orphaned.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -64,7 +72,8 @@ pub struct Params {
     /// Largest accepted difference between the bot's entry price and the broker's average entry
     /// price, in percent of the broker's. Default `1.0`.
     pub price_tolerance_pct: Decimal,
-    /// Skip a symbol with order activity this recent (or with fills in flight). Default `5s`.
+    /// Skip a symbol whose open order's last activity (update or fill) is this recent. Default
+    /// `5s`.
     #[serde(with = "crate::config::duration::serde_humantime")]
     pub settle: Duration,
 }
@@ -154,18 +163,9 @@ impl Params {
         Evaluation::Checked(issues)
     }
 
-    /// Symbols with recent order activity or fills in flight, sorted and without repeats.
+    /// Symbols with an open order active within `settle` of `now`, sorted and without repeats.
     fn settling<'o>(&self, orders: &'o [crate::model::Order], now: DateTime<Utc>) -> Vec<&'o Symbol> {
-        let settle = chrono::Duration::from_std(self.settle).unwrap_or(chrono::Duration::MAX);
-        let mut symbols: Vec<&Symbol> = orders
-            .iter()
-            .filter(|o| o.is_open())
-            .filter(|o| o.filled_qty > Decimal::ZERO || o.last_activity().is_some_and(|t| now - t <= settle))
-            .map(|o| &o.symbol)
-            .collect();
-        symbols.sort();
-        symbols.dedup();
-        symbols
+        settling_symbols(orders, self.settle, now)
     }
 
     fn compare(&self, b: &Position, t: &BotPos, suffix: &str, issues: &mut Vec<Issue>) {
@@ -237,6 +237,31 @@ impl Params {
             });
         }
     }
+}
+
+/// The symbols `position_match` skips as settling: those with an open order whose last activity
+/// is within `settle` of `now` (before or after it). Only the activity counts: a filled quantity
+/// does not, since a partly filled order may rest for days. Sorted, each once.
+#[must_use]
+pub fn settling_symbols(orders: &[crate::model::Order], settle: Duration, now: DateTime<Utc>) -> Vec<&Symbol> {
+    let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::MAX);
+    let mut symbols: Vec<&Symbol> = orders
+        .iter()
+        .filter(|o| o.is_open())
+        .filter(|o| o.last_activity().is_some_and(|t| now.signed_duration_since(t).abs() <= settle))
+        .map(|o| &o.symbol)
+        .collect();
+    symbols.sort();
+    symbols.dedup();
+    symbols
+}
+
+/// The bot's signed quantity per symbol, its entries summed exactly as this check sums them
+/// (an explicit side wins over the sign; a total of zero is not tracked): the reconciliation
+/// table shows these, so it never disagrees with the rule about what the bot holds.
+#[must_use]
+pub fn bot_quantities(tracked: &[TrackedPosition]) -> BTreeMap<&Symbol, Decimal> {
+    sum_tracked(tracked).into_iter().map(|(s, p)| (s, p.qty)).collect()
 }
 
 /// Sums the tracked entries per symbol; symbols whose entries sum to zero are not tracked.
@@ -452,16 +477,36 @@ mod tests {
     }
 
     #[test]
-    fn settle_skips_symbols_with_recent_activity_or_fills_in_flight() {
+    fn settle_skips_symbols_with_recent_order_activity_only() {
         let base = || SnapshotBuilder::new().position("AAPL", "10", "180").tracked("AAPL", "5", None);
         let cases: Vec<(&str, SnapshotBuilder, usize)> = vec![
             ("order 3s ago", base().order("o1", "AAPL", OrderSide::Buy, "5", 3), 0),
             ("order exactly 5s ago", base().order("o1", "AAPL", OrderSide::Buy, "5", 5), 0),
             ("order 6s ago", base().order("o1", "AAPL", OrderSide::Buy, "5", 6), 1),
+            // A fill is activity like any other, and only for `settle`: a partly filled order
+            // resting since its last fill ten minutes ago settles nothing.
             (
                 "old order partly filled",
                 base().order_with("o1", "AAPL", OrderSide::Buy, "10", 600, |o| o.filled_qty = d("5")),
+                1,
+            ),
+            (
+                "old order with a fill just now",
+                base().order_with("o1", "AAPL", OrderSide::Buy, "10", 600, |o| {
+                    o.filled_qty = d("5");
+                    o.filled_at = Some(o.updated_at.unwrap() + chrono::Duration::seconds(598));
+                }),
                 0,
+            ),
+            (
+                "order stamped 2s ahead of our clock",
+                base().order_with("o1", "AAPL", OrderSide::Buy, "5", -2, |_| {}),
+                0,
+            ),
+            (
+                "order stamped a day in the future",
+                base().order_with("o1", "AAPL", OrderSide::Buy, "5", -86_400, |_| {}),
+                1,
             ),
             (
                 "old order updated just now",
@@ -483,6 +528,32 @@ mod tests {
         // Settle also covers orphans.
         let b = SnapshotBuilder::new().tracked("AAPL", "5", None).order("o1", "AAPL", OrderSide::Sell, "5", 1);
         assert_eq!(eval(&Params::default(), b), Evaluation::Checked(vec![]));
+    }
+
+    /// Field notes (issue 12 §3b): a buy for 5000 filled 20 and rested for two days; the broker
+    /// held 20, the bot tracked 5000, the reconciliation table said "mismatch" and this rule
+    /// stayed green the whole time, because a partly filled order settled its symbol for as long
+    /// as it rested.
+    #[test]
+    fn a_partly_filled_order_resting_for_days_does_not_hide_a_mismatch() {
+        let two_days = 2 * 86_400;
+        let b = SnapshotBuilder::new().position("AAPL", "20", "180").tracked("AAPL", "5000", None).order_with(
+            "o1",
+            "AAPL",
+            OrderSide::Buy,
+            "5000",
+            two_days,
+            |o| {
+                o.status = "partially_filled".into();
+                o.filled_qty = d("20");
+                o.filled_at = o.updated_at;
+            },
+        );
+        let found = issues(eval(&Params::default(), b));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].code, found[0].subject.as_str()), ("quantity_mismatch", "AAPL"));
+        assert_eq!(found[0].observed["broker_qty"], "20");
+        assert_eq!(found[0].observed["bot_qty"], "5000");
     }
 
     #[test]

@@ -190,6 +190,7 @@ impl SnapshotBuilder {
             created_at: Some(at),
             submitted_at: Some(at),
             updated_at: Some(at),
+            filled_at: None,
         };
         f(&mut o);
         self.snap.broker.orders.as_mut().expect("orders available").push(o);

@@ -37,6 +37,9 @@ pub struct Order {
     pub submitted_at: Option<DateTime<Utc>>,
     /// Last update.
     pub updated_at: Option<DateTime<Utc>>,
+    /// When it (last) filled: Alpaca sets it on a partial fill too, and a broker may move it
+    /// without `updated_at`, so it counts as activity.
+    pub filled_at: Option<DateTime<Utc>>,
 }
 
 /// Terminal statuses: these orders will not change again.
@@ -53,7 +56,7 @@ impl Order {
     /// The most recent of the order's own timestamps: when it last showed activity.
     #[must_use]
     pub fn last_activity(&self) -> Option<DateTime<Utc>> {
-        [self.updated_at, self.submitted_at, self.created_at].into_iter().flatten().max()
+        [self.updated_at, self.filled_at, self.submitted_at, self.created_at].into_iter().flatten().max()
     }
 
     /// When it was placed (submitted, else created).

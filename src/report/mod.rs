@@ -16,6 +16,7 @@ pub use markdown::render_markdown;
 pub use text::render_text;
 
 use crate::alert::{AlertBook, Silence};
+use crate::checks::position_match;
 use crate::engine::Evaluated;
 use crate::model::{Finding, Mode, Outcome, RuleOutcome, Severity, Snapshot, SourceError, Symbol};
 
@@ -112,7 +113,7 @@ pub struct ReconciliationRow {
     pub bot_qty: Option<Decimal>,
     /// Metadata present; null when not configured or unknown.
     pub metadata: Option<bool>,
-    /// `ok`, `short`, `untracked`, `orphaned`, `mismatch` or `unknown`.
+    /// `ok`, `short`, `untracked`, `orphaned`, `mismatch`, `settling` or `unknown`.
     pub status: String,
 }
 
@@ -148,7 +149,7 @@ impl Report {
             findings: evaluated.findings.clone(),
             rules: evaluated.outcomes.clone(),
             summary,
-            reconciliation: reconciliation(snap),
+            reconciliation: reconciliation(snap, evaluated),
             silenced: Vec::new(),
             cycle: None,
         }
@@ -244,25 +245,48 @@ fn sources(snap: &Snapshot) -> Vec<SourceStatus> {
     v
 }
 
-fn reconciliation(snap: &Snapshot) -> Vec<ReconciliationRow> {
+/// The reconciliation table. The status agrees with `position_match` by construction: when a
+/// `position_match` rule was evaluated this audit, its findings decide a symbol's status (a
+/// finding means untracked, orphaned or mismatch; none means the rule accepted it: `ok`, or
+/// `settling` when the quantities differ while an order on it is active, which is the only way
+/// the rule skips a difference beyond its tolerance). Without such a rule the table compares the
+/// quantities itself. Quantities are counted as the rule counts them (`bot_quantities`), and a
+/// symbol the bot keeps only in its metadata is listed, as the rule reports it.
+fn reconciliation(snap: &Snapshot, evaluated: &Evaluated) -> Vec<ReconciliationRow> {
     let broker = snap.broker.positions.as_ref().ok();
     let bot = snap.bot.positions.as_ref().ok();
     let meta = snap.bot.metadata.as_ref().map(|m| m.as_ref().ok());
     // Symbol -> qty on each side (a join, not a scan per symbol: 10,000 positions would cost
-    // 10^8 comparisons). The bot's side is its entries' total, and a total of zero is not
-    // tracked, exactly as `position_match` counts it, so the table never disagrees with the rule
-    // about what the bot holds.
+    // 10^8 comparisons).
     let mut broker_qty: BTreeMap<&Symbol, Decimal> = BTreeMap::new();
     for p in broker.into_iter().flatten() {
         broker_qty.entry(&p.symbol).or_insert(p.qty);
     }
-    let mut bot_qty: BTreeMap<&Symbol, Decimal> = BTreeMap::new();
-    for p in bot.into_iter().flatten() {
-        let q = bot_qty.entry(&p.symbol).or_insert(Decimal::ZERO);
-        *q = q.saturating_add(p.qty);
+    let bot_qty = bot.map(|b| position_match::bot_quantities(b)).unwrap_or_default();
+    let meta_keys = meta.flatten().map(|m| m.keys().collect::<BTreeSet<_>>()).unwrap_or_default();
+    // What the evaluated position_match rules said, per symbol (the worst status wins).
+    let judged: BTreeSet<&str> = evaluated
+        .outcomes
+        .iter()
+        .filter(|o| o.check == position_match::KIND && matches!(o.outcome, Outcome::Ok | Outcome::Violated))
+        .map(|o| o.id.as_str())
+        .collect();
+    let mut verdicts: BTreeMap<&str, &'static str> = BTreeMap::new();
+    for f in evaluated.findings.iter().filter(|f| judged.contains(f.rule.as_str())) {
+        let status = match f.code.as_str() {
+            "untracked_position" => "untracked",
+            "orphaned_position" => "orphaned",
+            _ => "mismatch",
+        };
+        let v = verdicts.entry(f.subject.as_str()).or_insert(status);
+        if *v != "mismatch" && status == "mismatch" {
+            *v = status;
+        }
     }
-    bot_qty.retain(|_, q| !q.is_zero());
-    let symbols: BTreeSet<&Symbol> = broker_qty.keys().chain(bot_qty.keys()).copied().collect();
+    let has_open_order = |s: &Symbol| {
+        snap.broker.orders.as_ref().is_ok_and(|orders| orders.iter().any(|o| o.is_open() && &o.symbol == s))
+    };
+    let symbols: BTreeSet<&Symbol> = broker_qty.keys().chain(bot_qty.keys()).chain(meta_keys.iter()).copied().collect();
     symbols
         .into_iter()
         .map(|s| {
@@ -274,14 +298,22 @@ fn reconciliation(snap: &Snapshot) -> Vec<ReconciliationRow> {
             };
             let status = if broker.is_none() || bot.is_none() {
                 "unknown"
+            } else if b.is_some_and(|b| b < Decimal::ZERO) {
+                "short"
+            } else if !judged.is_empty() {
+                // A symbol kept only in metadata differs from the broker too.
+                let differs = b != t || b.is_none();
+                match verdicts.get(s.as_str()) {
+                    Some(v) => v,
+                    None if differs && has_open_order(s) => "settling",
+                    None => "ok",
+                }
             } else {
                 match (b, t) {
-                    (Some(b), _) if b < Decimal::ZERO => "short",
                     (Some(b), Some(t)) if b == t => "ok",
                     (Some(_), Some(_)) => "mismatch",
                     (Some(_), None) => "untracked",
-                    (None, Some(_)) => "orphaned",
-                    (None, None) => "unknown",
+                    (None, _) => "orphaned",
                 }
             };
             ReconciliationRow { symbol: s.to_string(), broker_qty: b, bot_qty: t, metadata, status: status.into() }
@@ -292,18 +324,94 @@ fn reconciliation(snap: &Snapshot) -> Vec<ReconciliationRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::testkit::SnapshotBuilder;
+    use crate::checks::CheckConfig;
+    use crate::checks::testkit::{SnapshotBuilder, d};
+    use crate::config::{Rule, When};
+    use crate::model::{OrderSide, Side};
+
+    fn position_match_rule(p: position_match::Params) -> Rule {
+        Rule {
+            id: "positions-match".into(),
+            check: CheckConfig::PositionMatch(p),
+            severity: Severity::Critical,
+            hold: None,
+            repeat: None,
+            when: When::Always,
+            actions: vec![],
+            description: None,
+            origin: "rules/test.toml".into(),
+            id_offset: 0,
+        }
+    }
+
+    /// (symbol, status) of each row, the rule evaluated on the snapshot as an audit does.
+    fn statuses(b: SnapshotBuilder, rules: &[Rule]) -> (Vec<(String, String)>, Option<Outcome>) {
+        let snap = b.build();
+        let ev = crate::engine::evaluate(rules, &snap, snap.taken_at);
+        let rows = Report::build(&snap, &ev).reconciliation;
+        (rows.into_iter().map(|r| (r.symbol, r.status)).collect(), ev.outcome("positions-match"))
+    }
+
+    fn rows(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    }
 
     #[test]
     fn the_reconciliation_counts_the_bots_entries_like_position_match() {
-        // A closed entry (qty 0) is not tracked; a symbol's entries are summed.
+        // A closed entry (qty 0) is not tracked; a symbol's entries are summed; an explicit
+        // short side makes the quantity negative, as the rule reads it.
         let snap = SnapshotBuilder::new()
             .position("AAPL", "10", "180")
             .tracked("AAPL", "10", None)
             .tracked("MSFT", "0", None)
+            .tracked_side("CHWY", "5", Side::Short)
             .build();
-        let rows = reconciliation(&snap);
-        let got: Vec<(&str, &str)> = rows.iter().map(|r| (r.symbol.as_str(), r.status.as_str())).collect();
-        assert_eq!(got, [("AAPL", "ok")], "{rows:?}");
+        let rows = reconciliation(&snap, &Evaluated { findings: vec![], outcomes: vec![] });
+        let got: Vec<(&str, &str, Option<Decimal>)> =
+            rows.iter().map(|r| (r.symbol.as_str(), r.status.as_str(), r.bot_qty)).collect();
+        assert_eq!(got, [("AAPL", "ok", Some(d("10"))), ("CHWY", "orphaned", Some(d("-5")))], "{rows:?}");
+    }
+
+    /// Issue 12 §3b: a partly filled order resting for two days; the table said "mismatch"
+    /// (broker 20, bot 5000) while position_match stayed green. Now both say the same thing,
+    /// while the order is fresh and once it has rested.
+    #[test]
+    fn the_table_and_position_match_agree_on_a_partly_filled_resting_order() {
+        let rule = [position_match_rule(position_match::Params::default())];
+        let book = |age_secs: i64| {
+            SnapshotBuilder::new().position("AAPL", "20", "180").tracked("AAPL", "5000", None).order_with(
+                "o1",
+                "AAPL",
+                OrderSide::Buy,
+                "5000",
+                age_secs,
+                |o| {
+                    o.status = "partially_filled".into();
+                    o.filled_qty = d("20");
+                    o.filled_at = o.updated_at;
+                },
+            )
+        };
+        assert_eq!(statuses(book(2 * 86_400), &rule), (rows(&[("AAPL", "mismatch")]), Some(Outcome::Violated)));
+        assert_eq!(statuses(book(1), &rule), (rows(&[("AAPL", "settling")]), Some(Outcome::Ok)));
+    }
+
+    #[test]
+    fn the_table_follows_the_rules_tolerance_and_lists_metadata_orphans() {
+        let tolerant = [position_match_rule(position_match::Params { qty_tolerance: d("0.5"), ..Default::default() })];
+        let b = || {
+            SnapshotBuilder::new()
+                .position("AAPL", "10", "180")
+                .tracked("AAPL", "10.5", None)
+                .metadata("AAPL", serde_json::json!({}))
+                .metadata("OKTA", serde_json::json!({}))
+        };
+        assert_eq!(statuses(b(), &tolerant), (rows(&[("AAPL", "ok"), ("OKTA", "orphaned")]), Some(Outcome::Violated)));
+        // Without a position_match rule the table compares the quantities itself.
+        assert_eq!(statuses(b(), &[]).0, rows(&[("AAPL", "mismatch"), ("OKTA", "orphaned")]));
+        // An entry price off is the rule's mismatch too.
+        let b = SnapshotBuilder::new().position("AAPL", "10", "100").tracked("AAPL", "10", Some("120"));
+        let strict = [position_match_rule(position_match::Params::default())];
+        assert_eq!(statuses(b, &strict), (rows(&[("AAPL", "mismatch")]), Some(Outcome::Violated)));
     }
 }

@@ -17,5 +17,6 @@ mod silence;
 mod simulator;
 mod soak;
 mod soak_kit;
+mod state_trust;
 mod support;
 mod util;

@@ -315,6 +315,7 @@ impl AlpacaOrder {
             created_at: self.created_at,
             submitted_at: self.submitted_at,
             updated_at: self.updated_at,
+            filled_at: self.filled_at,
         })
     }
 }
