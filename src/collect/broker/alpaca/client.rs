@@ -82,6 +82,58 @@ impl fmt::Debug for AlpacaClient {
     }
 }
 
+/// What a per-item path segment names, and what a plausible one looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Item {
+    /// A ticker (`AAPL`, `BRK.B`, `BTC/USD`) or an asset id (a UUID).
+    Symbol,
+    /// An order id: Alpaca's are UUIDs.
+    OrderId,
+}
+
+impl Item {
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Symbol => "symbol",
+            Self::OrderId => "order id",
+        }
+    }
+
+    /// `Err(why)` unless `s` is a plausible item of this kind. Conservative on purpose: a
+    /// symbol starts with a letter or digit and holds only letters, digits, `.`, `-` and `/`
+    /// (so never `.`, `..`, `%2e`, empty, whitespace, `?` or `#`); an order id is a UUID.
+    pub(super) fn check(self, s: &str) -> Result<(), &'static str> {
+        match self {
+            Self::Symbol => {
+                if s.is_empty() {
+                    return Err("is empty");
+                }
+                if s.len() > 64 {
+                    return Err("is longer than any symbol");
+                }
+                if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                    return Err("does not start with a letter or digit");
+                }
+                if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/')) {
+                    return Err("holds characters no symbol has");
+                }
+                if s.contains("..") || s.contains("/.") || s.ends_with('/') {
+                    return Err("holds a relative path");
+                }
+                Ok(())
+            }
+            Self::OrderId => {
+                let b = s.as_bytes();
+                let uuid = b.len() == 36
+                    && b.iter()
+                        .enumerate()
+                        .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() });
+                if uuid { Ok(()) } else { Err("is not a UUID") }
+            }
+        }
+    }
+}
+
 /// A response with a 2xx status.
 #[derive(Debug, Clone)]
 pub(super) struct Reply {
@@ -285,6 +337,31 @@ impl AlpacaClient {
             u.query_pairs_mut().extend_pairs(query);
         }
         u
+    }
+
+    /// The URL of one item, `base/v2/{collection}/{item}`, or `BadTarget` when `item` cannot
+    /// name exactly one item. The url crate drops `.` and `..` segments, so "cancel order `..`"
+    /// would become `DELETE /v2/orders` (cancel everything): the item is validated first, and
+    /// the built URL is checked to still end in that one encoded segment.
+    pub(super) fn item_url(
+        &self,
+        endpoint: Endpoint,
+        collection: &str,
+        item: &str,
+        kind: Item,
+    ) -> Result<Url, BrokerError> {
+        let bad = |why: &str| BrokerError::BadTarget {
+            endpoint,
+            message: format!("{} {item:?} {why}; a per-item request is never sent for it", kind.noun()),
+        };
+        kind.check(item).map_err(|why| bad(why))?;
+        let url = self.url(&[collection, item], &[]);
+        let base_len = self.base.path_segments().map_or(0, |s| s.filter(|s| !s.is_empty()).count());
+        let segs: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
+        let ok = segs.len() == base_len + 3
+            && segs[segs.len() - 2] == collection
+            && segs.last().is_some_and(|last| !last.is_empty());
+        if ok { Ok(url) } else { Err(bad("does not build a one-item path")) }
     }
 
     /// Sends one request. 2xx is a `Reply`; everything else is mapped to a `BrokerError`.

@@ -97,13 +97,17 @@ impl AlpacaClient {
         self.read(Endpoint::Positions, &["positions"], wire::parse_positions).await
     }
 
-    /// `GET /v2/positions/{symbol}`: `None` when there is no open position (404).
+    /// `GET /v2/positions/{symbol}`: `None` when there is no open position (404). A 404 is
+    /// only this endpoint's word: callers deciding "flat" confirm it against the list.
     ///
     /// # Errors
-    /// Any other failure, after retries.
+    /// `BadTarget` (nothing sent) for a symbol that cannot name one position; any other
+    /// failure, after retries.
     pub async fn get_position(&self, symbol: &str) -> Result<Option<Position>, BrokerError> {
-        match self.read(Endpoint::Position, &["positions", symbol], parse_position).await {
-            Ok(f) => Ok(Some(f.value)),
+        let url = self.item_url(Endpoint::Position, "positions", symbol, super::client::Item::Symbol)?;
+        let (reply, _) = self.get(Endpoint::Position, url).await;
+        match reply.and_then(|r| self.parse(Endpoint::Position, &r, parse_position)) {
+            Ok(p) => Ok(Some(p)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
