@@ -193,6 +193,11 @@ pub(crate) mod fake {
         pub(crate) cancels_422: bool,
         /// Patches are accepted but do not take effect.
         pub(crate) patches_ignored: bool,
+        /// Symbols whose per-symbol read answers 404 while the list still shows them (a
+        /// broker whose endpoints disagree).
+        pub(crate) position_404: BTreeSet<String>,
+        /// Symbols whose per-symbol read answers this quantity instead of the list's.
+        pub(crate) position_says: BTreeMap<String, Decimal>,
         /// Every order the fake placed (closes), for the invariant checks.
         pub(crate) placed: Vec<Placed>,
     }
@@ -314,6 +319,12 @@ pub(crate) mod fake {
         fn position<'a>(&'a self, symbol: &'a str) -> BoxFuture<'a, Result<Option<Position>, BrokerError>> {
             Box::pin(async move {
                 self.read(&format!("position:{symbol}"), Endpoint::Position, |s| {
+                    if s.position_404.contains(symbol) {
+                        return None;
+                    }
+                    if let Some(q) = s.position_says.get(symbol) {
+                        return Some(position(symbol, *q));
+                    }
                     s.positions.get(symbol).filter(|q| !q.is_zero()).map(|q| position(symbol, *q))
                 })
             })
