@@ -354,7 +354,7 @@ impl AlpacaClient {
             endpoint,
             message: format!("{} {item:?} {why}; a per-item request is never sent for it", kind.noun()),
         };
-        kind.check(item).map_err(|why| bad(why))?;
+        kind.check(item).map_err(&bad)?;
         let url = self.url(&[collection, item], &[]);
         let base_len = self.base.path_segments().map_or(0, |s| s.filter(|s| !s.is_empty()).count());
         let segs: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
