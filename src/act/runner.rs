@@ -2,7 +2,10 @@
 //! (the caller's: observe describes, the CLI skips it), in this order:
 //!
 //! 1. **live guard**: a live account needs `allow_live = true` (refused, critical finding); a
-//!    replayed snapshot cannot be acted on;
+//!    replayed snapshot cannot be acted on. Live is any signal saying live: the host or the key
+//!    id (`AlpacaClient::mode`, checked first, before anything is read), and the account number
+//!    (read once the action would otherwise go ahead, after the fresh re-read and plan, before
+//!    the intent; a read that fails cannot confirm paper: no action, `skipped`);
 //! 2. **silence**: alerts muted by a silence drop out;
 //! 3. **daily budgets**: each action has its own (`[actions.budget]`), and the non-protective
 //!    ones also share `max_per_day`, counted per UTC day from the journal. A protective action
@@ -347,6 +350,24 @@ impl Runner<'_> {
         }
     }
 
+    /// The live guard on what the account says: `Some(refusal)` unless it says paper.
+    async fn account_guard(&self, action: &str) -> Option<Stop> {
+        let why = match self.broker.account_mode().await {
+            Ok(Mode::Paper) => return None,
+            Ok(_) => "the account says it is live (its account number is not a paper `PA...` one)".to_owned(),
+            // Not known to be paper: no action, like any other failed re-read (nothing was
+            // done, so it is skipped rather than refused).
+            Err(e) => {
+                return Some(Stop::Skipped(format!(
+                    "cannot re-read the account to confirm it is paper ({e}): no action on incomplete data"
+                )));
+            }
+        };
+        let msg = format!("{action} refused: {why}, and [actions] allow_live is not true");
+        let f = finding("action_refused", Severity::Critical, action, msg.clone(), json!({ "mode": "live" }));
+        Some(Stop::Refused(msg, Some(f)))
+    }
+
     /// The fresh, action-specific re-read and plan.
     pub async fn prepare(&self, kind: &ActionKind, triggers: &[Trigger]) -> Result<Prepared, Stop> {
         let b = self.broker;
@@ -545,6 +566,14 @@ impl Runner<'_> {
                 why.push_str(&format!("; {}", gone.join("; ")));
             }
             return (self.stopped(req, &triggers, Stop::Skipped(why)), true);
+        }
+        // 1b. live guard, the account's side: only when the action would otherwise go ahead
+        // (host and key said paper, every other gate passed, there is a plan), before the
+        // intent and any write.
+        if !acfg.allow_live
+            && let Some(stop) = self.account_guard(&action).await
+        {
+            return (self.stopped(req, &triggers, stop), false);
         }
         // 6. intent
         let diff = prepared.fix.as_ref().map(FixPlan::diff);

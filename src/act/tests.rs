@@ -194,6 +194,38 @@ async fn the_live_guard_refuses_before_touching_anything() {
     assert_eq!(cycle(&e, &b, &mut a).await[0].result, "done", "allowed explicitly");
 }
 
+/// Issue 12 §3g: the host and the key said paper, but the account is live: no action without
+/// `allow_live`, and an account that cannot be read cannot confirm paper either.
+#[tokio::test]
+async fn an_account_that_says_live_is_refused_without_allow_live() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    b.with(|s| s.account_number = Some("3XK8Q1ZT7M".into()));
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let r = &out[0];
+    assert_eq!(r.result, "refused", "{r:?}");
+    let f = r.finding.as_ref().unwrap();
+    assert_eq!((f.code.as_str(), f.severity), ("action_refused", Severity::Critical));
+    assert!(f.message.contains("the account says it is live") && f.message.contains("allow_live"), "{}", f.message);
+    assert!(b.writes().is_empty(), "{:?}", b.writes());
+    assert!(ledger(&e).intents.is_empty());
+    // An account that cannot be read cannot confirm paper: no action.
+    let b = phantom();
+    b.with(|s| s.account_read_fails = true);
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "skipped", "{out:?}");
+    assert!(out[0].detail.starts_with("cannot re-read the account to confirm it is paper"), "{}", out[0].detail);
+    assert!(b.writes().is_empty(), "{:?}", b.writes());
+    assert!(ledger(&e).intents.is_empty());
+    let b = phantom();
+    b.with(|s| s.account_number = Some("3XK8Q1ZT7M".into()));
+    let e = env(&format!("{ACT}allow_live = true"), NO_SHORTS);
+    let mut a = actor(&e, &b);
+    assert_eq!(cycle(&e, &b, &mut a).await[0].result, "done", "allowed explicitly");
+}
+
 #[tokio::test]
 async fn silenced_alerts_take_no_part() {
     let e = env(ACT, NO_SHORTS);

@@ -89,6 +89,20 @@ impl AlpacaClient {
         self.read(Endpoint::Account, &["account"], wire::parse_account).await
     }
 
+    /// `GET /v2/account`'s `account_number` (empty when absent), for the live guard.
+    ///
+    /// # Errors
+    /// The request failed after retries, or the body was not an account.
+    pub async fn account_number(&self) -> Result<String, BrokerError> {
+        let f = self.read(Endpoint::Account, &["account"], wire::parse_account).await?;
+        let raw: wire::AlpacaAccount = serde_json::from_slice(&f.body).map_err(|e| BrokerError::Malformed {
+            endpoint: Endpoint::Account,
+            status: 200,
+            message: format!("account body: {e}"),
+        })?;
+        Ok(raw.account_number)
+    }
+
     /// `GET /v2/positions`.
     ///
     /// # Errors
