@@ -65,6 +65,9 @@ pub trait ActBroker: Send + Sync {
     fn mode(&self) -> Mode;
     /// Everything an audit reads (five GETs), for re-evaluating a rule on fresh data.
     fn view(&self) -> BoxFuture<'_, BrokerView>;
+    /// What the account itself says (`GET /v2/account`'s `account_number`: paper accounts
+    /// are `PA...`), for the live guard: `Live` unless it says paper.
+    fn account_mode(&self) -> BoxFuture<'_, Result<Mode, BrokerError>>;
     /// `GET /v2/positions`.
     fn positions(&self) -> BoxFuture<'_, Result<Vec<Position>, BrokerError>>;
     /// `GET /v2/positions/{symbol}`; `None` when flat.
@@ -90,6 +93,12 @@ impl ActBroker for AlpacaClient {
 
     fn view(&self) -> BoxFuture<'_, BrokerView> {
         Box::pin(Self::view(self))
+    }
+
+    fn account_mode(&self) -> BoxFuture<'_, Result<Mode, BrokerError>> {
+        Box::pin(
+            async move { self.account_number().await.map(|n| crate::collect::broker::alpaca::account_number_mode(&n)) },
+        )
     }
 
     fn positions(&self) -> BoxFuture<'_, Result<Vec<Position>, BrokerError>> {
@@ -193,6 +202,15 @@ pub(crate) mod fake {
         pub(crate) cancels_422: bool,
         /// Patches are accepted but do not take effect.
         pub(crate) patches_ignored: bool,
+        /// Symbols whose per-symbol read answers 404 while the list still shows them (a
+        /// broker whose endpoints disagree).
+        pub(crate) position_404: BTreeSet<String>,
+        /// Symbols whose per-symbol read answers this quantity instead of the list's.
+        pub(crate) position_says: BTreeMap<String, Decimal>,
+        /// `GET /v2/account`'s `account_number` (unset: a paper number).
+        pub(crate) account_number: Option<String>,
+        /// The account read fails (the others answer).
+        pub(crate) account_read_fails: bool,
         /// Every order the fake placed (closes), for the invariant checks.
         pub(crate) placed: Vec<Placed>,
     }
@@ -308,6 +326,19 @@ pub(crate) mod fake {
             })
         }
 
+        fn account_mode(&self) -> BoxFuture<'_, Result<Mode, BrokerError>> {
+            Box::pin(async move {
+                if self.with(|s| s.account_read_fails) {
+                    return Err(err_read(Endpoint::Account));
+                }
+                self.read("account", Endpoint::Account, |s| {
+                    crate::collect::broker::alpaca::account_number_mode(
+                        s.account_number.as_deref().unwrap_or("PA0FAKE00001"),
+                    )
+                })
+            })
+        }
+
         fn positions(&self) -> BoxFuture<'_, Result<Vec<Position>, BrokerError>> {
             Box::pin(async move { self.read("positions", Endpoint::Positions, positions_of) })
         }
@@ -315,6 +346,12 @@ pub(crate) mod fake {
         fn position<'a>(&'a self, symbol: &'a str) -> BoxFuture<'a, Result<Option<Position>, BrokerError>> {
             Box::pin(async move {
                 self.read(&format!("position:{symbol}"), Endpoint::Position, |s| {
+                    if s.position_404.contains(symbol) {
+                        return None;
+                    }
+                    if let Some(q) = s.position_says.get(symbol) {
+                        return Some(position(symbol, *q));
+                    }
                     s.positions.get(symbol).filter(|q| !q.is_zero()).map(|q| position(symbol, *q))
                 })
             })

@@ -6,6 +6,11 @@
 //! (`shorts_only`: close only if it is still negative), then `DELETE /v2/positions/{symbol}`.
 //! A write that got no clear answer is never repeated: the confirmation re-read decides.
 //! Finally poll the positions until every closed symbol is gone, or `confirm_timeout`.
+//!
+//! Only the positions list (`GET /v2/positions`) says "flat": a per-symbol 404, a close
+//! answered 404, a symbol a close-all answer leaves out, or a per-symbol read that disagrees
+//! with the list the plan was made from is checked against the list, and reported
+//! `unconfirmed` unless the list agrees.
 
 use std::collections::BTreeSet;
 
@@ -61,7 +66,7 @@ pub(crate) async fn wait_cancelled(b: &dyn ActBroker, ids: &[String], timing: Ti
 pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, timing: Timing) -> Executed {
     let mut log: Vec<String> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
-    let mut closing: BTreeSet<String> = BTreeSet::new();
+    let mut closing = Closing::default();
     let mut cancels: Vec<(String, String)> = Vec::new();
     for step in &plan.steps {
         match step {
@@ -96,7 +101,7 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, t
                     let answered: BTreeSet<String> = results.iter().map(|r| r.symbol.clone()).collect();
                     for (s, _) in positions.iter().filter(|(s, _)| !answered.contains(s)) {
                         log.push(format!("{s}: not in the broker's answer; re-reading"));
-                        closing.insert(s.clone());
+                        closing.flat.insert(s.clone());
                     }
                     for r in results {
                         match (&r.order, &r.error) {
@@ -109,7 +114,7 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, t
                                     o.qty.map(|q| q.to_string()).unwrap_or_default(),
                                     o.status
                                 ));
-                                closing.insert(r.symbol);
+                                closing.flat.insert(r.symbol);
                             }
                             (None, err) => failed.push(format!(
                                 "{}: not closed (HTTP {}: {})",
@@ -122,7 +127,7 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, t
                 }
                 Err(e) if e.outcome_unknown() => {
                     log.push(format!("close all: no clear answer ({e}); not retried, re-reading"));
-                    closing.extend(positions.iter().map(|(s, _)| s.clone()));
+                    closing.flat.extend(positions.iter().map(|(s, _)| s.clone()));
                 }
                 Err(e) => failed.push(format!("close all refused: {e}")),
             },
@@ -132,19 +137,56 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, t
     confirm(b, &closing, log, failed, timing).await
 }
 
+/// What the confirmation must see in the positions list.
+#[derive(Debug, Default)]
+struct Closing {
+    /// Symbols that must be gone from the list.
+    flat: BTreeSet<String>,
+    /// Symbols a per-symbol read said are no longer short: the list must not show them short.
+    not_short: BTreeSet<String>,
+}
+
+impl Closing {
+    fn is_empty(&self) -> bool {
+        self.flat.is_empty() && self.not_short.is_empty()
+    }
+
+    /// Whether the list still shows `p` as something this action must see gone.
+    fn still_open(&self, p: &crate::model::Position) -> bool {
+        let s = p.symbol.as_str();
+        self.flat.contains(s) || (self.not_short.contains(s) && p.qty < Decimal::ZERO)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.flat.union(&self.not_short).cloned().collect()
+    }
+}
+
 async fn close_one(
     b: &dyn ActBroker,
     symbol: &str,
     shorts_only: bool,
     log: &mut Vec<String>,
     failed: &mut Vec<String>,
-    closing: &mut BTreeSet<String>,
+    closing: &mut Closing,
 ) {
     match b.position(symbol).await {
         Err(e) => failed.push(format!("{symbol} not closed: the position could not be re-read ({e})")),
-        Ok(None) => log.push(format!("{symbol}: already flat")),
+        // The list the plan was made from showed this position: a per-symbol 404 disagrees
+        // with it, so "flat" is only taken from the list (else the action is unconfirmed).
+        Ok(None) => {
+            log.push(format!(
+                "{symbol}: GET /v2/positions/{symbol} answered no position, but the positions list showed one; \
+                 nothing sent, confirming against the list"
+            ));
+            closing.flat.insert(symbol.to_owned());
+        }
         Ok(Some(p)) if shorts_only && p.qty >= Decimal::ZERO => {
-            log.push(format!("{symbol}: no longer short ({}), not touched", p.qty));
+            log.push(format!(
+                "{symbol}: no longer short ({}), not touched; confirming against the positions list",
+                p.qty
+            ));
+            closing.not_short.insert(symbol.to_owned());
         }
         Ok(Some(p)) => match b.close_position(symbol).await {
             Ok(o) => {
@@ -156,17 +198,17 @@ async fn close_one(
                     o.qty.map(|q| q.to_string()).unwrap_or_default(),
                     o.status
                 ));
-                closing.insert(symbol.to_owned());
+                closing.flat.insert(symbol.to_owned());
             }
             // A 404 right after a re-read that showed the position: confirmed by re-reading,
             // not taken on the broker's word.
             Err(e) if e.is_not_found() => {
-                log.push(format!("{symbol}: already flat ({e}); re-reading"));
-                closing.insert(symbol.to_owned());
+                log.push(format!("{symbol}: the close answered no position ({e}); confirming against the list"));
+                closing.flat.insert(symbol.to_owned());
             }
             Err(e) if e.outcome_unknown() => {
                 log.push(format!("{symbol}: close got no clear answer ({e}); not retried, re-reading"));
-                closing.insert(symbol.to_owned());
+                closing.flat.insert(symbol.to_owned());
             }
             Err(e) => failed.push(format!("{symbol} not closed: {e}")),
         },
@@ -175,7 +217,7 @@ async fn close_one(
 
 async fn confirm(
     b: &dyn ActBroker,
-    closing: &BTreeSet<String>,
+    closing: &Closing,
     mut log: Vec<String>,
     failed: Vec<String>,
     timing: Timing,
@@ -185,7 +227,7 @@ async fn confirm(
     if !closing.is_empty() {
         let polled = poll(timing, || async {
             let ps = b.positions().await.map_err(|e| e.to_string())?;
-            let open = ps.iter().any(|p| closing.contains(p.symbol.as_str()));
+            let open = ps.iter().any(|p| closing.still_open(p));
             Ok((!open, ps))
         })
         .await;
@@ -194,16 +236,14 @@ async fn confirm(
         }
         match &polled {
             Polled::Confirmed(_) => {
-                log.push(format!("confirmed flat: {}", closing.iter().cloned().collect::<Vec<_>>().join(", ")));
+                log.push(format!("confirmed flat: {}", closing.names().join(", ")));
             }
             Polled::TimedOut(last, err) => {
                 let still: Vec<String> = match last {
-                    Some(ps) => ps
-                        .iter()
-                        .filter(|p| closing.contains(p.symbol.as_str()))
-                        .map(|p| format!("{} {}", p.symbol, p.qty))
-                        .collect(),
-                    None => closing.iter().cloned().collect(),
+                    Some(ps) => {
+                        ps.iter().filter(|p| closing.still_open(p)).map(|p| format!("{} {}", p.symbol, p.qty)).collect()
+                    }
+                    None => closing.names(),
                 };
                 let err = err.as_ref().map(|e| format!(" (last read failed: {e})")).unwrap_or_default();
                 unconfirmed.push(format!(
@@ -270,6 +310,43 @@ mod tests {
         assert!(!b.writes().contains(&"close:BILL".to_owned()), "{:?}", b.writes());
         assert_eq!(b.qty("BILL"), dec!(3));
         assert!(done.steps.iter().any(|s| s.contains("BILL: no longer short (3), not touched")), "{:?}", done.steps);
+    }
+
+    /// Issue 12 §3a: the per-symbol re-read answered 404 while the positions list showed the
+    /// short; it was journaled `done: already flat` and emailed as done, and the short stayed.
+    #[tokio::test]
+    async fn a_per_symbol_404_while_the_list_shows_the_short_is_unconfirmed() {
+        let b = phantom();
+        let plan = plan_of(&b, &Scope::Symbols(["BILL".to_owned()].into()), true).await;
+        b.with(|s| s.position_404.insert("BILL".into()));
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Unconfirmed, "{done:?}");
+        assert!(done.detail.contains("not seen flat within 150ms: BILL -413"), "{}", done.detail);
+        assert!(b.writes().is_empty(), "nothing sent on a disagreement: {:?}", b.writes());
+        assert!(b.calls().last().is_some_and(|c| c == "positions"), "the list decides: {:?}", b.calls());
+        assert_eq!(done.after["positions"].as_array().map(Vec::len), Some(3), "{}", done.after);
+
+        // When the list agrees, the 404 was right: done.
+        let b = phantom();
+        let plan = plan_of(&b, &Scope::Symbols(["BILL".to_owned()].into()), true).await;
+        b.with(|s| {
+            s.position_404.insert("BILL".into());
+            s.positions.remove("BILL");
+        });
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Done, "{done:?}");
+        assert!(done.detail.contains("confirmed flat: BILL"), "{}", done.detail);
+    }
+
+    #[tokio::test]
+    async fn a_per_symbol_read_saying_long_while_the_list_shows_the_short_is_unconfirmed() {
+        let b = phantom();
+        let plan = plan_of(&b, &Scope::Symbols(["BILL".to_owned()].into()), true).await;
+        b.with(|s| s.position_says.insert("BILL".into(), dec!(3)));
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Unconfirmed, "{done:?}");
+        assert!(done.detail.contains("BILL -413"), "{}", done.detail);
+        assert!(b.writes().is_empty(), "{:?}", b.writes());
     }
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 //! written (and fsynced) before an action touches anything, and an `outcome` with the same
 //! `id` after it. The journal is the only memory actions have:
 //!
-//! - the daily budget counts intents of the current UTC day whose outcome is not `refused` or
-//!   `skipped` (an intent without an outcome counts: it may have acted);
+//! - the daily budgets count intents of the current UTC day whose outcome is not `refused` or
+//!   `skipped` (an intent without an outcome counts: it may have acted), per action and, for
+//!   the non-protective actions, all together;
 //! - the cooldown looks up the last such intent per fingerprint and action;
 //! - at start-up, an intent without an outcome (the process died mid-action) is resolved by
 //!   re-reading the broker, never by repeating it (`recover`).
@@ -150,7 +151,13 @@ impl Ledger {
     /// Actions taken (or attempted) on a UTC day.
     #[must_use]
     pub fn spent(&self, day: NaiveDate) -> u32 {
-        let n = self.intents.iter().filter(|i| i.at.date_naive() == day && self.acted(i)).count();
+        self.spent_where(day, |_| true)
+    }
+
+    /// Actions taken (or attempted) on a UTC day whose action name satisfies `which`.
+    #[must_use]
+    pub fn spent_where(&self, day: NaiveDate, which: impl Fn(&str) -> bool) -> u32 {
+        let n = self.intents.iter().filter(|i| i.at.date_naive() == day && which(&i.action) && self.acted(i)).count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 

@@ -12,7 +12,7 @@
 //! | `exec:NAME` | run `[actions.exec.NAME]` (argv, no shell, findings on stdin, timeout) |
 //!
 //! The gates, in order: mode (observe describes the exact steps and sends nothing), then the
-//! `runner` pipeline: live guard, silence, daily budget, cooldown, fresh re-read, intent,
+//! `runner` pipeline: live guard, silence, daily budgets, cooldown, fresh re-read, intent,
 //! action, confirmation, outcome. The overriding rule is that tradewarden never makes things
 //! worse: no order it sends can open or deepen a short (`broker::ActBroker` has no way to
 //! submit one), nothing runs on incomplete data, and every write is journaled before it is

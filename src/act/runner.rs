@@ -2,10 +2,15 @@
 //! (the caller's: observe describes, the CLI skips it), in this order:
 //!
 //! 1. **live guard**: a live account needs `allow_live = true` (refused, critical finding); a
-//!    replayed snapshot cannot be acted on;
+//!    replayed snapshot cannot be acted on. Live is any signal saying live: the host or the key
+//!    id (`AlpacaClient::mode`, checked first, before anything is read), and the account number
+//!    (read once the action would otherwise go ahead, after the fresh re-read and plan, before
+//!    the intent; a read that fails cannot confirm paper: no action, `skipped`);
 //! 2. **silence**: alerts muted by a silence drop out;
-//! 3. **daily budget**: at most `max_per_day` actions per UTC day, counted from the journal
-//!    (refused, warning finding);
+//! 3. **daily budgets**: each action has its own (`[actions.budget]`), and the non-protective
+//!    ones also share `max_per_day`, counted per UTC day from the journal. A protective action
+//!    (`ActionKind::is_protective`) counts only its own, so no other action can starve it, and
+//!    its refusal is a critical finding; any other refusal is a warning;
 //! 4. **cooldown**: per fingerprint and action, at most one action per `cooldown`;
 //! 5. **fresh re-read**: an alert whose rule was unknown this cycle drops out; the daemon
 //!    re-reads the broker and re-evaluates the rules (the violation must still hold, and
@@ -199,6 +204,51 @@ pub fn live_guard(mode: Mode, allow_live: bool, action: &str) -> Option<Stop> {
     }
 }
 
+/// The daily budgets (gate 3): the action's own, then, for a non-protective action, the
+/// shared `max_per_day`. `Some(refusal)` when one is spent.
+fn budget_gate(
+    acfg: &crate::config::ActionsConfig,
+    kind: &ActionKind,
+    ledger: &Ledger,
+    day: chrono::NaiveDate,
+) -> Option<Stop> {
+    let action = kind.to_string();
+    let protective = kind.is_protective();
+    let own = acfg.budget_of(kind);
+    let spent_own = ledger.spent_where(day, |a| a == action);
+    let source = if acfg.budget.contains_key(&action) {
+        format!("[actions.budget] {action} = {own}")
+    } else if protective {
+        format!("the default budget of a protective action, {own}")
+    } else {
+        format!("max_per_day = {own}")
+    };
+    let (spent, limit, what) = if spent_own >= own {
+        (spent_own, own, format!("its daily budget is spent ({spent_own} of {source} today, UTC)"))
+    } else if !protective {
+        let shared = ledger.spent_where(day, |a| !ActionKind::PROTECTIVE.contains(&a));
+        if shared < acfg.max_per_day {
+            return None;
+        }
+        (
+            shared,
+            acfg.max_per_day,
+            format!(
+                "the daily budget of non-protective actions is spent ({shared} of max_per_day = {} today, UTC)",
+                acfg.max_per_day
+            ),
+        )
+    } else {
+        return None;
+    };
+    let msg = format!("{action} not taken: {what}");
+    // A protective action refused leaves the account exposed: as loud as a failed one.
+    let severity = if protective { Severity::Critical } else { Severity::Warning };
+    let observed = json!({ "spent": spent, "budget": limit, "protective": protective });
+    let f = finding("action_budget_exhausted", severity, &action, msg.clone(), observed);
+    Some(Stop::Refused(msg, Some(f)))
+}
+
 /// The merged scope and order ids of the triggers.
 fn merged(triggers: &[Trigger]) -> (Scope, BTreeSet<String>) {
     let mut scope: Option<Scope> = None;
@@ -298,6 +348,24 @@ impl Runner<'_> {
                 r
             }
         }
+    }
+
+    /// The live guard on what the account says: `Some(refusal)` unless it says paper.
+    async fn account_guard(&self, action: &str) -> Option<Stop> {
+        let why = match self.broker.account_mode().await {
+            Ok(Mode::Paper) => return None,
+            Ok(_) => "the account says it is live (its account number is not a paper `PA...` one)".to_owned(),
+            // Not known to be paper: no action, like any other failed re-read (nothing was
+            // done, so it is skipped rather than refused).
+            Err(e) => {
+                return Some(Stop::Skipped(format!(
+                    "cannot re-read the account to confirm it is paper ({e}): no action on incomplete data"
+                )));
+            }
+        };
+        let msg = format!("{action} refused: {why}, and [actions] allow_live is not true");
+        let f = finding("action_refused", Severity::Critical, action, msg.clone(), json!({ "mode": "live" }));
+        Some(Stop::Refused(msg, Some(f)))
     }
 
     /// The fresh, action-specific re-read and plan.
@@ -438,21 +506,9 @@ impl Runner<'_> {
             let by: Vec<String> = by.into_iter().collect();
             return (self.stopped(req, &muted, Stop::Skipped(format!("silenced by {}", by.join(", ")))), false);
         }
-        // 3. budget
-        let spent = ledger.spent(now.date_naive());
-        if spent >= acfg.max_per_day {
-            let msg = format!(
-                "{action} not taken: the daily budget is spent ({spent} of max_per_day = {} actions today, UTC)",
-                acfg.max_per_day
-            );
-            let f = finding(
-                "action_budget_exhausted",
-                Severity::Warning,
-                &action,
-                msg.clone(),
-                json!({ "spent": spent, "max_per_day": acfg.max_per_day }),
-            );
-            return (self.stopped(req, &triggers, Stop::Refused(msg, Some(f))), false);
+        // 3. budgets
+        if let Some(stop) = budget_gate(acfg, &req.kind, ledger, now.date_naive()) {
+            return (self.stopped(req, &triggers, stop), false);
         }
         // 4. cooldown
         let cooldown = chrono::Duration::from_std(acfg.cooldown).unwrap_or(chrono::Duration::MAX);
@@ -510,6 +566,14 @@ impl Runner<'_> {
                 why.push_str(&format!("; {}", gone.join("; ")));
             }
             return (self.stopped(req, &triggers, Stop::Skipped(why)), true);
+        }
+        // 1b. live guard, the account's side: only when the action would otherwise go ahead
+        // (host and key said paper, every other gate passed, there is a plan), before the
+        // intent and any write.
+        if !acfg.allow_live
+            && let Some(stop) = self.account_guard(&action).await
+        {
+            return (self.stopped(req, &triggers, stop), false);
         }
         // 6. intent
         let diff = prepared.fix.as_ref().map(FixPlan::diff);

@@ -194,6 +194,38 @@ async fn the_live_guard_refuses_before_touching_anything() {
     assert_eq!(cycle(&e, &b, &mut a).await[0].result, "done", "allowed explicitly");
 }
 
+/// Issue 12 §3g: the host and the key said paper, but the account is live: no action without
+/// `allow_live`, and an account that cannot be read cannot confirm paper either.
+#[tokio::test]
+async fn an_account_that_says_live_is_refused_without_allow_live() {
+    let e = env(ACT, NO_SHORTS);
+    let b = phantom();
+    b.with(|s| s.account_number = Some("3XK8Q1ZT7M".into()));
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let r = &out[0];
+    assert_eq!(r.result, "refused", "{r:?}");
+    let f = r.finding.as_ref().unwrap();
+    assert_eq!((f.code.as_str(), f.severity), ("action_refused", Severity::Critical));
+    assert!(f.message.contains("the account says it is live") && f.message.contains("allow_live"), "{}", f.message);
+    assert!(b.writes().is_empty(), "{:?}", b.writes());
+    assert!(ledger(&e).intents.is_empty());
+    // An account that cannot be read cannot confirm paper: no action.
+    let b = phantom();
+    b.with(|s| s.account_read_fails = true);
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "skipped", "{out:?}");
+    assert!(out[0].detail.starts_with("cannot re-read the account to confirm it is paper"), "{}", out[0].detail);
+    assert!(b.writes().is_empty(), "{:?}", b.writes());
+    assert!(ledger(&e).intents.is_empty());
+    let b = phantom();
+    b.with(|s| s.account_number = Some("3XK8Q1ZT7M".into()));
+    let e = env(&format!("{ACT}allow_live = true"), NO_SHORTS);
+    let mut a = actor(&e, &b);
+    assert_eq!(cycle(&e, &b, &mut a).await[0].result, "done", "allowed explicitly");
+}
+
 #[tokio::test]
 async fn silenced_alerts_take_no_part() {
     let e = env(ACT, NO_SHORTS);
@@ -218,24 +250,107 @@ async fn silenced_alerts_take_no_part() {
     assert_eq!(b.qty("CHWY"), dec!(-1596));
 }
 
-#[tokio::test]
-async fn a_spent_budget_refuses_with_a_warning() {
-    let e = env(&format!("{ACT}max_per_day = 2"), NO_SHORTS);
+fn spend(e: &Env, action: &str, n: usize) {
     let j = Journal::new(&e.cfg.state_dir);
-    for (n, id) in ["a", "b"].iter().enumerate() {
-        let at = now() - chrono::Duration::hours(i64::try_from(n).unwrap() + 1);
-        j.append(&Record::Intent(intent(id, at, "exec:x", "other/x", json!({})))).unwrap();
-        j.append(&Record::Outcome(done(id, at))).unwrap();
+    for k in 0..n {
+        let id = format!("{action}-{k}");
+        let at = now() - chrono::Duration::minutes(i64::try_from(k).unwrap() * 20 + 20);
+        j.append(&Record::Intent(intent(&id, at, action, &format!("other/{action}-{k}"), json!({})))).unwrap();
+        j.append(&Record::Outcome(done(&id, at))).unwrap();
     }
+}
+
+const EXEC_X: &str = "\n[actions.exec.x]\ncommand = [\"true\"]\n";
+
+/// Issue 12 §3e: `exec:` hooks on a persistent warning spent the one shared daily budget, and
+/// `flatten_shorts` was then refused while a -1596 short stayed open all day.
+#[tokio::test]
+async fn exec_hooks_spending_the_daily_budget_never_starve_flatten_shorts() {
+    let e = env(&format!("{ACT}max_per_day = 2{EXEC_X}"), NO_SHORTS);
+    spend(&e, "exec:x", 5);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "done", "{out:?}");
+    assert_eq!(b.qty("CHWY"), dec!(0));
+}
+
+#[tokio::test]
+async fn a_spent_protective_budget_refuses_with_a_critical_finding() {
+    let e = env(&format!("{ACT}[actions.budget]\nflatten_shorts = 2\n"), NO_SHORTS);
+    spend(&e, "flatten_shorts", 2);
     let b = phantom();
     let mut a = actor(&e, &b);
     let out = cycle(&e, &b, &mut a).await;
     let r = &out[0];
     assert_eq!(r.result, "refused");
     let f = r.finding.as_ref().unwrap();
-    assert_eq!((f.code.as_str(), f.severity), ("action_budget_exhausted", Severity::Warning));
-    assert!(f.message.contains("2 of max_per_day = 2"), "{}", f.message);
+    assert_eq!((f.code.as_str(), f.severity), ("action_budget_exhausted", Severity::Critical));
+    assert!(f.message.contains("2 of [actions.budget] flatten_shorts = 2"), "{}", f.message);
     assert!(b.writes().is_empty());
+
+    // Without [actions.budget], a protective action has its own default, not max_per_day.
+    let e = env(&format!("{ACT}max_per_day = 1"), NO_SHORTS);
+    spend(&e, "flatten_shorts", 9);
+    let mut a = actor(&e, &b);
+    assert_eq!(cycle(&e, &b, &mut a).await[0].result, "done");
+    let e = env(&format!("{ACT}max_per_day = 1"), NO_SHORTS);
+    spend(&e, "flatten_shorts", 10);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let f = out[0].finding.as_ref().unwrap();
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(f.message.contains("10 of the default budget of a protective action, 10"), "{}", f.message);
+}
+
+#[tokio::test]
+async fn non_protective_actions_share_max_per_day_and_are_refused_with_a_warning() {
+    let rules = NO_SHORTS.replace("[\"flatten_shorts\"]", "[\"exec:x\"]");
+    // Protective actions spent today do not count against max_per_day.
+    let e = env(&format!("{ACT}max_per_day = 2{EXEC_X}"), &rules);
+    spend(&e, "flatten_shorts", 5);
+    spend(&e, "fix_state", 1);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    assert_eq!(cycle(&e, &b, &mut a).await[0].result, "done");
+    spend(&e, "fix_state", 1);
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let f = out[0].finding.as_ref().unwrap();
+    assert_eq!((out[0].result.as_str(), f.severity), ("refused", Severity::Warning));
+    assert!(f.message.contains("3 of max_per_day = 2"), "{}", f.message);
+    // An own budget below the shared one.
+    let e = env(&format!("{ACT}max_per_day = 9{EXEC_X}[actions.budget]\n\"exec:x\" = 1\n"), &rules);
+    spend(&e, "exec:x", 1);
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let f = out[0].finding.as_ref().unwrap();
+    assert!(f.message.contains("1 of [actions.budget] exec:x = 1"), "{}", f.message);
+}
+
+#[test]
+fn budget_keys_and_values_are_checked_with_their_line() {
+    let err = |actions: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.toml"), NO_SHORTS).unwrap();
+        let toml = format!(
+            "state_dir = \"state\"\nrules = [\"rules.toml\"]\n[broker]\nkind = \"alpaca\"\n[bot]\nroot = \".\"\n\
+             [bot.positions]\nfile = \"p.json\"\nat = \"/opens\"\n[actions]\n{actions}\n"
+        );
+        std::fs::write(dir.path().join("tradewarden.toml"), toml).unwrap();
+        Config::load(&dir.path().join("tradewarden.toml")).map(|_| ()).unwrap_err().to_string()
+    };
+    let e = err("[actions.budget]\nflaten_shorts = 3");
+    assert!(e.contains("tradewarden.toml:12:") && e.contains("unknown action `flaten_shorts`"), "{e}");
+    let e = err("[actions.budget]\n\"exec:nope\" = 3");
+    assert!(e.contains("tradewarden.toml:12:") && e.contains("names no [actions.exec.nope] table"), "{e}");
+    let e = err("[actions.budget]\nfix_state = -1");
+    assert!(e.contains("tradewarden.toml:12:") && e.contains("`fix_state` in [actions.budget]"), "{e}");
+    let e = err("[actions.budget]\nflatten_shorts = 0");
+    assert!(e.contains("tradewarden.toml:12:") && e.contains("flatten_shorts is protective"), "{e}");
+    let e = err("[actions.budget]\nfix_state = \"ten\"");
+    assert!(e.contains("tradewarden.toml:12:"), "{e}");
 }
 
 #[tokio::test]

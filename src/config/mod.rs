@@ -7,7 +7,7 @@ pub mod reader;
 pub mod rule;
 pub mod schedule;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -221,8 +221,13 @@ pub struct ActionsConfig {
     pub mode: ActionMode,
     /// Acting on a live account needs this.
     pub allow_live: bool,
-    /// At most this many actions per UTC day.
+    /// At most this many non-protective actions (`flatten_all`, `fix_state`, `exec:*`) per UTC
+    /// day, all together. Protective actions never count against it (see `budget`).
     pub max_per_day: u32,
+    /// `[actions.budget]`: per-action daily budgets, by action name (`flatten_shorts`,
+    /// `exec:stop-bot`, ...). Unset: a protective action's is
+    /// [`PROTECTIVE_BUDGET`](ActionsConfig::PROTECTIVE_BUDGET), any other's is `max_per_day`.
+    pub budget: BTreeMap<String, u32>,
     /// Per fingerprint, at most one action this often.
     pub cooldown: Duration,
     /// How long to re-poll for confirmation after an action.
@@ -724,11 +729,58 @@ fn read_email(mut r: TableReader<'_, '_>, state_dir: &Path, dir: &Path) -> Optio
     Some(EmailConfig { transport: transport?, from, to })
 }
 
+impl ActionsConfig {
+    /// The default daily budget of each protective action (its own, shared with nothing).
+    pub const PROTECTIVE_BUDGET: u32 = 10;
+
+    /// The daily budget of one action: `[actions.budget]`, else the default.
+    #[must_use]
+    pub fn budget_of(&self, kind: &ActionKind) -> u32 {
+        match self.budget.get(&kind.to_string()) {
+            Some(n) => *n,
+            None if kind.is_protective() => Self::PROTECTIVE_BUDGET,
+            None => self.max_per_day,
+        }
+    }
+}
+
+/// `[actions.budget]`: each key an action name, each value a non-negative count; a protective
+/// action's budget cannot be 0 (remove it from the rule instead: a budget of 0 would turn every
+/// firing into a critical refusal).
+fn read_budget(r: &mut TableReader<'_, '_>, execs: &BTreeSet<String>) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    let Some(mut b) = r.table("budget") else { return out };
+    for key in b.keys() {
+        let kind = match ActionKind::parse(&key, execs) {
+            Ok(k) => k,
+            Err(e) => {
+                b.problem_key(&key, format!("`{key}` in [actions.budget]: {e}"));
+                let _ = b.raw(&key);
+                continue;
+            }
+        };
+        let Some(n) = b.get::<u32>(&key) else { continue };
+        if n == 0 && kind.is_protective() {
+            b.problem_key(
+                &key,
+                format!(
+                    "`{key}` in [actions.budget] cannot be 0: {key} is protective and a refused protective action \
+                     is critical; remove it from the rule's actions instead"
+                ),
+            );
+            continue;
+        }
+        out.insert(kind.to_string(), n);
+    }
+    out
+}
+
 fn read_actions(r: Option<TableReader<'_, '_>>) -> ActionsConfig {
     let mut cfg = ActionsConfig {
         mode: ActionMode::Observe,
         allow_live: false,
         max_per_day: 5,
+        budget: BTreeMap::new(),
         cooldown: Duration::from_secs(600),
         confirm_timeout: Duration::from_secs(30),
         quiet_for: Duration::from_secs(30),
@@ -765,7 +817,9 @@ fn read_actions(r: Option<TableReader<'_, '_>>) -> ActionsConfig {
             cfg.exec.insert(name, ExecConfig { command, timeout });
         }
     }
-    r.finish(&["mode", "allow_live", "max_per_day", "cooldown", "confirm_timeout", "fix_state", "exec"]);
+    let execs: BTreeSet<String> = cfg.exec.keys().cloned().collect();
+    cfg.budget = read_budget(&mut r, &execs);
+    r.finish(&["mode", "allow_live", "max_per_day", "budget", "cooldown", "confirm_timeout", "fix_state", "exec"]);
     cfg
 }
 

@@ -153,6 +153,17 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// The protective actions: they stop the bleeding, so they have their own daily budgets
+    /// and no other action's spending can refuse them.
+    pub const PROTECTIVE: [&'static str; 4] =
+        ["flatten_shorts", "cancel_hazard_orders", "enforce_no_shorting", "suspend_trading"];
+
+    /// Whether this action is protective (see [`Self::PROTECTIVE`]).
+    #[must_use]
+    pub fn is_protective(&self) -> bool {
+        matches!(self, Self::FlattenShorts | Self::CancelHazardOrders | Self::EnforceNoShorting | Self::SuspendTrading)
+    }
+
     /// Parses an action name.
     ///
     /// # Errors

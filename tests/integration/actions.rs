@@ -327,11 +327,12 @@ async fn a_violation_gone_on_the_re_read_means_no_action() {
 #[tokio::test]
 async fn a_spent_budget_means_no_action_and_a_finding() {
     let sim = Sim::start(&phantom_exit_scenario());
+    // max_per_day does not bound a protective action: its own budget does.
     let bot = Bot::new(
         &sim.url,
         "examples/stock-bot/snapshots/phantom-exit/bot",
         FLATTEN_RULES,
-        &format!("{ACT}max_per_day = 1\ncooldown = \"0s\""),
+        &format!("{ACT}max_per_day = 0\ncooldown = \"0s\"\n[actions.budget]\nflatten_shorts = 1"),
     );
     let cfg = bot.load();
     let b = broker(&sim.url);
@@ -344,12 +345,72 @@ async fn a_spent_budget_means_no_action_and_a_finding() {
     let r = &out[0];
     assert_eq!(r.result, "refused");
     let f = r.finding.as_ref().expect("a finding");
+    // Protective: refusing it leaves the short open, so it is as loud as a failure.
     assert_eq!(
         (f.rule.as_str(), f.code.as_str(), f.severity),
-        ("actions", "action_budget_exhausted", Severity::Warning)
+        ("actions", "action_budget_exhausted", Severity::Critical)
     );
     assert_eq!(count(&sim, CLOSE), 0, "nothing sent after the reload");
     assert_eq!(bot.ledger().intents.len(), 1);
+}
+
+/// Issue 12 §3g: live-format keys (`AK...`) behind a loopback URL (a local proxy or tunnel)
+/// counted as paper, and tradewarden acted without `allow_live`. Every signal counts now: the
+/// key id, and what the account says (a paper account number starts with `PA`).
+#[tokio::test]
+async fn live_keys_behind_a_loopback_proxy_are_refused_without_allow_live() {
+    const LIVE_KEY: &str = "AKLIVEKEYID0001";
+    let mut scenario = phantom_exit_scenario();
+    scenario["auth"] = serde_json::json!({ "key_id": LIVE_KEY, "secret_key": SECRET });
+    let sim = Sim::start(&scenario);
+    let bot = Bot::new(&sim.url, "examples/stock-bot/snapshots/phantom-exit/bot", FLATTEN_RULES, ACT);
+    let cli = |bot: &Bot| {
+        let mut c = bin();
+        c.args(["flatten", "--shorts-only", "--yes", "-c"]).arg(bot.config());
+        c.env("APCA_API_KEY_ID", LIVE_KEY).env("APCA_API_SECRET_KEY", SECRET).stdin(Stdio::null());
+        c
+    };
+    let (code, out, err) = run(&mut cli(&bot));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("live account") && err.contains("allow_live = true"), "{err}");
+    assert_eq!(count(&sim, CLOSE), 0);
+    assert_eq!(sim.total_requests(), 0, "refused before anything is read: {:?}", sim.requests());
+    assert!(!bot.file("state/actions.jsonl").exists());
+
+    // Paper-format keys, but the account says live (its number is not a paper `PA...` one):
+    // the daemon hook and the command are refused before any write, with a critical finding.
+    let mut scenario = phantom_exit_scenario();
+    scenario["account"]["account_number"] = "3XK8Q1ZT7M".into();
+    let sim = Sim::start(&scenario);
+    let bot = Bot::new(&sim.url, "examples/stock-bot/snapshots/phantom-exit/bot", FLATTEN_RULES, ACT);
+    let cfg = bot.load();
+    let b = broker(&sim.url);
+    let mut a = actor(&cfg, &b);
+    let out = cycle(&cfg, &b, &mut a).await;
+    let f = out[0].finding.as_ref().unwrap_or_else(|| panic!("{out:#?}"));
+    assert_eq!(
+        (out[0].result.as_str(), f.code.as_str(), f.severity),
+        ("refused", "action_refused", Severity::Critical)
+    );
+    assert!(f.message.contains("the account says it is live") && f.message.contains("allow_live"), "{}", f.message);
+    let (code, out, err) = run(&mut bot.cli(&["flatten", "--shorts-only", "--yes"]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("the account says it is live"), "{out}{err}");
+    assert_eq!(count(&sim, CLOSE), 0);
+    assert_eq!(count(&sim, "DELETE /v2/orders/{order_id}"), 0);
+    assert!(bot.ledger().intents.is_empty());
+
+    // allow_live = true is the explicit yes.
+    let bot = Bot::new(
+        &sim.url,
+        "examples/stock-bot/snapshots/phantom-exit/bot",
+        FLATTEN_RULES,
+        &format!("{ACT}allow_live = true"),
+    );
+    let cfg = bot.load();
+    let mut a = actor(&cfg, &b);
+    assert_eq!(cycle(&cfg, &b, &mut a).await[0].result, "done");
+    assert_eq!(count(&sim, CLOSE), 4);
 }
 
 #[tokio::test]

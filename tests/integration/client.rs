@@ -344,3 +344,54 @@ async fn wrong_keys_name_the_variables_never_the_values() {
     let view = c.view().await;
     assert_eq!(view.errors().len(), 5);
 }
+
+/// Issue 12 §3f: `.` and `..` are dropped by URL path building, so "cancel this order" became
+/// `DELETE /v2/orders` (cancel everything) and a close became close-all. Every hostile id or
+/// symbol is refused before a request is built; the simulator sees no request at all.
+#[tokio::test]
+async fn a_dot_or_dot_dot_order_id_or_symbol_never_reaches_a_bulk_endpoint() {
+    let sim = Sim::start(&phantom_exit_scenario());
+    let c = client(&sim);
+    let hostile = [
+        ".",
+        "..",
+        "%2e",
+        "%2E%2e",
+        "",
+        " ",
+        "/",
+        "?",
+        "#",
+        "AAPL?x=1",
+        "AAPL#x",
+        "../orders",
+        "./",
+        "CHWY/..",
+        "a b",
+        "\t",
+        ".AAPL",
+        "CHWY/",
+        "%2F",
+    ];
+    for h in hostile {
+        let e = c.cancel_order(h).await.unwrap_err();
+        assert!(matches!(e, BrokerError::BadTarget { endpoint: Endpoint::CancelOrder, .. }), "cancel {h:?}: {e}");
+        let e = c.close_position(h).await.unwrap_err();
+        assert!(matches!(e, BrokerError::BadTarget { endpoint: Endpoint::ClosePosition, .. }), "close {h:?}: {e}");
+        let e = c.get_position(h).await.unwrap_err();
+        assert!(matches!(e, BrokerError::BadTarget { endpoint: Endpoint::Position, .. }), "read {h:?}: {e}");
+    }
+    assert!(c.cancel_order("CHWY").await.unwrap_err().to_string().contains("is not a UUID"));
+    assert_eq!(sim.requests(), Default::default(), "no request of any kind was sent");
+    // Nothing was closed or cancelled.
+    assert_eq!(c.positions().await.unwrap().value.len(), 5);
+    assert_eq!(c.open_orders().await.unwrap().value.len(), 1);
+    // Plausible items still go through, percent-encoded: a crypto pair is one segment.
+    assert!(c.get_position("BRK.B").await.unwrap().is_none());
+    assert!(c.get_position("BTC/USD").await.unwrap().is_none());
+    let id = c.open_orders().await.unwrap().value[0].id.clone();
+    c.cancel_order(&id).await.unwrap();
+    let r = sim.requests();
+    assert_eq!(r.get("DELETE /v2/orders"), None, "{r:?}");
+    assert_eq!(r.get("DELETE /v2/positions"), None, "{r:?}");
+}

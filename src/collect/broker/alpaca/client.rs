@@ -82,6 +82,58 @@ impl fmt::Debug for AlpacaClient {
     }
 }
 
+/// What a per-item path segment names, and what a plausible one looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Item {
+    /// A ticker (`AAPL`, `BRK.B`, `BTC/USD`) or an asset id (a UUID).
+    Symbol,
+    /// An order id: Alpaca's are UUIDs.
+    OrderId,
+}
+
+impl Item {
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Symbol => "symbol",
+            Self::OrderId => "order id",
+        }
+    }
+
+    /// `Err(why)` unless `s` is a plausible item of this kind. Conservative on purpose: a
+    /// symbol starts with a letter or digit and holds only letters, digits, `.`, `-` and `/`
+    /// (so never `.`, `..`, `%2e`, empty, whitespace, `?` or `#`); an order id is a UUID.
+    pub(super) fn check(self, s: &str) -> Result<(), &'static str> {
+        match self {
+            Self::Symbol => {
+                if s.is_empty() {
+                    return Err("is empty");
+                }
+                if s.len() > 64 {
+                    return Err("is longer than any symbol");
+                }
+                if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                    return Err("does not start with a letter or digit");
+                }
+                if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/')) {
+                    return Err("holds characters no symbol has");
+                }
+                if s.contains("..") || s.contains("/.") || s.ends_with('/') {
+                    return Err("holds a relative path");
+                }
+                Ok(())
+            }
+            Self::OrderId => {
+                let b = s.as_bytes();
+                let uuid = b.len() == 36
+                    && b.iter()
+                        .enumerate()
+                        .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() });
+                if uuid { Ok(()) } else { Err("is not a UUID") }
+            }
+        }
+    }
+}
+
 /// A response with a 2xx status.
 #[derive(Debug, Clone)]
 pub(super) struct Reply {
@@ -103,6 +155,27 @@ pub fn mode_of(url: &Url) -> Mode {
         }
     });
     if paper { Mode::Paper } else { Mode::Live }
+}
+
+/// What a key id says: Alpaca's paper key ids start with `PK`, live ones with `AK`; anything
+/// else (a test key, a token) says nothing, and the other signals decide.
+#[must_use]
+pub fn key_mode(key_id: &str) -> Option<Mode> {
+    let k = key_id.trim().as_bytes();
+    match k.get(..2).map(<[u8]>::to_ascii_uppercase).as_deref() {
+        Some(b"PK") => Some(Mode::Paper),
+        Some(b"AK") => Some(Mode::Live),
+        _ => None,
+    }
+}
+
+/// What the account number (`GET /v2/account`) says. Paper accounts are numbered `PA...`
+/// (alpaca-api.md §2.4); anything else, an empty or missing number included, is not known to
+/// be paper and counts as live (fail closed).
+#[must_use]
+pub fn account_number_mode(account_number: &str) -> Mode {
+    let n = account_number.trim().as_bytes();
+    if n.len() > 2 && n[..2].eq_ignore_ascii_case(b"PA") { Mode::Paper } else { Mode::Live }
 }
 
 /// Parses and normalises a base URL: absolute http(s) with a host; trailing slashes and a
@@ -227,7 +300,10 @@ impl AlpacaClient {
             .user_agent(concat!("tradewarden/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        let mode = mode_of(&base);
+        // Live when any signal says live: the host, or a live key behind a loopback proxy or
+        // tunnel (the host alone would call that paper). The account is checked before acting.
+        let mode =
+            if mode_of(&base) == Mode::Live || key_mode(key_id) == Some(Mode::Live) { Mode::Live } else { Mode::Paper };
         Ok(Self { http, base, mode, timeout, retry, metrics: Metrics::default() })
     }
 
@@ -245,7 +321,8 @@ impl AlpacaClient {
         self
     }
 
-    /// Paper or live, from the base URL's host.
+    /// Paper or live, from the base URL's host and the key id (live when either says live).
+    /// Acting on "paper" also needs the account to say paper (`ActBroker::account_mode`).
     #[must_use]
     pub fn mode(&self) -> Mode {
         self.mode
@@ -285,6 +362,31 @@ impl AlpacaClient {
             u.query_pairs_mut().extend_pairs(query);
         }
         u
+    }
+
+    /// The URL of one item, `base/v2/{collection}/{item}`, or `BadTarget` when `item` cannot
+    /// name exactly one item. The url crate drops `.` and `..` segments, so "cancel order `..`"
+    /// would become `DELETE /v2/orders` (cancel everything): the item is validated first, and
+    /// the built URL is checked to still end in that one encoded segment.
+    pub(super) fn item_url(
+        &self,
+        endpoint: Endpoint,
+        collection: &str,
+        item: &str,
+        kind: Item,
+    ) -> Result<Url, BrokerError> {
+        let bad = |why: &str| BrokerError::BadTarget {
+            endpoint,
+            message: format!("{} {item:?} {why}; a per-item request is never sent for it", kind.noun()),
+        };
+        kind.check(item).map_err(&bad)?;
+        let url = self.url(&[collection, item], &[]);
+        let base_len = self.base.path_segments().map_or(0, |s| s.filter(|s| !s.is_empty()).count());
+        let segs: Vec<&str> = url.path_segments().map(Iterator::collect).unwrap_or_default();
+        let ok = segs.len() == base_len + 3
+            && segs[segs.len() - 2] == collection
+            && segs.last().is_some_and(|last| !last.is_empty());
+        if ok { Ok(url) } else { Err(bad("does not build a one-item path")) }
     }
 
     /// Sends one request. 2xx is a `Reply`; everything else is mapped to a `BrokerError`.
@@ -491,6 +593,30 @@ mod tests {
             "http://192.168.1.2",
         ] {
             assert_eq!(mode(live), Mode::Live, "{live}");
+        }
+    }
+
+    /// Issue 12 §3g: live-format keys behind a loopback URL (a local proxy or tunnel) counted
+    /// as paper, and tradewarden acted without `allow_live`.
+    #[test]
+    fn live_keys_behind_a_loopback_url_are_live() {
+        for (url, key, want) in [
+            ("http://127.0.0.1:8080", "AKLIVEKEY123", Mode::Live),
+            ("http://localhost:8080", "ak-live", Mode::Live),
+            ("https://paper-api.alpaca.markets", "AKLIVEKEY123", Mode::Live),
+            ("https://api.alpaca.markets", "PKTESTKEY", Mode::Live),
+            ("http://127.0.0.1:8080", "PKTESTKEY", Mode::Paper),
+            ("http://127.0.0.1:8080", "demo-key", Mode::Paper),
+        ] {
+            let keys = [("APCA_API_KEY_ID", key), KEYS[1]];
+            let c = AlpacaClient::from_lookup(&cfg(Some(url)), env(&keys)).unwrap();
+            assert_eq!(c.mode(), want, "{url} with {key}");
+        }
+        assert_eq!(key_mode(" PK1"), Some(Mode::Paper));
+        assert_eq!(key_mode("token"), None);
+        assert_eq!(account_number_mode("PA3XK8Q1ZT7M"), Mode::Paper);
+        for live in ["", "PA", "3XK8Q1ZT7M", "LA123", " "] {
+            assert_eq!(account_number_mode(live), Mode::Live, "{live:?}");
         }
     }
 

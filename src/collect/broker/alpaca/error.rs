@@ -148,6 +148,16 @@ pub enum BrokerError {
         /// Why.
         message: String,
     },
+    /// Refused before anything was sent: the symbol or order id cannot name one item (`.`,
+    /// `..`, empty, `/`, `?`, whitespace, ...), and a URL built from it could reach the bulk
+    /// endpoint (`DELETE /v2/orders` cancels every order).
+    #[error("{endpoint}: not sent: {message}")]
+    BadTarget {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// What is wrong with the item.
+        message: String,
+    },
     /// A success status with a body that is not what Alpaca documents.
     #[error("{endpoint}: HTTP {status}: unexpected body: {message}")]
     Malformed {
@@ -182,6 +192,7 @@ impl BrokerError {
             | Self::Rejected { endpoint, .. }
             | Self::Server { endpoint, .. }
             | Self::Incomplete { endpoint, .. }
+            | Self::BadTarget { endpoint, .. }
             | Self::Malformed { endpoint, .. } => *endpoint,
         }
     }
@@ -190,7 +201,7 @@ impl BrokerError {
     #[must_use]
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Incomplete { .. } => None,
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Incomplete { .. } | Self::BadTarget { .. } => None,
             Self::RateLimited { .. } => Some(429),
             Self::NotFound { .. } => Some(404),
             Self::Unauthorized { status, .. }
@@ -213,7 +224,7 @@ impl BrokerError {
     }
 
     /// A short kind name for metrics: `unreachable`, `timeout`, `unauthorized`,
-    /// `rate_limited`, `not_found`, `rejected`, `server`, `incomplete`, `malformed`.
+    /// `rate_limited`, `not_found`, `rejected`, `server`, `incomplete`, `malformed`, `bad_target`.
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
@@ -226,6 +237,7 @@ impl BrokerError {
             Self::Server { .. } => "server",
             Self::Incomplete { .. } => "incomplete",
             Self::Malformed { .. } => "malformed",
+            Self::BadTarget { .. } => "bad_target",
         }
     }
 

@@ -21,7 +21,9 @@ mod reads;
 mod retry;
 mod writes;
 
-pub use client::{AlpacaClient, ClientSettings, LIVE_HOST, LIVE_URL, PAPER_URL, mode_of};
+pub use client::{
+    AlpacaClient, ClientSettings, LIVE_HOST, LIVE_URL, PAPER_URL, account_number_mode, key_mode, mode_of,
+};
 pub use endpoint::Endpoint;
 pub use error::{BASE_URL_VAR, BrokerError, ClientError, KEY_ID_VAR, SECRET_KEY_VAR};
 pub use metrics::{EndpointStats, Metrics};

@@ -89,6 +89,20 @@ impl AlpacaClient {
         self.read(Endpoint::Account, &["account"], wire::parse_account).await
     }
 
+    /// `GET /v2/account`'s `account_number` (empty when absent), for the live guard.
+    ///
+    /// # Errors
+    /// The request failed after retries, or the body was not an account.
+    pub async fn account_number(&self) -> Result<String, BrokerError> {
+        let f = self.read(Endpoint::Account, &["account"], wire::parse_account).await?;
+        let raw: wire::AlpacaAccount = serde_json::from_slice(&f.body).map_err(|e| BrokerError::Malformed {
+            endpoint: Endpoint::Account,
+            status: 200,
+            message: format!("account body: {e}"),
+        })?;
+        Ok(raw.account_number)
+    }
+
     /// `GET /v2/positions`.
     ///
     /// # Errors
@@ -97,13 +111,17 @@ impl AlpacaClient {
         self.read(Endpoint::Positions, &["positions"], wire::parse_positions).await
     }
 
-    /// `GET /v2/positions/{symbol}`: `None` when there is no open position (404).
+    /// `GET /v2/positions/{symbol}`: `None` when there is no open position (404). A 404 is
+    /// only this endpoint's word: callers deciding "flat" confirm it against the list.
     ///
     /// # Errors
-    /// Any other failure, after retries.
+    /// `BadTarget` (nothing sent) for a symbol that cannot name one position; any other
+    /// failure, after retries.
     pub async fn get_position(&self, symbol: &str) -> Result<Option<Position>, BrokerError> {
-        match self.read(Endpoint::Position, &["positions", symbol], parse_position).await {
-            Ok(f) => Ok(Some(f.value)),
+        let url = self.item_url(Endpoint::Position, "positions", symbol, super::client::Item::Symbol)?;
+        let (reply, _) = self.get(Endpoint::Position, url).await;
+        match reply.and_then(|r| self.parse(Endpoint::Position, &r, parse_position)) {
+            Ok(p) => Ok(Some(p)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::client::AlpacaClient;
+use super::client::{AlpacaClient, Item};
 use super::endpoint::Endpoint;
 use super::error::BrokerError;
 use crate::collect::broker::wire::{AlpacaAccountConfiguration, AlpacaError, AlpacaOrder};
@@ -137,11 +137,13 @@ impl AlpacaClient {
     /// market order the broker sizes; returns that order.
     ///
     /// # Errors
-    /// `NotFound` when there is no position; `Rejected` (403 40310000) when its shares are
-    /// held by open orders; transport and 5xx errors leave the outcome unknown.
+    /// `BadTarget` (nothing sent) for a symbol that cannot name one position; `NotFound` when
+    /// there is no position; `Rejected` (403 40310000) when its shares are held by open
+    /// orders; transport and 5xx errors leave the outcome unknown.
     pub async fn close_position(&self, symbol: &str) -> Result<AlpacaOrder, BrokerError> {
         let endpoint = Endpoint::ClosePosition;
-        let reply = self.write(endpoint, self.url(&["positions", symbol], &[]), None).await?;
+        let url = self.item_url(endpoint, "positions", symbol, Item::Symbol)?;
+        let reply = self.write(endpoint, url, None).await?;
         self.parse(endpoint, &reply, |b| serde_json::from_slice(b).map_err(|e| format!("order body: {e}")))
     }
 
@@ -160,10 +162,12 @@ impl AlpacaClient {
     /// `DELETE /v2/orders/{id}`: asks the broker to cancel one order (204).
     ///
     /// # Errors
-    /// `NotFound` (404) for an unknown order; `Rejected` (422 42210000) for one that is
-    /// already filled, cancelled or expired.
+    /// `BadTarget` (nothing sent) for an id that is not a UUID; `NotFound` (404) for an
+    /// unknown order; `Rejected` (422 42210000) for one that is already filled, cancelled or
+    /// expired.
     pub async fn cancel_order(&self, id: &str) -> Result<(), BrokerError> {
-        self.write(Endpoint::CancelOrder, self.url(&["orders", id], &[]), None).await.map(|_| ())
+        let url = self.item_url(Endpoint::CancelOrder, "orders", id, Item::OrderId)?;
+        self.write(Endpoint::CancelOrder, url, None).await.map(|_| ())
     }
 
     /// `DELETE /v2/orders`: asks the broker to cancel every open order; one `(id, status)`
