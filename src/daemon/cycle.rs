@@ -58,6 +58,9 @@ pub struct Daemon {
     pub tally: Tally,
     /// Problems found outside a cycle (start-up), reported with the next cycle.
     pub carry: Vec<String>,
+    /// Actions resolved outside a cycle (start-up recovery of interrupted actions): reported,
+    /// and emailed, with the next cycle that completes its audit, like the cycle's own.
+    pub carry_actions: Vec<ActionReport>,
     /// The `audits.jsonl` cap.
     pub audits_cap: u64,
 }
@@ -149,8 +152,12 @@ impl Daemon {
 
         // The actions hook runs before the email is rendered, so the email carries what was
         // done or proposed. It sees only firing, unsilenced alerts (`AlertBook::actionable`).
-        let actions = self.actor.on_cycle(&self.cfg, &book, &snap, &evaluated, start).await;
-        self.tally.add(&actions);
+        let fresh = self.actor.on_cycle(&self.cfg, &book, &snap, &evaluated, start).await;
+        self.tally.add(&fresh);
+        // Start-up recovery first (already in the tally): an interrupted action is news the
+        // operator hears like any other action, in the first cycle that can report it.
+        let mut actions = std::mem::take(&mut self.carry_actions);
+        actions.extend(fresh);
         rec.actions = actions.iter().map(action_line).collect();
         // Findings the hook reports (a refusal, a failed or unconfirmed action) join this
         // cycle's report, and its email as one-shot notices: they describe an event, so they
@@ -167,49 +174,62 @@ impl Daemon {
         notes.extend(one_shots);
 
         // Enqueue before saving the book that records the notices as sent: a crash in between
-        // re-sends (the same alert, a new message) rather than losing a notice. If the message
-        // cannot be queued, the new book is not adopted, so the next cycle owes it again.
-        let adopt = match self.enqueue(&notes, &actions, &snap, start) {
-            Ok(id) => {
-                rec.email.queued = id;
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "Cannot queue this cycle's email; its notices stay owed.");
-                rec.problems.push(e);
-                false
-            }
-        };
-        if adopt {
+        // re-sends (the same alert, a new message) rather than losing a notice. A message whose
+        // file cannot be written (a full or read-only state directory) is held by the outbox
+        // in memory, sent from there and written when possible: the notices (and the actions'
+        // one-shot notices, which no later cycle would owe again) are never dropped. While any
+        // message is held in memory only, the book is not saved either, so a crash then makes
+        // the restart owe those notices again rather than lose them.
+        rec.email.queued = self.enqueue(&notes, &actions, &snap, start, &mut rec.problems);
+        if self.outbox.held_count() == 0 {
             if let Err(e) = book.save(&self.cfg.state_dir) {
                 tracing::error!(error = %e, "Cannot save the alert state.");
                 rec.problems.push(e.to_string());
             }
-            self.book = book;
-            rec.notifications = notification_counts(&notes);
+        } else {
+            let p = format!(
+                "{} not saved: {} email(s) are held in memory only (the state directory cannot be written); \
+                 a restart now would re-send their notices",
+                self.cfg.state_dir.join(AlertBook::FILE).display(),
+                self.outbox.held_count()
+            );
+            tracing::error!(problem = %p, "Alert state not saved.");
+            rec.problems.push(p);
         }
+        self.book = book;
+        rec.notifications = notification_counts(&notes);
         rec.alerts = alert_counts(&self.book);
         Some(Audited { report, silences, blind: snap.broker.all_failed() })
     }
 
-    /// Renders the notifications into one message and queues it; its Message-ID.
+    /// Renders the notifications into one message and queues it (held in memory when its file
+    /// cannot be written, with a problem saying so); its Message-ID.
     fn enqueue(
         &self,
         notes: &[Notification],
         actions: &[ActionReport],
         snap: &crate::model::Snapshot,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, String> {
+        problems: &mut Vec<String>,
+    ) -> Option<String> {
         let notes_for_actions: Vec<ActionNote> = actions.iter().map(action_note).collect();
         let ctx = MessageContext { host: &self.host, config_path: &self.cfg.path, mode: Some(snap.mode), now };
-        let Some(rendered) = render(notes, &notes_for_actions, &ctx) else { return Ok(None) };
+        let rendered = render(notes, &notes_for_actions, &ctx)?;
         let email = &self.cfg.alerts.email;
-        let msg = self
-            .outbox
-            .enqueue(&rendered, &email.from, &email.to, now)
-            .map_err(|e| format!("cannot queue the email `{}`: {e}", rendered.subject))?;
-        tracing::info!(message_id = %msg.message_id, subject = %msg.subject, "Email queued.");
-        Ok(Some(msg.message_id))
+        let (msg, unwritten) = self.outbox.enqueue_or_hold(&rendered, &email.from, &email.to, now);
+        match unwritten {
+            None => tracing::info!(message_id = %msg.message_id, subject = %msg.subject, "Email queued."),
+            Some(e) => {
+                let p = format!(
+                    "cannot write the email `{}` ({}) to the outbox: {e}; it is held in memory, sent from there \
+                     and written when the state directory can be written again",
+                    msg.subject, msg.message_id
+                );
+                tracing::error!(problem = %p, "Email held in memory.");
+                problems.push(p);
+            }
+        }
+        Some(msg.message_id)
     }
 
     /// Appends the record to `audits.jsonl` and writes `last_report.json`.
@@ -232,8 +252,17 @@ impl Daemon {
     ///
     /// # Errors
     /// When it cannot be written.
-    pub fn persist(&self) -> Result<(), crate::state::StateError> {
-        self.book.save(&self.cfg.state_dir)
+    pub fn persist(&self) -> Result<(), String> {
+        // Same rule as in a cycle: while an email is held in memory only, the book on disk
+        // keeps owing its notices (the restart re-sends them rather than losing them).
+        let held = self.outbox.held_count();
+        if held > 0 {
+            return Err(format!(
+                "{held} email(s) could not be written to the outbox and are lost with this process; the alert \
+                 state is left as last saved, so the next start owes their alerts' notices again"
+            ));
+        }
+        self.book.save(&self.cfg.state_dir).map_err(|e| e.to_string())
     }
 }
 
@@ -416,6 +445,7 @@ mod tests {
             host: "host".into(),
             tally: Tally::default(),
             carry: Vec::new(),
+            carry_actions: Vec::new(),
             audits_cap: journal::CAP,
         }
     }

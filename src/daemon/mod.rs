@@ -186,7 +186,9 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
     }
     let mut actor = Actor::new(&cfg, &broker);
     let mut tally = Tally::default();
-    tally.add(&actor.recover(now).await);
+    // Recovered actions are news: they join the first cycle's report and email.
+    let carry_actions = actor.recover(now).await;
+    tally.add(&carry_actions);
     let outbox = Outbox::new(&cfg.state_dir).with_policy(policy);
     let left = outbox.flush(&mailer, now).await;
     if !left.delivered.is_empty() || left.queued > 0 {
@@ -223,6 +225,7 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         host,
         tally,
         carry,
+        carry_actions,
         audits_cap: journal::CAP,
     };
     let end = schedule::run_loop(&schedule, &*clock, max_cycles, grace, &mut shutdown, &mut daemon).await;
