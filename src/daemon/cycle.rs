@@ -63,6 +63,9 @@ pub struct Daemon {
     pub carry_actions: Vec<ActionReport>,
     /// The `audits.jsonl` cap.
     pub audits_cap: u64,
+    /// When the transport last accepted a message (this process): with the outbox's oldest
+    /// failing message, whether email is undeliverable (`[alerts] undeliverable_after`).
+    pub last_delivery: Option<DateTime<Utc>>,
 }
 
 impl Cycles for Daemon {
@@ -90,9 +93,27 @@ impl Daemon {
             rec.alerts = alert_counts(&self.book);
         }
 
-        let flush = self.outbox.flush(&self.mailer, self.clock.now()).await;
+        let flushed_at = self.clock.now();
+        let flush = self.outbox.flush(&self.mailer, flushed_at).await;
         email_status(&mut rec.email, &flush);
         rec.problems.extend(flush.problems.iter().cloned());
+        if !flush.delivered.is_empty() {
+            self.last_delivery = Some(flushed_at);
+        }
+        let undeliverable = undeliverable_since(
+            flush.failing_since,
+            self.last_delivery,
+            flushed_at,
+            self.cfg.alerts.undeliverable_after,
+        );
+        if let Some(since) = undeliverable {
+            rec.problems.push(format!(
+                "no email has been delivered since {} (longer than [alerts] undeliverable_after = {}): \
+                 the heartbeat reports failure until one is",
+                since.to_rfc3339(),
+                crate::config::duration::format(self.cfg.alerts.undeliverable_after)
+            ));
+        }
 
         rec.duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut report = audited.as_ref().map(|a| a.report.clone());
@@ -118,11 +139,17 @@ impl Daemon {
         // A blind cycle sends no heartbeat: the dead-man switch is for "the watchdog is not
         // watching", and a watchdog that cannot reach the broker at all is not.
         let blind = audited.as_ref().is_some_and(|a| a.blind);
+        // Nor a healthy one while every notice has failed for too long: a watchdog no one can
+        // hear is not watching for anyone, so the switch is told (`/fail`) instead.
         if rec.ok
             && !blind
             && let Some(hb) = &self.heartbeat
         {
-            hb.beat().await;
+            if undeliverable.is_some() {
+                hb.fail().await;
+            } else {
+                hb.beat().await;
+            }
         }
         rec
     }
@@ -264,6 +291,20 @@ impl Daemon {
         }
         self.book.save(&self.cfg.state_dir).map_err(|e| e.to_string())
     }
+}
+
+/// Since when email is undeliverable, when that has lasted at least `after`: a message owed
+/// has failed since `failing_since` and nothing was delivered within `after` either.
+fn undeliverable_since(
+    failing_since: Option<DateTime<Utc>>,
+    last_delivery: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    after: std::time::Duration,
+) -> Option<DateTime<Utc>> {
+    let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+    let since = failing_since?;
+    let long = |t: DateTime<Utc>| now.signed_duration_since(t) >= after;
+    (long(since) && last_delivery.is_none_or(long)).then_some(since)
 }
 
 /// A finding from the actions hook as a notice of its own (never stored in the alert book).
@@ -447,6 +488,7 @@ mod tests {
             carry: Vec::new(),
             carry_actions: Vec::new(),
             audits_cap: journal::CAP,
+            last_delivery: None,
         }
     }
 
@@ -491,6 +533,17 @@ mod tests {
         assert_eq!(last.cycle.unwrap().notifications.repeat, 4);
         let view = d.shared.snapshot();
         assert_eq!((view.cycles, view.alerts.len(), view.outbox_depth), (2, 4, 0), "this daemon ran two cycles");
+    }
+
+    #[test]
+    fn email_is_undeliverable_only_when_a_message_failed_and_nothing_was_delivered_for_the_whole_window() {
+        let hour = Duration::from_secs(3600);
+        let at = |m: i64| t0() + chrono::Duration::minutes(m);
+        assert_eq!(undeliverable_since(None, None, at(120), hour), None, "nothing failing");
+        assert_eq!(undeliverable_since(Some(at(0)), None, at(59), hour), None, "not long enough yet");
+        assert_eq!(undeliverable_since(Some(at(0)), None, at(60), hour), Some(at(0)));
+        assert_eq!(undeliverable_since(Some(at(0)), Some(at(30)), at(80), hour), None, "a delivery within the hour");
+        assert_eq!(undeliverable_since(Some(at(0)), Some(at(10)), at(80), hour), Some(at(0)));
     }
 
     #[tokio::test]

@@ -33,7 +33,9 @@
 //!    go to the log, the report's `cycle.email` and the status view);
 //! 7. append one line to `audits.jsonl` (rotated to `audits.jsonl.1` past 10 MB), write
 //!    `last_report.json` atomically, update the status view;
-//! 8. the heartbeat (`[alerts] heartbeat_url`), when the cycle completed its audit.
+//! 8. the heartbeat (`[alerts] heartbeat_url`), when the cycle completed its audit and read the
+//!    broker; its `/fail` instead while email has been undeliverable longer than
+//!    `[alerts] undeliverable_after`.
 //!
 //! On stop (signal or `--max-cycles`): the alert book is saved again, the status server stops,
 //! the lock is released, exit 0.
@@ -199,6 +201,7 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         );
     }
     carry.extend(left.problems);
+    let last_delivery = (!left.delivered.is_empty()).then_some(now);
 
     tracing::info!(
         config = %cfg.path.display(),
@@ -227,6 +230,7 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         carry,
         carry_actions,
         audits_cap: journal::CAP,
+        last_delivery,
     };
     let end = schedule::run_loop(&schedule, &*clock, max_cycles, grace, &mut shutdown, &mut daemon).await;
 

@@ -355,12 +355,23 @@ impl Outbox {
     #[must_use]
     pub fn list(&self, now: DateTime<Utc>) -> OutboxListing {
         let mut out = OutboxListing::default();
+        self.list_files(now, &mut out);
+        // Memory knows better: a held message replaces its file, a delivered one is gone.
+        let held = self.held();
+        out.messages.retain(|m| !held.delivered.contains(&m.id) && !held.messages.contains_key(&m.id));
+        out.messages.extend(held.messages.values().cloned());
+        drop(held);
+        out.messages.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    fn list_files(&self, now: DateTime<Utc>, out: &mut OutboxListing) {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
                 out.problems.push(format!("cannot read outbox `{}`: {e}", self.dir.display()));
-                return out;
+                return;
             }
         };
         for entry in entries.flatten() {
@@ -381,13 +392,6 @@ impl Outbox {
                 Err(e) => out.problems.push(e.to_string()),
             }
         }
-        // Memory knows better: a held message replaces its file, a delivered one is gone.
-        let held = self.held();
-        out.messages.retain(|m| !held.delivered.contains(&m.id) && !held.messages.contains_key(&m.id));
-        out.messages.extend(held.messages.values().cloned());
-        drop(held);
-        out.messages.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        out
     }
 
     /// Tries every message due at `now`, oldest first, within the flush budget. Never fails:
