@@ -776,16 +776,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.toml"), "").unwrap();
         let path = dir.path().join("tradewarden.toml");
-        std::fs::write(&path, format!(
+        std::fs::write(
+            &path,
+            format!(
                 "rules = [\"rules.toml\"]\n[bot]\nroot = \".\"\n[bot.positions]\nfile = \"p.json\"\n[alerts]\n{alerts}"
-            )).unwrap();
+            ),
+        )
+        .unwrap();
         Config::load(&path)
     }
 
     #[test]
     fn undeliverable_after_defaults_to_an_hour_and_a_bad_or_zero_value_names_its_line() {
         assert_eq!(load("").unwrap().alerts.undeliverable_after, Duration::from_secs(3600));
-        assert_eq!(load("undeliverable_after = \"90s\"\n").unwrap().alerts.undeliverable_after, Duration::from_secs(90));
+        assert_eq!(
+            load("undeliverable_after = \"90s\"\n").unwrap().alerts.undeliverable_after,
+            Duration::from_secs(90)
+        );
         let bad = load("repeat = \"1h\"\nundeliverable_after = \"soon\"\n").unwrap_err().to_string();
         assert!(bad.contains("tradewarden.toml:8") && bad.contains("`soon` is not a duration"), "{bad}");
         let zero = load("undeliverable_after = \"0s\"\n").unwrap_err().to_string();

@@ -101,7 +101,10 @@ mod tests {
     fn the_failure_signal_is_the_url_with_fail_appended_to_its_path() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         assert_eq!(Heartbeat::new("https://hc.example/ping/abc").unwrap().fail_url, "https://hc.example/ping/abc/fail");
-        assert_eq!(Heartbeat::new("https://hc.example/ping/abc/").unwrap().fail_url, "https://hc.example/ping/abc/fail");
+        assert_eq!(
+            Heartbeat::new("https://hc.example/ping/abc/").unwrap().fail_url,
+            "https://hc.example/ping/abc/fail"
+        );
         assert_eq!(Heartbeat::new("http://hc.example/p?rid=1").unwrap().fail_url, "http://hc.example/p/fail?rid=1");
     }
 

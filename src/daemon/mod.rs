@@ -234,6 +234,9 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
     };
     let end = schedule::run_loop(&schedule, &*clock, max_cycles, grace, &mut shutdown, &mut daemon).await;
 
+    for p in daemon.outbox.write_held_now() {
+        tracing::error!(problem = %p, "An email held in memory cannot be written at exit.");
+    }
     if let Err(e) = daemon.persist() {
         tracing::error!(error = %e, "Cannot save the alert state at exit.");
     }

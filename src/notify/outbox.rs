@@ -326,6 +326,14 @@ impl Outbox {
         }
     }
 
+    /// Tries once more to write the messages held in memory (at exit: memory is about to be
+    /// lost); the problems of those that still cannot be written.
+    pub fn write_held_now(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        self.write_held(&mut problems);
+        problems
+    }
+
     /// Writes the messages held in memory to their files; what is written leaves memory.
     /// Retries removing the files of messages delivered earlier.
     fn write_held(&self, problems: &mut Vec<String>) {

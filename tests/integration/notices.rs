@@ -219,7 +219,8 @@ fn an_action_interrupted_by_a_crash_is_reported_and_emailed_by_the_first_cycle()
     assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
 
     // The report of the first cycle.
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(state.join("last_report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("last_report.json")).unwrap()).unwrap();
     let findings = report["findings"].as_array().unwrap();
     let f = findings
         .iter()
@@ -279,7 +280,9 @@ fn an_action_taken_while_the_state_dir_is_full_is_emailed_exactly_once_when_spac
 
     sim.call("POST", "/_sim/scenario", Some(&short_scenario()));
     d.until("the flatten is done", || {
-        journal_lines(&state).iter().any(|l| l["kind"] == "outcome" && l["action"] == "flatten_shorts" && l["result"] == "done")
+        journal_lines(&state)
+            .iter()
+            .any(|l| l["kind"] == "outcome" && l["action"] == "flatten_shorts" && l["result"] == "done")
     });
     assert!(
         sim.state()["positions"].as_array().unwrap().iter().all(|p| p["symbol"] != "CHWY"),
@@ -366,10 +369,7 @@ fn the_heartbeat_fails_while_email_is_undeliverable_and_beats_again_once_deliver
     let (url, paths) = heartbeat_receiver();
     let (_dir, config) = setup(
         &sim.url,
-        &format!(
-            "[alerts]\nheartbeat_url = {url:?}\nundeliverable_after = \"3s\"\n\n{}",
-            smtp_email_table(smtp_port)
-        ),
+        &format!("[alerts]\nheartbeat_url = {url:?}\nundeliverable_after = \"3s\"\n\n{}", smtp_email_table(smtp_port)),
     );
     let beats = || paths.lock().unwrap().iter().filter(|p| p.as_str() == "/ping/check-token").count();
     let fails = || paths.lock().unwrap().iter().filter(|p| p.as_str() == "/ping/check-token/fail").count();
