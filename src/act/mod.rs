@@ -401,12 +401,37 @@ impl Actor {
                         diff: None,
                         exec: None,
                     };
+                    let found = finding(
+                        "action_interrupted",
+                        severity,
+                        &intent.action,
+                        format!("{} was {detail}", intent.action),
+                        json!({
+                            "journal_id": intent.id,
+                            "interrupted_at": intent.at,
+                            "steps": intent.steps,
+                            "reread": what,
+                            "broker_after": reread,
+                        }),
+                    );
                     if let Err(e) = journal.append(&Record::Outcome(outcome)) {
+                        // What the re-read showed is news now, even if it cannot be recorded
+                        // (a full disk): reported once, and the recording retried next cycle.
                         left = true;
-                        out.push(recovery_problem(
-                            clock.at(),
-                            format!("cannot journal the recovery of {}: {e}", intent.id),
-                        ));
+                        let first = self.announced.insert(intent.id.clone());
+                        out.push(ActionReport {
+                            at: clock.at(),
+                            action: intent.action.clone(),
+                            rule: intent.rules.join(","),
+                            subject: intent.subject.clone(),
+                            result: Status::Skipped.as_str().into(),
+                            detail: format!(
+                                "{detail}; the recovery cannot be journaled ({e}), so it is retried next cycle"
+                            ),
+                            finding: first.then_some(found),
+                            diff: None,
+                            journal_id: Some(intent.id.clone()),
+                        });
                         continue;
                     }
                     out.push(ActionReport {
@@ -416,19 +441,7 @@ impl Actor {
                         subject: intent.subject.clone(),
                         result: Status::Recovered.as_str().into(),
                         detail: detail.clone(),
-                        finding: Some(finding(
-                            "action_interrupted",
-                            severity,
-                            &intent.action,
-                            format!("{} was {detail}", intent.action),
-                            json!({
-                                "journal_id": intent.id,
-                                "interrupted_at": intent.at,
-                                "steps": intent.steps,
-                                "reread": what,
-                                "broker_after": reread,
-                            }),
-                        )),
+                        finding: Some(found),
                         diff: None,
                         journal_id: Some(intent.id.clone()),
                     });
@@ -486,7 +499,9 @@ impl Actor {
         now: DateTime<Utc>,
     ) -> Vec<ActionReport> {
         let mut out = Vec::new();
-        if self.unresolved && config.actions.mode == ActionMode::Act {
+        // In any mode: recovery only re-reads and journals what it found (the start-up does it
+        // in observe mode too), and an interrupted action's resolution is owed to the operator.
+        if self.unresolved {
             out.extend(self.recover(now).await);
         }
         let requests = requests(config, alerts, snapshot, evaluated);

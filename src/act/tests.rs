@@ -463,6 +463,23 @@ async fn an_unreadable_broker_leaves_the_intent_for_the_next_cycle() {
 }
 
 #[tokio::test]
+async fn an_interrupted_action_the_start_up_could_not_resolve_is_resolved_by_an_observe_mode_cycle_too() {
+    let e = env("mode = \"observe\"\n", NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    j.append(&Record::Intent(intent("x", now(), "flatten_shorts", "no-shorts/CHWY", json!({"symbols": ["CHWY"]}))))
+        .unwrap();
+    let b = Arc::new(FakeBroker::new(&[], vec![]));
+    b.with(|s| s.reads_fail = true);
+    let mut a = actor(&e, &b);
+    assert_eq!(a.recover(now()).await[0].result, "skipped");
+    b.with(|s| s.reads_fail = false);
+    let out = cycle(&e, &b, &mut a).await;
+    assert!(out.iter().any(|r| r.result == "recovered"), "the resolution is owed in observe mode too: {out:?}");
+    assert!(!a.has_unresolved());
+    assert!(b.writes().is_empty());
+}
+
+#[tokio::test]
 async fn an_interrupted_cancel_whose_order_is_still_open_is_critical() {
     let e = env(ACT, NO_SHORTS);
     let j = Journal::new(&e.cfg.state_dir);

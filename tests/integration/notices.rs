@@ -393,3 +393,59 @@ fn the_heartbeat_fails_while_email_is_undeliverable_and_beats_again_once_deliver
     assert!(after[last_fail + 1..].iter().all(|p| !p.ends_with("/fail")), "once delivered, only beats: {after:?}");
     assert!(!d.stderr().contains("check-token"), "the heartbeat URL never reaches the log");
 }
+
+/// The journal holds an interrupted flatten (as a SIGKILL leaves it) and the state directory is
+/// full: the recovery's re-read works but cannot be journaled, and the email cannot be written
+/// to the outbox. The operator still hears, in the first cycle's email, that the flatten was
+/// interrupted and that CHWY is still short; the recording is done once space returns.
+#[test]
+fn an_interrupted_action_is_emailed_even_when_its_recovery_cannot_be_journaled() {
+    let sim = Sim::start(&clean_scenario());
+    let smtp = SmtpServer::start();
+    let (dir, config) = setup(&sim.url, &format!("[alerts]\n{}", smtp_email_table(smtp.port)));
+    let state = dir.path().join("state");
+    let tmpfs = Tmpfs::mount(&state, "256k");
+    // A first run creates the state files (the lock file keeps its page: it is rewritten in place).
+    let mut d = Running::start(&config, &["--max-cycles", "1"]);
+    assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
+    assert!(smtp.messages().is_empty(), "a clean account sends nothing");
+
+    // The intent fills its page exactly, so the outcome's append needs a page the disk lacks.
+    let id = "0b7e2a52-1111-4c1e-9d7e-000000000002";
+    let intent = |pad: &str| {
+        json!({
+            "kind": "intent", "id": id, "at": (chrono::Utc::now() - chrono::Duration::minutes(2)).to_rfc3339(),
+            "action": "flatten_shorts", "origin": "daemon", "rules": ["no-shorts"],
+            "fingerprints": ["no-shorts/CHWY"], "subject": "CHWY", "why": [pad],
+            "steps": ["DELETE /v2/positions/CHWY (the broker buys to cover 1596)"],
+            "targets": { "symbols": ["CHWY"], "shorts_only": true, "order_ids": [] }, "broker_seen": null
+        })
+        .to_string()
+    };
+    let bare = intent("").len();
+    let line = intent(&"x".repeat(4095 - bare)) + "\n";
+    assert_eq!(line.len(), 4096);
+    std::fs::write(state.join("actions.jsonl"), &line).unwrap();
+    let filler = state.join("filler");
+    fill(&filler);
+    sim.call("POST", "/_sim/scenario", Some(&short_scenario()));
+
+    let mut d = Running::start(&config, &["--max-cycles", "1"]);
+    assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{}", d.stderr());
+    let text = plain(&mails[0]);
+    assert!(text.contains("flatten_shorts was interrupted"), "the email names the interrupted action:\n{text}");
+    assert!(text.contains("CHWY is still short -1596"), "and what the re-read showed:\n{text}");
+    assert_eq!(std::fs::read_to_string(state.join("actions.jsonl")).unwrap(), line, "nothing could be journaled");
+
+    // Space returns: the next start journals the recovery.
+    std::fs::remove_file(&filler).unwrap();
+    let mut d = Running::start(&config, &["--max-cycles", "1"]);
+    assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
+    let outcomes: Vec<Value> =
+        journal_lines(&state).into_iter().filter(|l| l["kind"] == "outcome" && l["id"] == id).collect();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0]["result"], "recovered");
+    drop(tmpfs);
+}
