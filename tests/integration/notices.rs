@@ -449,3 +449,45 @@ fn an_interrupted_action_is_emailed_even_when_its_recovery_cannot_be_journaled()
     assert_eq!(outcomes[0]["result"], "recovered");
     drop(tmpfs);
 }
+
+/// A queued message fails while the state directory is full: its failed attempt cannot be
+/// rewritten to its file. The backoff holds anyway (in memory: no retry before it is due), the
+/// message stays owed, and the attempt is written once space returns; then it is delivered once.
+#[tokio::test]
+async fn a_failed_attempt_that_cannot_be_recorded_keeps_its_backoff_and_is_delivered_once() {
+    use tradewarden::config::Config;
+    use tradewarden::notify::{Mailer, Outbox, Rendered, RetryPolicy};
+    let port = free_port(); // SMTP down
+    let (dir, path) = crate::util::config_dir(&smtp_email_table(port));
+    let cfg = Config::load(&path).unwrap();
+    let mailer = Mailer::from_config(&cfg.alerts.email, Duration::from_secs(5)).unwrap();
+    let tmpfs = Tmpfs::mount(&cfg.state_dir, "256k");
+    let ob = Outbox::new(&cfg.state_dir).with_policy(RetryPolicy { jitter: 0.0, ..RetryPolicy::default() });
+    let rendered = Rendered { subject: "owed".into(), text: "flatten_shorts (done)".into(), html: "<p>x</p>".into() };
+    let t0 = chrono::Utc::now();
+    let m = ob.enqueue(&rendered, &cfg.alerts.email.from, &cfg.alerts.email.to, t0).unwrap();
+    let filler = cfg.state_dir.join("filler");
+    fill(&filler);
+
+    let r = ob.flush(&mailer, t0).await;
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert!(r.problems.iter().any(|p| p.contains("cannot record the failed attempt")), "{:?}", r.problems);
+    // One second later it is not due (the backoff is 30 s): not tried again.
+    let r = ob.flush(&mailer, t0 + chrono::Duration::seconds(1)).await;
+    assert_eq!((r.failed.len(), r.queued), (0, 1), "the backoff holds: {r:?}");
+    assert_eq!(ob.list(t0).messages[0].attempts, 1);
+
+    // Space returns: the attempt is recorded on disk; SMTP returns: delivered once.
+    std::fs::remove_file(&filler).unwrap();
+    ob.flush(&mailer, t0 + chrono::Duration::seconds(2)).await;
+    let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(ob.path_of(&m.id)).unwrap()).unwrap();
+    assert_eq!(on_disk["attempts"], 1, "{on_disk:#}");
+    let smtp = SmtpServer::start_on(port);
+    let later = t0 + chrono::Duration::minutes(5);
+    let r = ob.flush(&mailer, later).await;
+    assert_eq!(r.delivered.len(), 1, "{r:?}");
+    assert_eq!(ob.flush(&mailer, later + chrono::Duration::minutes(5)).await.delivered.len(), 0);
+    assert_eq!(message_ids(&smtp), [m.message_id]);
+    drop(tmpfs);
+    drop(dir);
+}
