@@ -547,6 +547,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_email_that_cannot_be_written_to_the_outbox_is_still_sent_and_the_book_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut d = daemon(cfg.clone(), clock.clone());
+        // The outbox folder cannot be created (a file is in the way): as with a full disk.
+        std::fs::create_dir_all(&cfg.state_dir).unwrap();
+        std::fs::write(cfg.state_dir.join(Outbox::DIR), "in the way").unwrap();
+
+        let r = d.cycle(clock.now()).await;
+        assert!(r.email.queued.is_some(), "the notices are queued (in memory): {r:?}");
+        assert_eq!(r.email.delivered, 1, "and sent from there: {r:?}");
+        assert_eq!(mails(&cfg), 1);
+        assert!(r.problems.iter().any(|p| p.contains("held in memory")), "{:?}", r.problems);
+        assert!(!cfg.state_dir.join(AlertBook::FILE).exists(), "not saved while its email was held in memory only");
+        assert_eq!(d.book.in_phase(Phase::Firing).count(), 4, "adopted in memory");
+
+        clock.advance(chrono::Duration::seconds(30));
+        let r = d.cycle(clock.now()).await;
+        assert!(r.email.queued.is_none(), "nothing owed twice: {r:?}");
+        assert_eq!(mails(&cfg), 1);
+        assert!(cfg.state_dir.join(AlertBook::FILE).exists(), "saved once nothing is held");
+    }
+
+    #[tokio::test]
     async fn silenced_findings_are_reported_and_neither_emailed_nor_acted_on() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path(), &phantom_exit());

@@ -11,7 +11,8 @@
 //!    directory, the outbox, the backups, and beside the bot's files: `state::sweep_temp_files`;
 //!    the files they were for are intact), `alerts.json` is loaded (a corrupt file is moved
 //!    aside and reported with the first cycle, never a crash), the actions hook recovers
-//!    interrupted actions, and the outbox left by a previous run is flushed.
+//!    interrupted actions (their outcomes join the first cycle's report and email as
+//!    `action_interrupted` findings), and the outbox left by a previous run is flushed.
 //!
 //! Then cycles run on `[schedule]` (`schedule`: no overlap, no stacking, a stop request lets
 //! the running cycle finish within twice the broker timeout). Each cycle (`cycle`):
@@ -28,7 +29,9 @@
 //!    notices outside the alert book;
 //! 5. render the cycle's notifications into one email and queue it in the outbox, **then** save
 //!    `alerts.json` (a crash between the two re-sends a notice rather than losing one; the two
-//!    are synchronous, so an abandoned cycle cannot split them);
+//!    are synchronous, so an abandoned cycle cannot split them). A message the state directory
+//!    cannot take is held in memory by the outbox (sent from there, written when possible), and
+//!    `alerts.json` is not saved while one is: nothing owed is dropped by a failed write;
 //! 6. flush the outbox (bounded; failures stay queued with backoff scaled to the schedule, and
 //!    go to the log, the report's `cycle.email` and the status view);
 //! 7. append one line to `audits.jsonl` (rotated to `audits.jsonl.1` past 10 MB), write
