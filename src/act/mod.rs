@@ -267,6 +267,8 @@ pub struct Actor {
     hooks: Hooks,
     /// Interrupted intents that could not be resolved yet (the broker was unreachable).
     unresolved: bool,
+    /// Interrupted intents already reported as unresolved (reported once, not every retry).
+    announced: BTreeSet<String>,
 }
 
 impl fmt::Debug for Actor {
@@ -291,6 +293,7 @@ impl Actor {
             poll: Timing::DEFAULT_POLL,
             hooks: Hooks::from_env(),
             unresolved: true,
+            announced: BTreeSet::new(),
         }
     }
 
@@ -306,6 +309,7 @@ impl Actor {
             poll: Timing::DEFAULT_POLL,
             hooks: Hooks::from_env(),
             unresolved: true,
+            announced: BTreeSet::new(),
         }
     }
 
@@ -380,7 +384,8 @@ impl Actor {
         let mut left = false;
         for intent in ledger.unresolved() {
             match recover::resolve(&*b, intent, &self.bot_root).await {
-                Ok((what, after)) => {
+                Ok((what, after, severity)) => {
+                    let reread = after.clone();
                     let detail = format!(
                         "interrupted at {} before its outcome was journaled; re-read: {what}",
                         intent.at.to_rfc3339()
@@ -396,12 +401,37 @@ impl Actor {
                         diff: None,
                         exec: None,
                     };
+                    let found = finding(
+                        "action_interrupted",
+                        severity,
+                        &intent.action,
+                        format!("{} was {detail}", intent.action),
+                        json!({
+                            "journal_id": intent.id,
+                            "interrupted_at": intent.at,
+                            "steps": intent.steps,
+                            "reread": what,
+                            "broker_after": reread,
+                        }),
+                    );
                     if let Err(e) = journal.append(&Record::Outcome(outcome)) {
+                        // What the re-read showed is news now, even if it cannot be recorded
+                        // (a full disk): reported once, and the recording retried next cycle.
                         left = true;
-                        out.push(recovery_problem(
-                            clock.at(),
-                            format!("cannot journal the recovery of {}: {e}", intent.id),
-                        ));
+                        let first = self.announced.insert(intent.id.clone());
+                        out.push(ActionReport {
+                            at: clock.at(),
+                            action: intent.action.clone(),
+                            rule: intent.rules.join(","),
+                            subject: intent.subject.clone(),
+                            result: Status::Skipped.as_str().into(),
+                            detail: format!(
+                                "{detail}; the recovery cannot be journaled ({e}), so it is retried next cycle"
+                            ),
+                            finding: first.then_some(found),
+                            diff: None,
+                            journal_id: Some(intent.id.clone()),
+                        });
                         continue;
                     }
                     out.push(ActionReport {
@@ -411,31 +441,43 @@ impl Actor {
                         subject: intent.subject.clone(),
                         result: Status::Recovered.as_str().into(),
                         detail: detail.clone(),
-                        finding: Some(finding(
-                            "action_interrupted",
-                            Severity::Warning,
-                            &intent.action,
-                            format!("{} was {detail}", intent.action),
-                            json!({ "journal_id": intent.id, "steps": intent.steps }),
-                        )),
+                        finding: Some(found),
                         diff: None,
                         journal_id: Some(intent.id.clone()),
                     });
                 }
                 Err(e) => {
                     left = true;
+                    let detail = format!(
+                        "an interrupted {} (at {}) cannot be resolved yet: the re-read failed ({e}); retried next cycle",
+                        intent.action,
+                        intent.at.to_rfc3339()
+                    );
+                    // Unknown is never OK: the operator hears of it at once (it may have sent an
+                    // order; what is true now is unknown), but once per intent, not every
+                    // cycle the retry fails; the resolution is reported when it comes.
+                    let first = self.announced.insert(intent.id.clone());
                     out.push(ActionReport {
                         at: clock.at(),
                         action: intent.action.clone(),
                         rule: intent.rules.join(","),
                         subject: intent.subject.clone(),
                         result: Status::Skipped.as_str().into(),
-                        detail: format!(
-                            "an interrupted {} (at {}) cannot be resolved yet: the re-read failed ({e}); retried next cycle",
-                            intent.action,
-                            intent.at.to_rfc3339()
-                        ),
-                        finding: None,
+                        finding: first.then(|| {
+                            finding(
+                                "action_interrupted",
+                                Severity::Critical,
+                                &intent.action,
+                                format!("{} was {detail}", intent.action),
+                                json!({
+                                    "journal_id": intent.id,
+                                    "interrupted_at": intent.at,
+                                    "steps": intent.steps,
+                                    "reread": Value::Null,
+                                }),
+                            )
+                        }),
+                        detail,
                         diff: None,
                         journal_id: Some(intent.id.clone()),
                     });
@@ -457,7 +499,9 @@ impl Actor {
         now: DateTime<Utc>,
     ) -> Vec<ActionReport> {
         let mut out = Vec::new();
-        if self.unresolved && config.actions.mode == ActionMode::Act {
+        // In any mode: recovery only re-reads and journals what it found (the start-up does it
+        // in observe mode too), and an interrupted action's resolution is owed to the operator.
+        if self.unresolved {
             out.extend(self.recover(now).await);
         }
         let requests = requests(config, alerts, snapshot, evaluated);

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::model::{Severity, Side};
+
 use super::broker::ActBroker;
 use super::confirm::{orders_json, positions_json};
 use super::fix_state::sha256_hex;
@@ -19,12 +21,19 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What is true now about an interrupted intent: a sentence and the state read.
+/// What is true now about an interrupted intent: a sentence, the state read, and how serious
+/// that is for the operator: critical when the danger the action was for is still there (a
+/// short still open, an order it was cancelling still live), else a warning (an action was
+/// interrupted: the operator must hear of it, whatever the re-read showed).
 ///
 /// # Errors
 /// When the broker (or a file) cannot be read: the intent stays unresolved and is tried
 /// again later.
-pub(crate) async fn resolve(b: &dyn ActBroker, intent: &Intent, bot_root: &Path) -> Result<(String, Value), String> {
+pub(crate) async fn resolve(
+    b: &dyn ActBroker,
+    intent: &Intent,
+    bot_root: &Path,
+) -> Result<(String, Value, Severity), String> {
     let t = &intent.targets;
     let action = intent.action.as_str();
     match action {
@@ -32,30 +41,44 @@ pub(crate) async fn resolve(b: &dyn ActBroker, intent: &Intent, bot_root: &Path)
             let positions = b.positions().await.map_err(|e| e.to_string())?;
             let symbols = strings(t, "symbols");
             let mut parts = Vec::new();
+            let mut severity = Severity::Warning;
             for s in &symbols {
                 match positions.iter().find(|p| p.symbol.as_str() == s) {
                     None => parts.push(format!("{s} is flat")),
-                    Some(p) => parts.push(format!("{s} is still {} (left for the next cycle's gates)", p.qty)),
+                    Some(p) => {
+                        // Either sign of short counts: unknown is never OK.
+                        let short = p.side == Side::Short || (p.qty.is_sign_negative() && !p.qty.is_zero());
+                        if short {
+                            severity = Severity::Critical;
+                        }
+                        let what = if short { "short" } else { "held" };
+                        parts.push(format!("{s} is still {what} {} (left for the next cycle's gates)", p.qty));
+                    }
                 }
             }
             if parts.is_empty() {
                 parts.push("no symbols were recorded".into());
             }
-            Ok((parts.join("; "), json!({ "positions": positions_json(&positions) })))
+            Ok((parts.join("; "), json!({ "positions": positions_json(&positions) }), severity))
         }
         "cancel_hazard_orders" => {
             let open = b.open_orders().await.map_err(|e| e.to_string())?;
-            let parts: Vec<String> = strings(t, "order_ids")
+            let ids = strings(t, "order_ids");
+            let still = |id: &String| open.iter().any(|o| &o.id == id);
+            let parts: Vec<String> = ids
                 .iter()
                 .map(|id| {
-                    if open.iter().any(|o| &o.id == id) {
+                    if still(id) {
                         format!("order {id} is still open (left for the next cycle's gates)")
                     } else {
                         format!("order {id} is no longer open")
                     }
                 })
                 .collect();
-            Ok((parts.join("; "), json!({ "open_orders": orders_json(&open) })))
+            // The orders it cancels are hazards (they could open a short): one still live is
+            // the danger itself.
+            let severity = if ids.iter().any(still) { Severity::Critical } else { Severity::Warning };
+            Ok((parts.join("; "), json!({ "open_orders": orders_json(&open) }), severity))
         }
         "suspend_trading" | "enforce_no_shorting" => {
             let c = b.configuration().await.map_err(|e| e.to_string())?;
@@ -70,7 +93,11 @@ pub(crate) async fn resolve(b: &dyn ActBroker, intent: &Intent, bot_root: &Path)
                 Some(false) => format!("{field} is still false (left for the next cycle's gates)"),
                 None => format!("{field} is not reported by the broker"),
             };
-            Ok((text, json!({ "configuration": { "no_shorting": c.no_shorting, "suspend_trade": c.suspend_trade } })))
+            Ok((
+                text,
+                json!({ "configuration": { "no_shorting": c.no_shorting, "suspend_trade": c.suspend_trade } }),
+                Severity::Warning,
+            ))
         }
         "fix_state" => {
             let mut parts = Vec::new();
@@ -89,12 +116,13 @@ pub(crate) async fn resolve(b: &dyn ActBroker, intent: &Intent, bot_root: &Path)
                     Err(e) => format!("{path} cannot be read: {e}"),
                 });
             }
-            Ok((parts.join("; "), Value::Null))
+            Ok((parts.join("; "), Value::Null, Severity::Warning))
         }
         a if a.starts_with("exec:") => Ok((
             "tradewarden stopped while the command ran; whether it finished is unknown (it is not run again)".into(),
             Value::Null,
+            Severity::Warning,
         )),
-        other => Ok((format!("unknown action `{other}`: nothing re-read"), Value::Null)),
+        other => Ok((format!("unknown action `{other}`: nothing re-read"), Value::Null, Severity::Warning)),
     }
 }

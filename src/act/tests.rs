@@ -536,11 +536,14 @@ async fn recover_resolves_an_interrupted_flatten_without_repeating_it() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].result, "recovered");
     assert!(
-        out[0].detail.ends_with("re-read: CHWY is flat; BILL is still -413 (left for the next cycle's gates)"),
+        out[0].detail.ends_with("re-read: CHWY is flat; BILL is still short -413 (left for the next cycle's gates)"),
         "{}",
         out[0].detail
     );
-    assert_eq!(out[0].finding.as_ref().unwrap().code, "action_interrupted");
+    let f = out[0].finding.as_ref().unwrap();
+    assert_eq!(f.code, "action_interrupted");
+    assert_eq!(f.severity, Severity::Critical, "a short is still open");
+    assert_eq!(f.observed["reread"], "CHWY is flat; BILL is still short -413 (left for the next cycle's gates)");
     assert!(b.writes().is_empty(), "never repeated: {:?}", b.writes());
     let l = ledger(&e);
     assert!(l.unresolved().is_empty());
@@ -560,10 +563,48 @@ async fn an_unreadable_broker_leaves_the_intent_for_the_next_cycle() {
     let out = a.recover(now()).await;
     assert_eq!(out[0].result, "skipped");
     assert!(a.has_unresolved());
+    // Unknown is never OK: the operator hears of the interrupted action at once, and once.
+    let f = out[0].finding.as_ref().expect("an interrupted action the re-read cannot resolve is a finding");
+    assert_eq!((f.code.as_str(), f.severity), ("action_interrupted", Severity::Critical));
+    let out = cycle(&e, &b, &mut a).await;
+    assert_eq!(out[0].result, "skipped");
+    assert!(out[0].finding.is_none(), "not again on every failed retry: {out:?}");
     b.with(|s| s.reads_fail = false);
     let out = cycle(&e, &b, &mut a).await;
     assert_eq!(out[0].result, "recovered", "retried by the next cycle: {out:?}");
     assert!(!a.has_unresolved());
+    let f = out[0].finding.as_ref().unwrap();
+    assert_eq!((f.code.as_str(), f.severity), ("action_interrupted", Severity::Warning), "CHWY is flat now");
+}
+
+#[tokio::test]
+async fn an_interrupted_action_the_start_up_could_not_resolve_is_resolved_by_an_observe_mode_cycle_too() {
+    let e = env("mode = \"observe\"\n", NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    j.append(&Record::Intent(intent("x", now(), "flatten_shorts", "no-shorts/CHWY", json!({"symbols": ["CHWY"]}))))
+        .unwrap();
+    let b = Arc::new(FakeBroker::new(&[], vec![]));
+    b.with(|s| s.reads_fail = true);
+    let mut a = actor(&e, &b);
+    assert_eq!(a.recover(now()).await[0].result, "skipped");
+    b.with(|s| s.reads_fail = false);
+    let out = cycle(&e, &b, &mut a).await;
+    assert!(out.iter().any(|r| r.result == "recovered"), "the resolution is owed in observe mode too: {out:?}");
+    assert!(!a.has_unresolved());
+    assert!(b.writes().is_empty());
+}
+
+#[tokio::test]
+async fn an_interrupted_cancel_whose_order_is_still_open_is_critical() {
+    let e = env(ACT, NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    j.append(&Record::Intent(intent("x", now(), "cancel_hazard_orders", "hazard/CHWY", json!({"order_ids": ["bad"]}))))
+        .unwrap();
+    let b = Arc::new(FakeBroker::new(&[("CHWY", 10)], vec![order("bad", "CHWY", OrderSide::Sell, 50)]));
+    let out = actor(&e, &b).recover(now()).await;
+    let f = out[0].finding.as_ref().unwrap();
+    assert_eq!((f.code.as_str(), f.severity), ("action_interrupted", Severity::Critical), "{out:?}");
+    assert!(f.message.contains("order bad is still open"), "{}", f.message);
 }
 
 #[tokio::test]

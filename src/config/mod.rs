@@ -144,6 +144,10 @@ pub struct AlertsConfig {
     pub source_for: Hold,
     /// Requested after every successful cycle (a dead-man switch for the watchdog).
     pub heartbeat_url: Option<String>,
+    /// When email has been undeliverable this long (a message owed, every attempt failed, no
+    /// delivery since), the heartbeat reports failure instead of health: a watchdog whose
+    /// notices reach no one is not watching for anyone.
+    pub undeliverable_after: Duration,
     /// `[alerts.email]`.
     pub email: EmailConfig,
 }
@@ -605,6 +609,9 @@ fn read_schedule(r: Option<TableReader<'_, '_>>) -> Option<Schedule> {
     out
 }
 
+/// `[alerts] undeliverable_after` by default.
+pub const DEFAULT_UNDELIVERABLE_AFTER: Duration = Duration::from_secs(3600);
+
 /// `[alerts] source_for` by default: two consecutive failed cycles.
 pub const DEFAULT_SOURCE_FOR: Hold = Hold::Cycles(2);
 
@@ -621,6 +628,7 @@ fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> 
             resolved_retention: Duration::from_secs(3600),
             source_for: DEFAULT_SOURCE_FOR,
             heartbeat_url: None,
+            undeliverable_after: DEFAULT_UNDELIVERABLE_AFTER,
             email: default_email(),
         });
     };
@@ -645,12 +653,32 @@ fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> 
             Err(format!("`{s}` is not an http(s) URL"))
         }
     });
+    let undeliverable_after = r.duration("undeliverable_after").unwrap_or(DEFAULT_UNDELIVERABLE_AFTER);
+    if undeliverable_after.is_zero() {
+        r.problem_key("undeliverable_after", "`undeliverable_after` in [alerts] must be more than zero");
+    }
     let email = match r.table("email") {
         Some(e) => read_email(e, state_dir, dir),
         None => Some(default_email()),
     };
-    r.finish(&["repeat", "send_resolved", "resolved_retention", "source_for", "heartbeat_url", "email"]);
-    Some(AlertsConfig { repeat, send_resolved, resolved_retention, source_for, heartbeat_url, email: email? })
+    r.finish(&[
+        "repeat",
+        "send_resolved",
+        "resolved_retention",
+        "source_for",
+        "heartbeat_url",
+        "undeliverable_after",
+        "email",
+    ]);
+    Some(AlertsConfig {
+        repeat,
+        send_resolved,
+        resolved_retention,
+        source_for,
+        heartbeat_url,
+        undeliverable_after,
+        email: email?,
+    })
 }
 
 fn check_mailbox(s: &str) -> Result<String, String> {
@@ -880,4 +908,36 @@ fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig> {
     };
     r.finish(&["listen", "blind_after", "header_timeout", "max_connections"]);
     listen.map(|listen| ServerConfig { listen, blind_after, header_timeout, max_connections })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(alerts: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+        let path = dir.path().join("tradewarden.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "rules = [\"rules.toml\"]\n[bot]\nroot = \".\"\n[bot.positions]\nfile = \"p.json\"\n[alerts]\n{alerts}"
+            ),
+        )
+        .unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn undeliverable_after_defaults_to_an_hour_and_a_bad_or_zero_value_names_its_line() {
+        assert_eq!(load("").unwrap().alerts.undeliverable_after, Duration::from_secs(3600));
+        assert_eq!(
+            load("undeliverable_after = \"90s\"\n").unwrap().alerts.undeliverable_after,
+            Duration::from_secs(90)
+        );
+        let bad = load("repeat = \"1h\"\nundeliverable_after = \"soon\"\n").unwrap_err().to_string();
+        assert!(bad.contains("tradewarden.toml:8") && bad.contains("`soon` is not a duration"), "{bad}");
+        let zero = load("undeliverable_after = \"0s\"\n").unwrap_err().to_string();
+        assert!(zero.contains("tradewarden.toml:7") && zero.contains("must be more than zero"), "{zero}");
+    }
 }

@@ -58,8 +58,14 @@ pub struct Daemon {
     pub tally: Tally,
     /// Problems found outside a cycle (start-up), reported with the next cycle.
     pub carry: Vec<String>,
+    /// Actions resolved outside a cycle (start-up recovery of interrupted actions): reported,
+    /// and emailed, with the next cycle that completes its audit, like the cycle's own.
+    pub carry_actions: Vec<ActionReport>,
     /// The `audits.jsonl` cap.
     pub audits_cap: u64,
+    /// When the transport last accepted a message (this process): with the outbox's oldest
+    /// failing message, whether email is undeliverable (`[alerts] undeliverable_after`).
+    pub last_delivery: Option<DateTime<Utc>>,
 }
 
 impl Cycles for Daemon {
@@ -89,9 +95,27 @@ impl Daemon {
             rec.alerts = alert_counts(&self.book);
         }
 
-        let flush = self.outbox.flush(&self.mailer, self.clock.now()).await;
+        let flushed_at = self.clock.now();
+        let flush = self.outbox.flush(&self.mailer, flushed_at).await;
         email_status(&mut rec.email, &flush);
         rec.problems.extend(flush.problems.iter().cloned());
+        if !flush.delivered.is_empty() {
+            self.last_delivery = Some(flushed_at);
+        }
+        let undeliverable = undeliverable_since(
+            flush.failing_since,
+            self.last_delivery,
+            flushed_at,
+            self.cfg.alerts.undeliverable_after,
+        );
+        if let Some(since) = undeliverable {
+            rec.problems.push(format!(
+                "no email has been delivered since {} (longer than [alerts] undeliverable_after = {}): \
+                 the heartbeat reports failure until one is",
+                since.to_rfc3339(),
+                crate::config::duration::format(self.cfg.alerts.undeliverable_after)
+            ));
+        }
 
         rec.duration_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut report = audited.as_ref().map(|a| a.report.clone());
@@ -134,11 +158,17 @@ impl Daemon {
         // A blind cycle sends no heartbeat: the dead-man switch is for "the watchdog is not
         // watching", and a watchdog that cannot reach the broker at all is not.
         let blind = audited.as_ref().is_some_and(|a| a.blind);
+        // Nor a healthy one while every notice has failed for too long: a watchdog no one can
+        // hear is not watching for anyone, so the switch is told (`/fail`) instead.
         if rec.ok
             && !blind
             && let Some(hb) = &self.heartbeat
         {
-            hb.beat().await;
+            if undeliverable.is_some() {
+                hb.fail().await;
+            } else {
+                hb.beat().await;
+            }
         }
         rec
     }
@@ -168,8 +198,12 @@ impl Daemon {
 
         // The actions hook runs before the email is rendered, so the email carries what was
         // done or proposed. It sees only firing, unsilenced alerts (`AlertBook::actionable`).
-        let actions = self.actor.on_cycle(&self.cfg, &book, &snap, &evaluated, start).await;
-        self.tally.add(&actions);
+        let fresh = self.actor.on_cycle(&self.cfg, &book, &snap, &evaluated, start).await;
+        self.tally.add(&fresh);
+        // Start-up recovery first (already in the tally): an interrupted action is news the
+        // operator hears like any other action, in the first cycle that can report it.
+        let mut actions = std::mem::take(&mut self.carry_actions);
+        actions.extend(fresh);
         rec.actions = actions.iter().map(action_line).collect();
         // Findings the hook reports (a refusal, a failed or unconfirmed action) join this
         // cycle's report, and its email as one-shot notices: they describe an event, so they
@@ -186,52 +220,67 @@ impl Daemon {
         notes.extend(one_shots);
 
         // Enqueue before saving the book that records the notices as sent: a crash in between
-        // re-sends (the same alert, a new message) rather than losing a notice. If the message
-        // cannot be queued, the new book is not adopted, so the next cycle owes it again.
+        // re-sends (the same alert, a new message) rather than losing a notice. A message whose
+        // file cannot be written (a full or read-only state directory) is held by the outbox
+        // in memory, sent from there and written when possible: the notices (and the actions'
+        // one-shot notices, which no later cycle would owe again) are never dropped. While any
+        // message is held in memory only, the book is not saved either, so a crash then makes
+        // the restart owe those notices again rather than lose them.
         let mut write_errors = Vec::new();
-        let adopt = match self.enqueue(&notes, &actions, &snap, start) {
-            Ok(id) => {
-                rec.email.queued = id;
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "Cannot queue this cycle's email; its notices stay owed.");
-                write_errors.push(e.clone());
-                rec.problems.push(e);
-                false
-            }
-        };
-        if adopt {
+        let before = rec.problems.len();
+        rec.email.queued = self.enqueue(&notes, &actions, &snap, start, &mut rec.problems);
+        write_errors.extend(rec.problems[before..].iter().cloned());
+        if self.outbox.held_count() == 0 {
             if let Err(e) = book.save(&self.cfg.state_dir) {
                 tracing::error!(error = %e, "Cannot save the alert state.");
                 write_errors.push(e.to_string());
                 rec.problems.push(e.to_string());
             }
-            self.book = book;
-            rec.notifications = notification_counts(&notes);
+        } else {
+            let p = format!(
+                "{} not saved: {} email(s) are held in memory only (the state directory cannot be written); \
+                 a restart now would re-send their notices",
+                self.cfg.state_dir.join(AlertBook::FILE).display(),
+                self.outbox.held_count()
+            );
+            tracing::error!(problem = %p, "Alert state not saved.");
+            write_errors.push(p.clone());
+            rec.problems.push(p);
         }
+        self.book = book;
+        rec.notifications = notification_counts(&notes);
         rec.alerts = alert_counts(&self.book);
         Some(Audited { report, silences, blind: snap.broker.all_failed(), write_errors })
     }
 
-    /// Renders the notifications into one message and queues it; its Message-ID.
+    /// Renders the notifications into one message and queues it (held in memory when its file
+    /// cannot be written, with a problem saying so); its Message-ID.
     fn enqueue(
         &self,
         notes: &[Notification],
         actions: &[ActionReport],
         snap: &crate::model::Snapshot,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, String> {
+        problems: &mut Vec<String>,
+    ) -> Option<String> {
         let notes_for_actions: Vec<ActionNote> = actions.iter().map(action_note).collect();
         let ctx = MessageContext { host: &self.host, config_path: &self.cfg.path, mode: Some(snap.mode), now };
-        let Some(rendered) = render(notes, &notes_for_actions, &ctx) else { return Ok(None) };
+        let rendered = render(notes, &notes_for_actions, &ctx)?;
         let email = &self.cfg.alerts.email;
-        let msg = self
-            .outbox
-            .enqueue(&rendered, &email.from, &email.to, now)
-            .map_err(|e| format!("cannot queue the email `{}`: {e}", rendered.subject))?;
-        tracing::info!(message_id = %msg.message_id, subject = %msg.subject, "Email queued.");
-        Ok(Some(msg.message_id))
+        let (msg, unwritten) = self.outbox.enqueue_or_hold(&rendered, &email.from, &email.to, now);
+        match unwritten {
+            None => tracing::info!(message_id = %msg.message_id, subject = %msg.subject, "Email queued."),
+            Some(e) => {
+                let p = format!(
+                    "cannot write the email `{}` ({}) to the outbox: {e}; it is held in memory, sent from there \
+                     and written when the state directory can be written again",
+                    msg.subject, msg.message_id
+                );
+                tracing::error!(problem = %p, "Email held in memory.");
+                problems.push(p);
+            }
+        }
+        Some(msg.message_id)
     }
 
     /// Appends the record to `audits.jsonl` and writes `last_report.json`; what failed.
@@ -285,9 +334,32 @@ impl Daemon {
     ///
     /// # Errors
     /// When it cannot be written.
-    pub fn persist(&self) -> Result<(), crate::state::StateError> {
-        self.book.save(&self.cfg.state_dir)
+    pub fn persist(&self) -> Result<(), String> {
+        // Same rule as in a cycle: while an email is held in memory only, the book on disk
+        // keeps owing its notices (the restart re-sends them rather than losing them).
+        let held = self.outbox.held_count();
+        if held > 0 {
+            return Err(format!(
+                "{held} email(s) could not be written to the outbox and are lost with this process; the alert \
+                 state is left as last saved, so the next start owes their alerts' notices again"
+            ));
+        }
+        self.book.save(&self.cfg.state_dir).map_err(|e| e.to_string())
     }
+}
+
+/// Since when email is undeliverable, when that has lasted at least `after`: a message owed
+/// has failed since `failing_since` and nothing was delivered within `after` either.
+fn undeliverable_since(
+    failing_since: Option<DateTime<Utc>>,
+    last_delivery: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    after: std::time::Duration,
+) -> Option<DateTime<Utc>> {
+    let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+    let since = failing_since?;
+    let long = |t: DateTime<Utc>| now.signed_duration_since(t) >= after;
+    (long(since) && last_delivery.is_none_or(long)).then_some(since)
 }
 
 /// A finding from the actions hook as a notice of its own (never stored in the alert book).
@@ -469,7 +541,9 @@ mod tests {
             host: "host".into(),
             tally: Tally::default(),
             carry: Vec::new(),
+            carry_actions: Vec::new(),
             audits_cap: journal::CAP,
+            last_delivery: None,
         }
     }
 
@@ -514,6 +588,42 @@ mod tests {
         assert_eq!(last.cycle.unwrap().notifications.repeat, 4);
         let view = d.shared.snapshot();
         assert_eq!((view.cycles, view.alerts.len(), view.outbox_depth), (2, 4, 0), "this daemon ran two cycles");
+    }
+
+    #[test]
+    fn email_is_undeliverable_only_when_a_message_failed_and_nothing_was_delivered_for_the_whole_window() {
+        let hour = Duration::from_secs(3600);
+        let at = |m: i64| t0() + chrono::Duration::minutes(m);
+        assert_eq!(undeliverable_since(None, None, at(120), hour), None, "nothing failing");
+        assert_eq!(undeliverable_since(Some(at(0)), None, at(59), hour), None, "not long enough yet");
+        assert_eq!(undeliverable_since(Some(at(0)), None, at(60), hour), Some(at(0)));
+        assert_eq!(undeliverable_since(Some(at(0)), Some(at(30)), at(80), hour), None, "a delivery within the hour");
+        assert_eq!(undeliverable_since(Some(at(0)), Some(at(10)), at(80), hour), Some(at(0)));
+    }
+
+    #[tokio::test]
+    async fn an_email_that_cannot_be_written_to_the_outbox_is_still_sent_and_the_book_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut d = daemon(cfg.clone(), clock.clone());
+        // The outbox folder cannot be created (a file is in the way): as with a full disk.
+        std::fs::create_dir_all(&cfg.state_dir).unwrap();
+        std::fs::write(cfg.state_dir.join(Outbox::DIR), "in the way").unwrap();
+
+        let r = d.cycle(clock.now()).await;
+        assert!(r.email.queued.is_some(), "the notices are queued (in memory): {r:?}");
+        assert_eq!(r.email.delivered, 1, "and sent from there: {r:?}");
+        assert_eq!(mails(&cfg), 1);
+        assert!(r.problems.iter().any(|p| p.contains("held in memory")), "{:?}", r.problems);
+        assert!(!cfg.state_dir.join(AlertBook::FILE).exists(), "not saved while its email was held in memory only");
+        assert_eq!(d.book.in_phase(Phase::Firing).count(), 4, "adopted in memory");
+
+        clock.advance(chrono::Duration::seconds(30));
+        let r = d.cycle(clock.now()).await;
+        assert!(r.email.queued.is_none(), "nothing owed twice: {r:?}");
+        assert_eq!(mails(&cfg), 1);
+        assert!(cfg.state_dir.join(AlertBook::FILE).exists(), "saved once nothing is held");
     }
 
     #[tokio::test]

@@ -3,6 +3,10 @@
 //! watchdog itself stops, or goes blind. Failures are
 //! logged and nothing else: the heartbeat never delays or fails a cycle for long.
 //!
+//! When email has been undeliverable longer than `[alerts] undeliverable_after`, the daemon
+//! pings `URL/fail` instead (Healthchecks' failure signal; a switch without one answers an
+//! error and, either way, no success ping arrives): the watchdog is alive but no one hears it.
+//!
 //! The URL often carries a secret token (the check's id), so it is never logged: messages name
 //! only its host, and reqwest errors are stripped of their URL.
 
@@ -15,6 +19,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
     url: String,
+    fail_url: String,
     host: String,
     client: reqwest::Client,
 }
@@ -39,12 +44,15 @@ impl Heartbeat {
             return Err("[alerts] heartbeat_url must be an http:// or https:// URL".into());
         }
         let host = parsed.host_str().unwrap_or("?").to_owned();
+        let mut fail = parsed.clone();
+        let path = format!("{}/fail", parsed.path().trim_end_matches('/'));
+        fail.set_path(&path);
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .user_agent(concat!("tradewarden/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the heartbeat client: {}", e.without_url()))?;
-        Ok(Self { url: url.to_owned(), host, client })
+        Ok(Self { url: url.to_owned(), fail_url: fail.to_string(), host, client })
     }
 
     /// The host, for logs.
@@ -55,7 +63,16 @@ impl Heartbeat {
 
     /// Sends one heartbeat and logs a failure.
     pub async fn beat(&self) -> Beat {
-        let result = match self.client.get(&self.url).send().await {
+        self.ping(&self.url).await
+    }
+
+    /// Reports failure instead of health (`URL/fail`), and logs a failure to do so.
+    pub async fn fail(&self) -> Beat {
+        self.ping(&self.fail_url).await
+    }
+
+    async fn ping(&self, url: &str) -> Beat {
+        let result = match self.client.get(url).send().await {
             Ok(r) if r.status().is_success() => Beat::Ok,
             Ok(r) => Beat::Failed(format!("{} answered {}", self.host, r.status())),
             Err(e) => Beat::Failed(format!("{}: {}", self.host, e.without_url())),
@@ -78,6 +95,17 @@ mod tests {
         assert!(Heartbeat::new("ftp://x/y").is_err());
         let _ = rustls::crypto::ring::default_provider().install_default();
         assert_eq!(Heartbeat::new("https://hc.example/ping/abc-secret").unwrap().host(), "hc.example");
+    }
+
+    #[test]
+    fn the_failure_signal_is_the_url_with_fail_appended_to_its_path() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        assert_eq!(Heartbeat::new("https://hc.example/ping/abc").unwrap().fail_url, "https://hc.example/ping/abc/fail");
+        assert_eq!(
+            Heartbeat::new("https://hc.example/ping/abc/").unwrap().fail_url,
+            "https://hc.example/ping/abc/fail"
+        );
+        assert_eq!(Heartbeat::new("http://hc.example/p?rid=1").unwrap().fail_url, "http://hc.example/p/fail?rid=1");
     }
 
     #[tokio::test]

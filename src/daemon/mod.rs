@@ -13,7 +13,8 @@
 //!    directory, the outbox, the backups, and beside the bot's files: `state::sweep_temp_files`;
 //!    the files they were for are intact), `alerts.json` is loaded (a corrupt file is moved
 //!    aside and reported with the first cycle, never a crash), the actions hook recovers
-//!    interrupted actions, and the outbox left by a previous run is flushed.
+//!    interrupted actions (their outcomes join the first cycle's report and email as
+//!    `action_interrupted` findings), and the outbox left by a previous run is flushed.
 //!
 //! Then cycles run on `[schedule]` (`schedule`: no overlap, no stacking, a stop request lets
 //! the running cycle finish within twice the broker timeout). Each cycle (`cycle`):
@@ -30,12 +31,16 @@
 //!    notices outside the alert book;
 //! 5. render the cycle's notifications into one email and queue it in the outbox, **then** save
 //!    `alerts.json` (a crash between the two re-sends a notice rather than losing one; the two
-//!    are synchronous, so an abandoned cycle cannot split them);
+//!    are synchronous, so an abandoned cycle cannot split them). A message the state directory
+//!    cannot take is held in memory by the outbox (sent from there, written when possible), and
+//!    `alerts.json` is not saved while one is: nothing owed is dropped by a failed write;
 //! 6. flush the outbox (bounded; failures stay queued with backoff scaled to the schedule, and
 //!    go to the log, the report's `cycle.email` and the status view);
 //! 7. append one line to `audits.jsonl` (rotated to `audits.jsonl.1` past 10 MB), write
 //!    `last_report.json` atomically, update the status view;
-//! 8. the heartbeat (`[alerts] heartbeat_url`), when the cycle completed its audit.
+//! 8. the heartbeat (`[alerts] heartbeat_url`), when the cycle completed its audit and read the
+//!    broker; its `/fail` instead while email has been undeliverable longer than
+//!    `[alerts] undeliverable_after`.
 //!
 //! On stop (signal or `--max-cycles`): the alert book is saved again, the status server stops,
 //! the lock is released, exit 0.
@@ -235,7 +240,9 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
     }
     let mut actor = Actor::new(&cfg, &broker);
     let mut tally = Tally::default();
-    tally.add(&actor.recover(now).await);
+    // Recovered actions are news: they join the first cycle's report and email.
+    let carry_actions = actor.recover(now).await;
+    tally.add(&carry_actions);
     let outbox = Outbox::new(&cfg.state_dir).with_policy(policy);
     let left = outbox.flush(&mailer, now).await;
     if !left.delivered.is_empty() || left.queued > 0 {
@@ -246,6 +253,7 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         );
     }
     carry.extend(left.problems);
+    let last_delivery = (!left.delivered.is_empty()).then_some(now);
 
     tracing::info!(
         config = %cfg.path.display(),
@@ -272,10 +280,15 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         host,
         tally,
         carry,
+        carry_actions,
         audits_cap: journal::CAP,
+        last_delivery,
     };
     let end = schedule::run_loop(&schedule, &*clock, max_cycles, grace, &mut shutdown, &mut daemon).await;
 
+    for p in daemon.outbox.write_held_now() {
+        tracing::error!(problem = %p, "An email held in memory cannot be written at exit.");
+    }
     if let Err(e) = daemon.persist() {
         tracing::error!(error = %e, "Cannot save the alert state at exit.");
     }

@@ -8,10 +8,19 @@
 //! the flush (the server is down; the other messages keep their schedule and are tried on a later
 //! flush). The `Message-ID` (`<uuid@tradewarden>`) and `Date` are fixed at enqueue time, so every
 //! retry is the same message, and a duplicate delivery is recognisable.
+//!
+//! A message owed is never dropped because the state directory cannot be written (full, or
+//! read-only): the daemon queues with `enqueue_or_hold`, which keeps a message whose file
+//! cannot be written in memory; every flush first retries writing it, and sends it from memory
+//! meanwhile. Likewise a failed attempt whose file cannot be rewritten keeps its backoff in
+//! memory, and a delivered message whose file cannot be removed is not sent again by this
+//! process. Memory is lost with the process, so each flush retries the disk first.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -183,6 +192,9 @@ pub struct FlushReport {
     pub queued: usize,
     /// Outbox files that could not be read or rewritten.
     pub problems: Vec<String>,
+    /// When the oldest message still queued that has failed at least once was queued: email
+    /// has been undeliverable at least since then (`None`: nothing is failing).
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// The outbox's contents.
@@ -194,11 +206,22 @@ pub struct OutboxListing {
     pub problems: Vec<String>,
 }
 
+/// What the outbox knows better than its folder, when the folder cannot be written.
+#[derive(Debug, Default)]
+struct Held {
+    /// Messages (by id) newer in memory than on disk: never written, or a failed attempt whose
+    /// rewrite failed. Each flush writes them first; what is written leaves memory.
+    messages: BTreeMap<String, OutboxMessage>,
+    /// Delivered, but their file could not be removed: never sent again by this process.
+    delivered: BTreeSet<String>,
+}
+
 /// The outbox folder and its retry policy.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     dir: PathBuf,
     policy: RetryPolicy,
+    held: Arc<Mutex<Held>>,
 }
 
 impl Outbox {
@@ -208,7 +231,7 @@ impl Outbox {
     /// The outbox of a state directory (nothing is touched until used).
     #[must_use]
     pub fn new(state_dir: &Path) -> Self {
-        Self { dir: state_dir.join(Self::DIR), policy: RetryPolicy::default() }
+        Self { dir: state_dir.join(Self::DIR), policy: RetryPolicy::default(), held: Arc::default() }
     }
 
     /// The same outbox with another retry policy.
@@ -248,8 +271,46 @@ impl Outbox {
         to: &[String],
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, StateError> {
+        let msg = Self::message(rendered, from, to, now);
+        ensure_dir(&self.dir)?;
+        write_json(&self.path_of(&msg.id), &msg)?;
+        Ok(msg)
+    }
+
+    /// Queues a rendered message like `enqueue`, but never loses it: when its file cannot be
+    /// written, the message is held in memory (sent from there, and written at each flush
+    /// until that works) and the error is returned beside it, for the report.
+    pub fn enqueue_or_hold(
+        &self,
+        rendered: &Rendered,
+        from: &str,
+        to: &[String],
+        now: DateTime<Utc>,
+    ) -> (OutboxMessage, Option<StateError>) {
+        let msg = Self::message(rendered, from, to, now);
+        match ensure_dir(&self.dir).and_then(|()| write_json(&self.path_of(&msg.id), &msg)) {
+            Ok(()) => (msg, None),
+            Err(e) => {
+                self.held().messages.insert(msg.id.clone(), msg.clone());
+                (msg, Some(e))
+            }
+        }
+    }
+
+    /// Messages held in memory because their file could not be written (yet).
+    #[must_use]
+    pub fn held_count(&self) -> usize {
+        self.held().messages.len()
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        // The data stays consistent whatever panicked: each field is updated in one step.
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn message(rendered: &Rendered, from: &str, to: &[String], now: DateTime<Utc>) -> OutboxMessage {
         let uuid = uuid::Uuid::new_v4();
-        let msg = OutboxMessage {
+        OutboxMessage {
             id: uuid.simple().to_string(),
             message_id: format!("<{}@tradewarden>", uuid.hyphenated()),
             created_at: now,
@@ -262,10 +323,39 @@ impl Outbox {
             next_attempt_at: now,
             last_attempt_at: None,
             last_error: None,
-        };
-        ensure_dir(&self.dir)?;
-        write_json(&self.path_of(&msg.id), &msg)?;
-        Ok(msg)
+        }
+    }
+
+    /// Tries once more to write the messages held in memory (at exit: memory is about to be
+    /// lost); the problems of those that still cannot be written.
+    pub fn write_held_now(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        self.write_held(&mut problems);
+        problems
+    }
+
+    /// Writes the messages held in memory to their files; what is written leaves memory.
+    /// Retries removing the files of messages delivered earlier.
+    fn write_held(&self, problems: &mut Vec<String>) {
+        let mut held = self.held();
+        let pending: Vec<OutboxMessage> = held.messages.values().cloned().collect();
+        for msg in pending {
+            match ensure_dir(&self.dir).and_then(|()| write_json(&self.path_of(&msg.id), &msg)) {
+                Ok(()) => {
+                    held.messages.remove(&msg.id);
+                }
+                Err(e) => problems.push(format!(
+                    "message {} (`{}`) is held in memory only: {e}; it is sent from memory and written when possible",
+                    msg.message_id, msg.subject
+                )),
+            }
+        }
+        let delivered: Vec<String> = held.delivered.iter().cloned().collect();
+        for id in delivered {
+            if remove_file(&self.path_of(&id)).is_ok() {
+                held.delivered.remove(&id);
+            }
+        }
     }
 
     /// Every queued message, oldest first. A corrupt file is moved aside and reported; temp
@@ -273,12 +363,23 @@ impl Outbox {
     #[must_use]
     pub fn list(&self, now: DateTime<Utc>) -> OutboxListing {
         let mut out = OutboxListing::default();
+        self.list_files(now, &mut out);
+        // Memory knows better: a held message replaces its file, a delivered one is gone.
+        let held = self.held();
+        out.messages.retain(|m| !held.delivered.contains(&m.id) && !held.messages.contains_key(&m.id));
+        out.messages.extend(held.messages.values().cloned());
+        drop(held);
+        out.messages.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    fn list_files(&self, now: DateTime<Utc>, out: &mut OutboxListing) {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
                 out.problems.push(format!("cannot read outbox `{}`: {e}", self.dir.display()));
-                return out;
+                return;
             }
         };
         for entry in entries.flatten() {
@@ -299,38 +400,51 @@ impl Outbox {
                 Err(e) => out.problems.push(e.to_string()),
             }
         }
-        out.messages.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        out
     }
 
     /// Tries every message due at `now`, oldest first, within the flush budget. Never fails:
     /// everything that went wrong is in the report (and the log).
     pub async fn flush<N: Notifier>(&self, notifier: &N, now: DateTime<Utc>) -> FlushReport {
+        let mut problems = Vec::new();
+        self.write_held(&mut problems);
         let listing = self.list(now);
-        let mut report = FlushReport { problems: listing.problems, ..FlushReport::default() };
+        problems.extend(listing.problems);
+        let mut report = FlushReport { problems, ..FlushReport::default() };
         let started = Instant::now();
         let mut down = false;
         let mut remaining = 0;
+        // The oldest message still owed that has failed: email is undeliverable since then.
+        let mut failing_since: Option<DateTime<Utc>> = None;
+        let mut failing = |created: DateTime<Utc>, failed: bool| {
+            if failed {
+                failing_since = Some(failing_since.map_or(created, |f| f.min(created)));
+            }
+        };
         for msg in listing.messages {
             let due = msg.next_attempt_at <= now;
             if !due {
                 remaining += 1;
+                failing(msg.created_at, msg.attempts > 0);
                 continue;
             }
             if down || started.elapsed() >= self.policy.flush_budget {
                 report.deferred += 1;
                 remaining += 1;
+                failing(msg.created_at, msg.attempts > 0);
                 continue;
             }
+            let created = msg.created_at;
             match self.attempt(notifier, msg, now, &mut report).await {
                 Attempt::Delivered => {}
                 Attempt::Failed { stop } => {
                     remaining += 1;
                     down |= stop;
+                    failing(created, true);
                 }
             }
         }
         report.queued = remaining;
+        report.failing_since = failing_since;
         report
     }
 
@@ -365,7 +479,11 @@ impl Outbox {
         match sent {
             Ok(receipt) => {
                 tracing::info!(id = %msg.id, message_id = %msg.message_id, receipt = %receipt, "Email delivered.");
+                self.held().messages.remove(&msg.id);
+                // A message held in memory only has no file: removing it is Ok.
                 if let Err(e) = remove_file(&self.path_of(&msg.id)) {
+                    // Not sent again by this process; the file is removed at a later flush.
+                    self.held().delivered.insert(msg.id.clone());
                     report.problems.push(format!(
                         "message {} was delivered but its outbox file could not be removed ({e}); it may be \
                          delivered again with the same Message-ID",
@@ -396,7 +514,11 @@ impl Outbox {
                     "Email delivery failed; it stays queued."
                 );
                 if let Err(e) = write_json(&self.path_of(&msg.id), &msg) {
+                    // The backoff holds in memory; the file is rewritten at a later flush.
                     report.problems.push(format!("cannot record the failed attempt of {}: {e}", msg.message_id));
+                    self.held().messages.insert(msg.id.clone(), msg.clone());
+                } else {
+                    self.held().messages.remove(&msg.id);
                 }
                 let stop = error.kind == SendErrorKind::Connection;
                 report.failed.push(FlushFailure {

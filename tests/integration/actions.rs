@@ -560,7 +560,7 @@ fn an_interrupted_intent_whose_close_never_went_out_is_left_for_the_gates_not_re
     std::fs::write(bot.file("state/actions.jsonl"), format!("{intent}\n")).unwrap();
     let (code, out, err) = run(&mut bot.cli(&["flatten", "--shorts-only", "--dry-run"]));
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("CHWY is still -1596 (left for the next cycle's gates)"), "{err}");
+    assert!(err.contains("CHWY is still short -1596 (left for the next cycle's gates)"), "{err}");
     assert_eq!(count(&sim, CLOSE), 0, "recovery re-reads; it never closes");
     let l = bot.ledger();
     assert_eq!(l.outcomes.len(), 1);

@@ -42,6 +42,7 @@ fn defaults() -> AlertsConfig {
         resolved_retention: mins(60),
         source_for: crate::config::DEFAULT_SOURCE_FOR,
         heartbeat_url: None,
+        undeliverable_after: crate::config::DEFAULT_UNDELIVERABLE_AFTER,
         email: EmailConfig {
             transport: EmailTransport::File { dir: "mail".into() },
             from: "tw@localhost".into(),

@@ -246,3 +246,56 @@ fn delays_double_up_to_the_cap_and_jitter_only_adds() {
         assert!(j >= p.delay(n) && j <= p.delay(n).mul_f64(1.1), "{j:?}");
     }
 }
+
+/// The outbox folder cannot be written (here: a file stands where the folder should be; in
+/// production a full or read-only state directory): the message is held in memory, sent from
+/// there with its Message-ID, its backoff kept in memory, and written once the folder works.
+#[tokio::test]
+async fn a_message_that_cannot_be_written_is_held_in_memory_until_written_or_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    std::fs::write(ob.dir(), "not a folder").unwrap();
+    let (m, err) = ob.enqueue_or_hold(&rendered("owed"), "tw@localhost", &["ops@localhost".into()], t0());
+    assert!(err.is_some(), "the write failed");
+    assert_eq!(ob.held_count(), 1);
+    assert_eq!(ob.list(t0()).messages, vec![m.clone()], "listed from memory");
+
+    // The transport is down: the failure's backoff holds in memory (no retry before it is due).
+    let mem = Memory::default();
+    *mem.down.lock().unwrap() = true;
+    let r = ob.flush(&mem, t0()).await;
+    assert_eq!((r.failed.len(), r.queued, r.failing_since), (1, 1, Some(t0())), "{r:?}");
+    assert!(r.problems.iter().any(|p| p.contains("held in memory")), "{:?}", r.problems);
+    let r = ob.flush(&mem, t0() + secs(1)).await;
+    assert_eq!((r.failed.len(), r.queued), (0, 1), "not due yet: {r:?}");
+    assert_eq!(mem.tried.lock().unwrap().len(), 1);
+
+    // Space returns: the next flush writes it first, then sends it; exactly once.
+    std::fs::remove_file(ob.dir()).unwrap();
+    *mem.down.lock().unwrap() = false;
+    let later = t0() + secs(3600);
+    let r = ob.flush(&mem, later).await;
+    assert_eq!(r.delivered.len(), 1, "{r:?}");
+    assert_eq!(r.delivered[0].message_id, m.message_id, "the same Message-ID");
+    assert_eq!((ob.held_count(), r.queued, r.failing_since), (0, 0, None));
+    assert_eq!(ob.flush(&mem, later + secs(3600)).await.delivered.len(), 0, "no duplicate");
+    assert_eq!(mem.accepted_subjects(), ["owed"]);
+}
+
+/// Held in memory and the transport works: it is delivered from memory at once (it does not
+/// wait for the disk), and not again once the disk works.
+#[tokio::test]
+async fn a_held_message_is_sent_from_memory_and_never_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    std::fs::write(ob.dir(), "not a folder").unwrap();
+    let (m, _) = ob.enqueue_or_hold(&rendered("owed"), "tw@localhost", &["ops@localhost".into()], t0());
+    let mem = Memory::default();
+    let r = ob.flush(&mem, t0()).await;
+    assert_eq!(r.delivered.len(), 1, "{r:?}");
+    assert_eq!(r.delivered[0].message_id, m.message_id);
+    assert_eq!(ob.held_count(), 0);
+    std::fs::remove_file(ob.dir()).unwrap();
+    assert_eq!(ob.flush(&mem, t0() + secs(60)).await, FlushReport::default());
+    assert_eq!(mem.accepted_subjects(), ["owed"]);
+}
