@@ -211,14 +211,15 @@ impl<'a, 'i> TableReader<'a, 'i> {
         self.get_parsed(key, parse)
     }
 
-    /// An optional humantime duration (`"30s"`, `"5m"`, `"2h"`).
+    /// An optional humantime duration (`"30s"`, `"5m"`, `"2h"`), at most
+    /// [`duration::MAX`](super::duration::MAX).
     pub fn duration(&mut self, key: &str) -> Option<Duration> {
-        self.get_parsed(key, super::duration::parse)
+        self.get_parsed(key, super::duration::parse_config)
     }
 
-    /// A required humantime duration.
+    /// A required humantime duration, at most [`duration::MAX`](super::duration::MAX).
     pub fn require_duration(&mut self, key: &str) -> Option<Duration> {
-        self.require_parsed(key, super::duration::parse)
+        self.require_parsed(key, super::duration::parse_config)
     }
 
     /// An optional decimal, written as a string (`"1.5"`) or a TOML number (`1.5`), read from
