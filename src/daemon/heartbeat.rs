@@ -39,6 +39,7 @@ impl Heartbeat {
             return Err("[alerts] heartbeat_url must be an http:// or https:// URL".into());
         }
         let host = parsed.host_str().unwrap_or("?").to_owned();
+        crate::redact::add_url_tokens(url);
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .user_agent(concat!("tradewarden/", env!("CARGO_PKG_VERSION")))
@@ -58,7 +59,8 @@ impl Heartbeat {
         let result = match self.client.get(&self.url).send().await {
             Ok(r) if r.status().is_success() => Beat::Ok,
             Ok(r) => Beat::Failed(format!("{} answered {}", self.host, r.status())),
-            Err(e) => Beat::Failed(format!("{}: {}", self.host, e.without_url())),
+            // The transport's words are external text (a proxy's, a resolver's): redacted.
+            Err(e) => Beat::Failed(crate::redact::redact(&format!("{}: {}", self.host, e.without_url()))),
         };
         match &result {
             Beat::Ok => tracing::debug!(host = %self.host, "Heartbeat sent."),

@@ -12,6 +12,7 @@ mod demo;
 mod email;
 mod hostile;
 mod live_audit;
+mod secrets;
 mod security;
 mod silence;
 mod simulator;
