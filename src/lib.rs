@@ -28,6 +28,7 @@ pub mod model;
 pub mod notify;
 pub mod num;
 pub mod record;
+pub mod redact;
 pub mod report;
 pub mod rules_list;
 pub mod rules_test;

@@ -184,8 +184,10 @@ pub async fn run(
         signal,
         timed_out,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        // External text: a command may print a secret it found (its own config, a token the
+        // environment still holds); it is journaled, reported and emailed.
+        stdout: crate::redact::redact(&String::from_utf8_lossy(&stdout)),
+        stderr: crate::redact::redact(&String::from_utf8_lossy(&stderr)),
         truncated: t1 || t2,
     })
 }
@@ -232,6 +234,17 @@ mod tests {
             assert!(secret(hidden, &smtp), "{hidden}");
         }
         assert!(!secret("PATH", &smtp) && !secret("HOME", &smtp));
+    }
+
+    #[tokio::test]
+    async fn a_command_printing_a_known_secret_has_it_redacted_from_stdout_and_stderr() {
+        crate::redact::add_secret("exec-SECRET-value-7781");
+        let env = child_env(std::env::vars_os(), &[], &[]);
+        let script = "echo token exec-SECRET-value-7781; echo failed with exec-SECRET-value-7781 >&2; exit 3";
+        let r = run(&sh(script), Duration::from_secs(10), Path::new("/"), env, Vec::new()).await.unwrap();
+        assert_eq!(r.exit_code, Some(3));
+        assert_eq!(r.stdout.trim(), "token [redacted]");
+        assert_eq!(r.stderr.trim(), "failed with [redacted]");
     }
 
     #[tokio::test]

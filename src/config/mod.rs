@@ -68,7 +68,17 @@ pub struct BrokerConfig {
     pub timeout: Duration,
     /// The snapshot directory for `kind = "replay"` (or `--replay DIR`).
     pub replay_dir: Option<PathBuf>,
+    /// The largest response body read from the broker, in bytes; a longer one is
+    /// `source_malformed` and is not read further.
+    pub max_body: u64,
 }
+
+/// `[broker] max_body` by default: 8 MiB. A full page of 500 orders is under 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 8 << 20;
+/// The smallest `max_body` accepted: 64 KiB (an account body is ~2 KiB, a position ~1 KiB).
+pub const MIN_MAX_BODY: u64 = 64 << 10;
+/// The largest `max_body` accepted: 1 GiB.
+pub const MAX_MAX_BODY: u64 = 1 << 30;
 
 /// Where the bot keeps a view: a JSON file under the bot root, or the last record of a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,6 +473,7 @@ fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path, replay: Option<&Path>
             base_url: None,
             timeout: Duration::from_secs(10),
             replay_dir: replay.map(Path::to_owned),
+            max_body: DEFAULT_MAX_BODY,
         });
     };
     let kind = r
@@ -492,8 +503,9 @@ fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path, replay: Option<&Path>
     if kind == BrokerKind::Replay && replay_dir.is_none() {
         r.problem("[broker] kind = \"replay\" needs `dir`, the snapshot directory (`audit --replay DIR` sets it for one audit)");
     }
-    r.finish(&["kind", "base_url", "timeout", "dir"]);
-    Some(BrokerConfig { kind, base_url, timeout, replay_dir })
+    let max_body = r.byte_size("max_body", MIN_MAX_BODY, MAX_MAX_BODY).unwrap_or(DEFAULT_MAX_BODY);
+    r.finish(&["kind", "base_url", "timeout", "dir", "max_body"]);
+    Some(BrokerConfig { kind, base_url, timeout, replay_dir, max_body })
 }
 
 fn read_logs(top: &mut TableReader<'_, '_>) -> BTreeMap<String, LogConfig> {

@@ -211,14 +211,42 @@ impl<'a, 'i> TableReader<'a, 'i> {
         self.get_parsed(key, parse)
     }
 
-    /// An optional humantime duration (`"30s"`, `"5m"`, `"2h"`).
+    /// An optional humantime duration (`"30s"`, `"5m"`, `"2h"`), at most
+    /// [`duration::MAX`](super::duration::MAX).
     pub fn duration(&mut self, key: &str) -> Option<Duration> {
-        self.get_parsed(key, super::duration::parse)
+        self.get_parsed(key, super::duration::parse_config)
     }
 
-    /// A required humantime duration.
+    /// A required humantime duration, at most [`duration::MAX`](super::duration::MAX).
     pub fn require_duration(&mut self, key: &str) -> Option<Duration> {
-        self.require_parsed(key, super::duration::parse)
+        self.require_parsed(key, super::duration::parse_config)
+    }
+
+    /// An optional size in bytes: a TOML integer (`4194304`) or a string with a unit (`"4MiB"`,
+    /// `"512KiB"`, `"8MB"`, `"100B"`), which must lie in `min..=max`.
+    pub fn byte_size(&mut self, key: &str, min: u64, max: u64) -> Option<u64> {
+        let v = self.raw(key)?;
+        let parsed = match v.get_ref() {
+            DeValue::Integer(i) if i.radix() == 10 => {
+                i.as_str().parse::<u64>().map_err(|_| format!("`{}` is not a number of bytes", i.as_str()))
+            }
+            DeValue::String(s) => parse_byte_size(s),
+            _ => Err("must be a number of bytes or a string like \"4MiB\"".to_owned()),
+        };
+        let checked = parsed.and_then(|n| {
+            if (min..=max).contains(&n) {
+                Ok(n)
+            } else {
+                Err(format!("{n} bytes is outside the accepted range {min}..={max} bytes"))
+            }
+        });
+        match checked {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.problem_at(v, format!("`{key}` in {}: {e}", self.name));
+                None
+            }
+        }
     }
 
     /// An optional decimal, written as a string (`"1.5"`) or a TOML number (`1.5`), read from
@@ -367,6 +395,25 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// `"4MiB"`, `"512 KiB"`, `"8MB"`, `"100B"`, `"4096"`: a whole number of bytes.
+fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let bad = || format!("`{text}` is not a size; write it like \"4MiB\", \"512KiB\" or 4194304");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    num.parse::<u64>().ok().and_then(|n| n.checked_mul(factor)).ok_or_else(bad)
 }
 
 /// Parses a whole TOML file, turning a syntax error into a problem with its position.

@@ -82,7 +82,7 @@ impl Hold {
             }
             return Ok(Self::Cycles(n));
         }
-        super::duration::parse(t)
+        super::duration::parse_config(t)
             .map(Self::Duration)
             .map_err(|e| format!("{e}, or a number of cycles like \"3 cycles\""))
     }

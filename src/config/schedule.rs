@@ -63,7 +63,9 @@ impl Schedule {
     #[must_use]
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Self::Every(d) => chrono::Duration::from_std(*d).ok().map(|d| after + d),
+            // Checked: past the end of chrono's calendar there is no next fire time (a panic
+            // here was `every = "300000y"`); the config reader caps `every` well inside it.
+            Self::Every(d) => chrono::Duration::from_std(*d).ok().and_then(|d| after.checked_add_signed(d)),
             Self::Cron { schedule, tz, .. } => schedule.next_after(*tz, after),
         }
     }

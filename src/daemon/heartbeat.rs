@@ -47,6 +47,7 @@ impl Heartbeat {
         let mut fail = parsed.clone();
         let path = format!("{}/fail", parsed.path().trim_end_matches('/'));
         fail.set_path(&path);
+        crate::redact::add_url_tokens(url);
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .user_agent(concat!("tradewarden/", env!("CARGO_PKG_VERSION")))
@@ -75,7 +76,8 @@ impl Heartbeat {
         let result = match self.client.get(url).send().await {
             Ok(r) if r.status().is_success() => Beat::Ok,
             Ok(r) => Beat::Failed(format!("{} answered {}", self.host, r.status())),
-            Err(e) => Beat::Failed(format!("{}: {}", self.host, e.without_url())),
+            // The transport's words are external text (a proxy's, a resolver's): redacted.
+            Err(e) => Beat::Failed(crate::redact::redact(&format!("{}: {}", self.host, e.without_url()))),
         };
         match &result {
             Beat::Ok => tracing::debug!(host = %self.host, "Heartbeat sent."),

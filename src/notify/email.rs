@@ -137,6 +137,8 @@ impl Mailer {
                         .ok_or_else(|| NotifyError::MissingEnv { var: user_var.clone(), key: "username_env" })?;
                     let pass = env(pass_var)
                         .ok_or_else(|| NotifyError::MissingEnv { var: pass_var.clone(), key: "password_env" })?;
+                    // Registered before the first AUTH: a 535 reply may echo them (in base64).
+                    crate::redact::add_smtp_login(&user, &pass);
                     b = b.credentials(Credentials::new(user, pass));
                 }
                 let auth = if username_env.is_some() { ", authenticated" } else { "" };
@@ -164,12 +166,16 @@ impl Notifier for Mailer {
         let email = build_message(message).map_err(SendError::rejected)?;
         match self {
             Self::Smtp { transport, description } => match transport.send(email).await {
+                // The server's replies are external text: redacted before the outbox, the
+                // audit log or stdout sees them.
                 Ok(resp) => {
                     let text: Vec<&str> = resp.message().collect();
-                    Ok(format!("accepted by {description}: {} {}", resp.code(), text.join(" ")))
+                    Ok(crate::redact::redact(&format!("accepted by {description}: {} {}", resp.code(), text.join(" "))))
                 }
-                Err(e) if e.is_permanent() => Err(SendError::rejected(format!("{description}: {e}"))),
-                Err(e) => Err(SendError::connection(format!("{description}: {e}"))),
+                Err(e) if e.is_permanent() => {
+                    Err(SendError::rejected(crate::redact::redact(&format!("{description}: {e}"))))
+                }
+                Err(e) => Err(SendError::connection(crate::redact::redact(&format!("{description}: {e}")))),
             },
             Self::File { transport, dir } => {
                 ensure_dir(dir).map_err(|e| SendError::connection(e.to_string()))?;

@@ -246,7 +246,12 @@ impl StatusView {
     #[must_use]
     pub fn healthy(&self, now: DateTime<Utc>) -> bool {
         let reference = self.last_cycle_at.unwrap_or(self.started_at);
-        let limit = chrono::Duration::from_std(self.interval * 3).unwrap_or(chrono::Duration::MAX);
+        // Checked: `Duration * 3` panics on overflow.
+        let limit = self
+            .interval
+            .checked_mul(3)
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .unwrap_or(chrono::Duration::MAX);
         now - reference <= limit
     }
 

@@ -159,3 +159,113 @@ fn server_limits_are_validated_with_file_and_line() {
     let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
     assert_eq!(code, 0, "valid values load: {out}{err}");
 }
+
+/// `every = "300000y"` passed `rules check` and panicked in `run` (exit 101, `now + every`
+/// overflowed chrono's calendar). Every duration in the configuration and the rules is now
+/// range-checked when it is read: each absurd value is a located problem, exit 2, in both
+/// `rules check` and `run`, and nothing panics.
+#[test]
+fn every_300000y_and_every_other_absurd_duration_is_a_located_problem_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"[[rule]]
+id = "fresh"
+check = "log_freshness"
+severity = "warning"
+log = "run"
+max_age = "300000y"
+for = "300000y"
+repeat = "300000y"
+
+[[rule]]
+id = "busy"
+check = "log_activity"
+severity = "warning"
+log = "run"
+within = "300000y"
+
+[[rule]]
+id = "stale"
+check = "open_order_hazard"
+severity = "warning"
+stale_after = "300000y"
+
+[[rule]]
+id = "match"
+check = "position_match"
+severity = "warning"
+settle = "300000y"
+"#,
+    )
+    .unwrap();
+    let cfg = dir.path().join("tradewarden.toml");
+    std::fs::write(
+        &cfg,
+        r#"rules = ["rules.toml"]
+state_dir = "state"
+
+[broker]
+timeout = "300000y"
+
+[bot]
+root = "."
+
+[bot.positions]
+file = "state.json"
+
+[logs.run]
+file = "run.jsonl"
+
+[schedule]
+every = "300000y"
+
+[alerts]
+repeat = "300000y"
+resolved_retention = "300000y"
+source_for = "300000y"
+
+[actions]
+cooldown = "300000y"
+confirm_timeout = "300000y"
+
+[actions.fix_state]
+quiet_for = "300000y"
+
+[actions.exec.stop]
+command = ["true"]
+timeout = "300000y"
+"#,
+    )
+    .unwrap();
+    let c = cfg.display().to_string();
+    let r = rules.display().to_string();
+    let expected = [
+        format!("{c}:5:11: `timeout` in [broker]"),
+        format!("{c}:17:9: `every` in [schedule]"),
+        format!("{c}:20:10: `repeat` in [alerts]"),
+        format!("{c}:21:22: `resolved_retention` in [alerts]"),
+        format!("{c}:22:14: `source_for` in [alerts]"),
+        format!("{c}:25:12: `cooldown` in [actions]"),
+        format!("{c}:26:19: `confirm_timeout` in [actions]"),
+        format!("{c}:29:13: `quiet_for` in [actions.fix_state]"),
+        format!("{c}:33:11: `timeout` in [actions.exec.stop]"),
+        format!("{r}:6:11: `max_age` in rule `fresh`"),
+        format!("{r}:7:7: `for` in rule `fresh`"),
+        format!("{r}:8:10: `repeat` in rule `fresh`"),
+        format!("{r}:15:10: `within` in rule `busy`"),
+        format!("{r}:21:15: `stale_after` in rule `stale`"),
+        format!("{r}:27:10: `settle` in rule `match`"),
+    ];
+    for args in [&["rules", "check", "-c"][..], &["run", "--max-cycles", "1", "-c"][..]] {
+        let (code, out, err) = run(bin().args(args).arg(&cfg).current_dir(dir.path()));
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        for e in &expected {
+            let line = err.lines().find(|l| l.starts_with(e.as_str()));
+            assert!(line.is_some_and(|l| l.contains("longer than the limit")), "{args:?}: missing `{e}` in:\n{err}");
+        }
+        assert!(err.contains(&format!("{} problems found", expected.len())), "{args:?}: {err}");
+    }
+}

@@ -13,6 +13,7 @@ mod email;
 mod hostile;
 mod live_audit;
 mod notices;
+mod secrets;
 mod security;
 mod silence;
 mod simulator;

@@ -19,7 +19,7 @@ use super::error::{BASE_URL_VAR, BrokerError, ClientError, KEY_ID_VAR, SECRET_KE
 use super::metrics::Metrics;
 use super::retry::{RateLimitWait, RetryPolicy, parse_reset};
 use crate::collect::broker::wire::AlpacaError;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, DEFAULT_MAX_BODY};
 use crate::model::Mode;
 
 /// The paper-trading REST base URL (the default).
@@ -68,6 +68,7 @@ pub struct AlpacaClient {
     timeout: Duration,
     retry: RetryPolicy,
     metrics: Metrics,
+    max_body: u64,
 }
 
 impl fmt::Debug for AlpacaClient {
@@ -267,7 +268,8 @@ impl AlpacaClient {
             let base_url = base.as_str().trim_end_matches('/').to_owned();
             return Err(ClientError::MissingCredentials { missing, mode: mode_of(&base), base_url });
         };
-        Self::build(base, key_id.trim(), secret_key.trim(), config.timeout, RetryPolicy::default())
+        Ok(Self::build(base, key_id.trim(), secret_key.trim(), config.timeout, RetryPolicy::default())?
+            .with_max_body(config.max_body))
     }
 
     /// Builds a client from explicit settings.
@@ -289,6 +291,10 @@ impl AlpacaClient {
         // reqwest is built with `rustls-no-provider`; without a process-wide provider, building
         // a client panics. The binary installs ring first thing; this covers library users.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Both are secrets (Alpaca key ids are sensitive too): any text a server sends back
+        // is redacted of them before it becomes an error message.
+        crate::redact::add_secret(key_id);
+        crate::redact::add_secret(secret_key);
         let mut headers = HeaderMap::new();
         headers.insert("APCA-API-KEY-ID", sensitive(key_id, KEY_ID_VAR)?);
         headers.insert("APCA-API-SECRET-KEY", sensitive(secret_key, SECRET_KEY_VAR)?);
@@ -304,7 +310,7 @@ impl AlpacaClient {
         // tunnel (the host alone would call that paper). The account is checked before acting.
         let mode =
             if mode_of(&base) == Mode::Live || key_mode(key_id) == Some(Mode::Live) { Mode::Live } else { Mode::Paper };
-        Ok(Self { http, base, mode, timeout, retry, metrics: Metrics::default() })
+        Ok(Self { http, base, mode, timeout, retry, metrics: Metrics::default(), max_body: DEFAULT_MAX_BODY })
     }
 
     /// Replaces the retry policy (tests use short delays).
@@ -318,6 +324,13 @@ impl AlpacaClient {
     #[must_use]
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Reads at most `bytes` of any response body (`[broker] max_body`).
+    #[must_use]
+    pub fn with_max_body(mut self, bytes: u64) -> Self {
+        self.max_body = bytes;
         self
     }
 
@@ -398,7 +411,9 @@ impl AlpacaClient {
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, BrokerError> {
         self.metrics.request(endpoint);
-        let result = self.exchange(endpoint, url, body).await;
+        // Every error carries text from the server or the path to it (an error body, a proxy
+        // page echoing the request headers): redacted here, where it enters.
+        let result = self.exchange(endpoint, url, body).await.map_err(BrokerError::redacted);
         if let Err(e) = &result {
             self.metrics.error(endpoint, e.kind());
         }
@@ -427,10 +442,31 @@ impl AlpacaClient {
                 BrokerError::Unreachable { endpoint, message: format!("{target}: {}", cause(&e)) }
             }
         };
-        let resp = req.send().await.map_err(transport)?;
+        let mut resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let reset = resp.headers().get("x-ratelimit-reset").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let bytes = resp.bytes().await.map_err(transport)?.to_vec();
+        // Read in chunks and stop at the cap: a 1.2 GB (or endless) body must cost at most
+        // `max_body` of memory, not all of it. A declared length over the cap is refused
+        // before anything is read.
+        let too_big = || BrokerError::Malformed {
+            endpoint,
+            status: status.as_u16(),
+            message: format!(
+                "the response body is larger than [broker] max_body ({} bytes); not read further",
+                self.max_body
+            ),
+        };
+        if resp.content_length().is_some_and(|n| n > self.max_body) {
+            return Err(too_big());
+        }
+        let cap = usize::try_from(self.max_body).unwrap_or(usize::MAX);
+        let mut bytes: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if bytes.len().saturating_add(chunk.len()) > cap {
+                return Err(too_big());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if status.is_success() {
             return Ok(Reply { status: status.as_u16(), body: bytes });
         }
@@ -443,7 +479,9 @@ impl AlpacaClient {
         let (code, message) = match &parsed {
             Some(e) => (e.code, e.message.clone()),
             None => {
-                let text = String::from_utf8_lossy(body);
+                // Redacted before it is cut: a secret straddling the cut would otherwise leave
+                // its first characters behind, where no redaction can recognise them.
+                let text = crate::redact::redact(&String::from_utf8_lossy(body));
                 let text = text.trim();
                 let short: String = text.chars().take(200).collect();
                 (None, if short.len() < text.len() { format!("{short}…") } else { short })
@@ -529,7 +567,8 @@ impl AlpacaClient {
     ) -> Result<T, BrokerError> {
         parse(&reply.body).map_err(|message| {
             self.metrics.error(endpoint, "malformed");
-            BrokerError::Malformed { endpoint, status: reply.status, message }
+            // A parser's message may quote the body.
+            BrokerError::Malformed { endpoint, status: reply.status, message }.redacted()
         })
     }
 }
@@ -544,6 +583,7 @@ mod tests {
             base_url: base_url.map(str::to_owned),
             timeout: Duration::from_secs(3),
             replay_dir: None,
+            max_body: crate::config::DEFAULT_MAX_BODY,
         }
     }
 

@@ -267,6 +267,33 @@ impl BrokerError {
         self.is_transient()
     }
 
+    /// The same error with every registered secret removed from its text (see
+    /// [`crate::redact`]): the messages and the error body's strings come from the server.
+    #[must_use]
+    pub fn redacted(self) -> Self {
+        use crate::redact::redact;
+        match self {
+            Self::Unreachable { endpoint, message } => Self::Unreachable { endpoint, message: redact(&message) },
+            Self::Unauthorized { endpoint, status, code, message, mode } => {
+                Self::Unauthorized { endpoint, status, code, message: redact(&message), mode }
+            }
+            Self::NotFound { endpoint, code, message } => Self::NotFound { endpoint, code, message: redact(&message) },
+            Self::Rejected { endpoint, status, code, message, mut body } => {
+                body.message = redact(&body.message);
+                body.symbol = body.symbol.map(|s| redact(&s));
+                Self::Rejected { endpoint, status, code, message: redact(&message), body }
+            }
+            Self::Server { endpoint, status, code, message } => {
+                Self::Server { endpoint, status, code, message: redact(&message) }
+            }
+            Self::Incomplete { endpoint, message } => Self::Incomplete { endpoint, message: redact(&message) },
+            Self::Malformed { endpoint, status, message } => {
+                Self::Malformed { endpoint, status, message: redact(&message) }
+            }
+            e @ (Self::Timeout { .. } | Self::RateLimited { .. }) => e,
+        }
+    }
+
     /// The snapshot source error: `malformed` for a body that was not understood,
     /// `unavailable` for everything else.
     #[must_use]

@@ -124,8 +124,11 @@ fn parse_close_all(body: &[u8]) -> Result<Vec<ClosePositionResult>, String> {
                     .map_err(|e| format!("[{i}] ({}): status {status} but the body is not an order: {e}", r.symbol))?;
                 Ok(order)
             } else {
-                Err(serde_json::from_value::<AlpacaError>(r.body.clone())
-                    .unwrap_or_else(|_| AlpacaError { message: r.body.to_string(), ..AlpacaError::default() }))
+                // A per-symbol error is server text inside a 2xx body: redacted like any error.
+                let mut e = serde_json::from_value::<AlpacaError>(r.body.clone())
+                    .unwrap_or_else(|_| AlpacaError { message: r.body.to_string(), ..AlpacaError::default() });
+                e.message = crate::redact::redact(&e.message);
+                Err(e)
             };
             Ok(ClosePositionResult { symbol: r.symbol, status, outcome })
         })
