@@ -675,7 +675,10 @@ fn requests(config: &Config, alerts: &AlertBook, snapshot: &Snapshot, evaluated:
     for alert in alerts.actionable() {
         let Some(rule) = config.rules.iter().find(|r| r.id == alert.rule) else { continue };
         for action in &rule.actions {
-            let unknown = alert.unknown || evaluated.outcome(&rule.id) == Some(RuleOutcome::Unknown);
+            // A skipped rule (its `when` does not hold) holds its alerts firing, but was not
+            // evaluated this cycle either: no action on it, exactly as for unknown.
+            let unknown = alert.unknown
+                || matches!(evaluated.outcome(&rule.id), Some(RuleOutcome::Unknown | RuleOutcome::Skipped));
             by_kind.entry((runner::priority(action), action.clone())).or_default().push(Trigger {
                 fingerprint: alert.fingerprint.clone(),
                 rule: alert.rule.clone(),

@@ -651,3 +651,40 @@ fn run_beside_the_example_ordinis_bot_emails_the_phantom_exit_short() {
     );
     assert_phantom_exit_subject(&got);
 }
+
+/// Issue 12: `when = "market_open"` and the market closing made the rule `skipped`, and the
+/// next cycle emailed "RESOLVED no-shorts: CHWY" while CHWY was still short; at the next open
+/// a new episode started. A skipped rule holds its alerts: no resolved email, the same episode.
+#[test]
+fn a_firing_alert_stays_firing_while_its_when_gate_is_closed() {
+    let sim = Sim::start(&short_scenario());
+    let smtp = SmtpServer::start();
+    let (dir, config) = setup(&sim.url, "", &alerts_table("1h", smtp.port));
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rule]]\nid = \"no-shorts\"\ncheck = \"no_short_positions\"\nseverity = \"critical\"\nwhen = \"market_open\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut d = Running::start(&config, &[]);
+
+    d.until("the firing email", || !smtp.messages().is_empty());
+    let book = || AlertBook::load(&state, chrono::Utc::now()).value;
+    let fired_at = book().get("no-shorts/CHWY").and_then(|a| a.fired_at).expect("firing");
+
+    sim.call("POST", "/_sim/clock", Some(&json!({ "is_open": false })));
+    let done = cycles(&state).len();
+    d.until("three cycles with the market closed", || {
+        let c = cycles(&state);
+        c.len() >= done + 3 && c[done..].iter().filter(|r| r["rules"]["skipped"] == 1).count() >= 2
+    });
+    let a = book().get("no-shorts/CHWY").cloned().expect("kept while skipped");
+    assert_eq!((a.state, a.fired_at, a.resolved_at), (Phase::Firing, Some(fired_at), None));
+
+    // The next open, still short: the same episode, no new firing email.
+    sim.call("POST", "/_sim/clock", Some(&json!({ "is_open": true })));
+    let done = cycles(&state).len();
+    d.until("two cycles with the market open", || cycles(&state).len() >= done + 2);
+    assert_eq!(book().get("no-shorts/CHWY").and_then(|a| a.fired_at), Some(fired_at));
+    assert_eq!(subjects(&smtp), [SUBJECT], "one firing email, no RESOLVED while still short");
+}
