@@ -478,7 +478,10 @@ impl Runner<'_> {
         let mut gone = Vec::new();
         triggers.retain(|t| {
             if t.unknown {
-                gone.push(format!("{}: its rule is unknown this cycle or skipped by its `when`; no action on incomplete data", t.fingerprint));
+                gone.push(format!(
+                    "{}: its rule is unknown this cycle or skipped by its `when`; no action on incomplete data",
+                    t.fingerprint
+                ));
             }
             !t.unknown
         });

@@ -221,7 +221,10 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule>
         } else if RESERVED_IDS.contains(&id.as_str()) {
             // The code special-cases these as strings (source findings take `source_for`, action
             // findings and CLI triggers carry them): a user rule so named would be mistaken for them.
-            r.problem_key("id", format!("rule id `{id}` is reserved (used by tradewarden itself: {})", RESERVED_IDS.join(", ")));
+            r.problem_key(
+                "id",
+                format!("rule id `{id}` is reserved (used by tradewarden itself: {})", RESERVED_IDS.join(", ")),
+            );
         }
         r.rename(format!("rule `{id}`"));
     }
