@@ -267,6 +267,8 @@ pub struct Actor {
     hooks: Hooks,
     /// Interrupted intents that could not be resolved yet (the broker was unreachable).
     unresolved: bool,
+    /// Raised when this actor journals an intent (see [`Actor::intent_flag`]).
+    intent_flag: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for Actor {
@@ -291,6 +293,7 @@ impl Actor {
             poll: Timing::DEFAULT_POLL,
             hooks: Hooks::from_env(),
             unresolved: true,
+            intent_flag: Arc::default(),
         }
     }
 
@@ -306,7 +309,16 @@ impl Actor {
             poll: Timing::DEFAULT_POLL,
             hooks: Hooks::from_env(),
             unresolved: true,
+            intent_flag: Arc::default(),
         }
+    }
+
+    /// Raised whenever this actor journals an intent; the daemon lowers it at each cycle's
+    /// start, so a raised flag means the running cycle has acted and must not be abandoned
+    /// before its outcome and notice.
+    #[must_use]
+    pub fn intent_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.intent_flag)
     }
 
     /// Polls for confirmation this often (default 250 ms).
@@ -502,7 +514,7 @@ impl Actor {
                 return out;
             }
         };
-        let journal = Journal::new(&self.state_dir);
+        let journal = Journal::new(&self.state_dir).flagging(self.intent_flag());
         let mut ledger = match journal.read() {
             Ok(l) => l,
             Err(e) => {
