@@ -197,6 +197,35 @@ async fn audit(cfg: &Config, broker: &Broker, clock: &dyn Clock) -> anyhow::Resu
     Ok((snap, evaluated, report))
 }
 
+/// The file the demo writes into a folder it created, so a later run may clear it.
+pub const MARKER: &str = ".tradewarden-demo";
+
+/// Makes `dir` the demo's: created (with the marker) when missing or empty; an existing folder
+/// with anything in it is used only when it carries the marker, since the demo deletes `state`,
+/// `bot` and `reports` and overwrites `tradewarden.toml` there (a user's files, otherwise).
+fn claim_dir(dir: &Path) -> anyhow::Result<()> {
+    let marker = dir.join(MARKER);
+    if marker.is_file() {
+        return Ok(());
+    }
+    let empty = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", dir.display())),
+    };
+    if !empty {
+        anyhow::bail!(
+            "{} is not empty and was not created by `tradewarden demo` (no {MARKER} file): refusing to \
+             delete or overwrite anything in it; choose a new folder with --dir",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(&marker, "written by `tradewarden demo`: it may clear state/, bot/, reports/ here\n")
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(())
+}
+
 /// Runs the demo in `dir`, printing as it goes.
 ///
 /// # Errors
@@ -206,9 +235,9 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
     let clock = SystemClock;
     let p = Printer { color: std::io::stdout().is_terminal() };
     let now = clock.now();
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    claim_dir(dir)?;
     let dir = std::path::absolute(dir)?;
-    // A fresh run: the demo owns these paths (and nothing else in the folder).
+    // A fresh run: the demo owns these paths (the marker proves it wrote them).
     for sub in ["state", "bot", "reports"] {
         let _ = std::fs::remove_dir_all(dir.join(sub));
     }

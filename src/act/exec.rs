@@ -93,6 +93,16 @@ async fn read_bounded<R: AsyncRead + Unpin>(mut r: R) -> (Vec<u8>, bool) {
     (kept, truncated)
 }
 
+/// Kills the process group of a child still running when dropped (its leader not reaped, so
+/// the pid still names the group).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
+    }
+}
+
 fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()).and_then(rustix::process::Pid::from_raw) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
@@ -137,6 +147,9 @@ pub async fn run(
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
     let pid = child.id();
+    // `kill_on_drop` kills only the direct child: if this future is dropped (an abandoned
+    // cycle), the guard kills the whole group, so a `sh -c` grandchild is no orphan.
+    let mut group = GroupGuard(pid);
     let mut input = child.stdin.take();
     let writer = tokio::spawn(async move {
         if let Some(w) = input.as_mut() {
@@ -148,12 +161,15 @@ pub async fn run(
     let out = child.stdout.take().map(|o| tokio::spawn(read_bounded(o)));
     let err = child.stderr.take().map(|e| tokio::spawn(read_bounded(e)));
 
-    let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+    let waited = tokio::time::timeout(timeout, child.wait()).await;
+    // From here the leader is reaped (or about to be): never signal its pid again on drop.
+    let leader = group.0.take();
+    let (status, timed_out) = match waited {
         Ok(s) => (s.ok(), false),
         Err(_) => {
             // The leader is not reaped yet, so its pid still names this group (a reaped
             // pid could be reused: the group is never signalled after a normal exit).
-            kill_group(pid);
+            kill_group(leader);
             // Kills (again, harmlessly) and reaps.
             let _ = child.kill().await;
             (child.wait().await.ok(), true)

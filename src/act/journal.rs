@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -188,13 +190,23 @@ impl Ledger {
 #[derive(Debug, Clone)]
 pub struct Journal {
     path: PathBuf,
+    /// Set when an intent is appended: the daemon then never abandons the cycle on its grace
+    /// period (an intent must get its outcome and its notice).
+    intent_flag: Option<Arc<AtomicBool>>,
 }
 
 impl Journal {
     /// The journal of a state directory.
     #[must_use]
     pub fn new(state_dir: &Path) -> Self {
-        Self { path: state_dir.join(FILE) }
+        Self { path: state_dir.join(FILE), intent_flag: None }
+    }
+
+    /// The same journal, raising `flag` whenever an intent is appended.
+    #[must_use]
+    pub fn flagging(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.intent_flag = Some(flag);
+        self
     }
 
     /// Its path.
@@ -221,6 +233,10 @@ impl Journal {
     /// # Errors
     /// When it cannot be written durably: the caller must then not act.
     pub fn append(&self, record: &Record) -> io::Result<()> {
+        if let (Record::Intent(_), Some(flag)) = (record, &self.intent_flag) {
+            // Raised before the write: an intent that may be on disk must not be abandoned.
+            flag.store(true, Ordering::SeqCst);
+        }
         if let Some(dir) = self.path.parent() {
             ensure_dir(dir).map_err(|e| io::Error::other(e.to_string()))?;
         }

@@ -269,6 +269,8 @@ pub struct Actor {
     unresolved: bool,
     /// Interrupted intents already reported as unresolved (reported once, not every retry).
     announced: BTreeSet<String>,
+    /// Raised when this actor journals an intent (see [`Actor::intent_flag`]).
+    intent_flag: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for Actor {
@@ -294,6 +296,7 @@ impl Actor {
             hooks: Hooks::from_env(),
             unresolved: true,
             announced: BTreeSet::new(),
+            intent_flag: Arc::default(),
         }
     }
 
@@ -310,7 +313,16 @@ impl Actor {
             hooks: Hooks::from_env(),
             unresolved: true,
             announced: BTreeSet::new(),
+            intent_flag: Arc::default(),
         }
+    }
+
+    /// Raised whenever this actor journals an intent; the daemon lowers it at each cycle's
+    /// start, so a raised flag means the running cycle has acted and must not be abandoned
+    /// before its outcome and notice.
+    #[must_use]
+    pub fn intent_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.intent_flag)
     }
 
     /// Polls for confirmation this often (default 250 ms).
@@ -546,7 +558,7 @@ impl Actor {
                 return out;
             }
         };
-        let journal = Journal::new(&self.state_dir);
+        let journal = Journal::new(&self.state_dir).flagging(self.intent_flag());
         let mut ledger = match journal.read() {
             Ok(l) => l,
             Err(e) => {
@@ -719,7 +731,10 @@ fn requests(config: &Config, alerts: &AlertBook, snapshot: &Snapshot, evaluated:
     for alert in alerts.actionable() {
         let Some(rule) = config.rules.iter().find(|r| r.id == alert.rule) else { continue };
         for action in &rule.actions {
-            let unknown = alert.unknown || evaluated.outcome(&rule.id) == Some(RuleOutcome::Unknown);
+            // A skipped rule (its `when` does not hold) holds its alerts firing, but was not
+            // evaluated this cycle either: no action on it, exactly as for unknown.
+            let unknown = alert.unknown
+                || matches!(evaluated.outcome(&rule.id), Some(RuleOutcome::Unknown | RuleOutcome::Skipped));
             by_kind.entry((runner::priority(action), action.clone())).or_default().push(Trigger {
                 fingerprint: alert.fingerprint.clone(),
                 rule: alert.rule.clone(),

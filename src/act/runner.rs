@@ -71,7 +71,7 @@ pub struct Trigger {
     pub findings: Vec<Finding>,
     /// The silence muting it.
     pub silenced_by: Option<String>,
-    /// Its rule could not be evaluated this cycle.
+    /// Its rule was not evaluated this cycle (unknown, or skipped by its `when`).
     pub unknown: bool,
     /// The symbols it is about.
     pub scope: Scope,
@@ -534,7 +534,10 @@ impl Runner<'_> {
         let mut gone = Vec::new();
         triggers.retain(|t| {
             if t.unknown {
-                gone.push(format!("{}: its rule is unknown this cycle; no action on incomplete data", t.fingerprint));
+                gone.push(format!(
+                    "{}: its rule is unknown this cycle or skipped by its `when`; no action on incomplete data",
+                    t.fingerprint
+                ));
             }
             !t.unknown
         });

@@ -7,8 +7,8 @@
 //!   alert goes straight to firing in the cycle it is first seen.
 //! - **firing**: `for` met. Notified once on entry, then again every `repeat` (the rule's, else
 //!   `[alerts] repeat`; zero disables repeats) while it keeps firing.
-//! - **resolved**: the violation is gone *and the rule was evaluated* (outcome ok, skipped, or
-//!   violated for other subjects). A resolved notice is sent when `send_resolved` is on and the
+//! - **resolved**: the violation is gone *and the rule was evaluated* (outcome ok, or violated
+//!   for other subjects). A resolved notice is sent when `send_resolved` is on and the
 //!   firing notice went out. Kept for `resolved_retention`, then dropped. A resolved alert that
 //!   reappears starts a new episode (pending again, timers from zero).
 //!
@@ -29,6 +29,13 @@
 //! waits `[alerts] source_for` like the source finding. An alert made only of `rule_unknown`
 //! findings resolves when the rule is next evaluated without that blindness, and is never
 //! actionable.
+//!
+//! **Skipped holds too.** A rule whose `when` does not hold (`market_open` while the market is
+//! closed) was not checked, so its alerts hold exactly as for unknown: a firing alert stays
+//! firing and keeps its repeat schedule (the short is presumably still there; the operator hears
+//! about it until it is gone or silenced), a pending one stays pending with frozen timers. Only
+//! a cycle that evaluates the rule can resolve its alerts, and the `for` hold does not restart
+//! at the next open. Actions skip such alerts (the rule was not evaluated this cycle).
 //!
 //! **Silences.** A silenced alert still moves through its phases (and appears in reports,
 //! marked `silenced`), but produces no notification, and actions skip it. When a silence ends
@@ -261,6 +268,8 @@ enum Signal {
     Absent,
     /// The rule could not be evaluated: hold.
     Unknown,
+    /// The rule was not evaluated because its `when` does not hold: hold, but not blind.
+    Skipped,
     /// The rule is no longer configured.
     Retired,
 }
@@ -344,7 +353,9 @@ pub fn step(
         } else {
             match (evaluated.outcome(rule_id), rule) {
                 (Some(Outcome::Unknown), _) => Signal::Unknown,
-                (Some(_), _) => Signal::Absent,
+                // A `when` gate says nothing about the violation: it was not checked.
+                (Some(Outcome::Skipped), _) => Signal::Skipped,
+                (Some(Outcome::Ok | Outcome::Violated), _) => Signal::Absent,
                 // Configured but no outcome: no data, so hold.
                 (None, Some(_)) => Signal::Unknown,
                 (None, None) => Signal::Retired,
@@ -419,13 +430,14 @@ fn advance(
             let reason = decide(&a, policy.repeat, now);
             (Some(a), reason)
         }
-        Signal::Unknown => {
+        Signal::Unknown | Signal::Skipped => {
             let Some(b) = before else { return (None, None) };
             let mut a = b.clone();
             if a.state == Phase::Resolved {
                 return resolved_kept(a, policy, silence, now);
             }
-            a.unknown = true;
+            // Skipped holds the phase like unknown, but the watchdog is not blind: no note.
+            a.unknown = signal == Signal::Unknown;
             apply_silence(&mut a, silence, now);
             let reason = decide(&a, policy.repeat, now);
             (Some(a), reason)

@@ -709,7 +709,12 @@ fn read_email(mut r: TableReader<'_, '_>, state_dir: &Path, dir: &Path) -> Optio
     let from = r.get_parsed("from", check_mailbox).unwrap_or_else(|| "tradewarden@localhost".into());
     let to: Vec<String> = match r.raw("to") {
         Some(_) => {
-            let list: Vec<String> = r.get("to").unwrap_or_default();
+            let list: Option<Vec<String>> = r.get("to");
+            // An empty list would make every message fail forever with "missing destination".
+            if list.as_ref().is_some_and(Vec::is_empty) {
+                r.problem_key("to", "`to` in [alerts.email] needs at least one recipient");
+            }
+            let list = list.unwrap_or_default();
             let mut ok = Vec::new();
             for a in list {
                 match check_mailbox(&a) {

@@ -13,6 +13,10 @@ use crate::model::Severity;
 /// Keys every rule may have besides its check's parameters.
 pub const COMMON_KEYS: [&str; 8] = ["id", "check", "severity", "for", "repeat", "when", "actions", "description"];
 
+/// Rule ids tradewarden uses for its own pseudo-rules: source findings, action findings, and
+/// alerts raised from the command line.
+pub const RESERVED_IDS: [&str; 3] = [crate::engine::SOURCE_RULE, crate::act::runner::RULE, "cli"];
+
 /// A validated rule.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rule {
@@ -225,6 +229,13 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule>
     if let Some(id) = &id {
         if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
             r.problem_key("id", format!("rule id `{id}` must be non-empty, without spaces or `/`"));
+        } else if RESERVED_IDS.contains(&id.as_str()) {
+            // The code special-cases these as strings (source findings take `source_for`, action
+            // findings and CLI triggers carry them): a user rule so named would be mistaken for them.
+            r.problem_key(
+                "id",
+                format!("rule id `{id}` is reserved (used by tradewarden itself: {})", RESERVED_IDS.join(", ")),
+            );
         }
         r.rename(format!("rule `{id}`"));
     }
@@ -301,6 +312,23 @@ mod tests {
         assert_eq!(Hold::parse("1 cycle").unwrap(), Hold::Cycles(1));
         assert!(Hold::parse("0 cycles").is_err());
         assert!(Hold::parse("a while").is_err());
+    }
+
+    /// Issue 12: a rule named `source` behaved like the built-in source rule.
+    #[test]
+    fn a_rule_named_like_a_pseudo_rule_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in RESERVED_IDS {
+            std::fs::write(
+                dir.path().join("rules.toml"),
+                format!("[[rule]]\nid = \"{id}\"\ncheck = \"no_short_positions\"\nseverity = \"info\"\n"),
+            )
+            .unwrap();
+            let cfg = dir.path().join("tradewarden.toml");
+            std::fs::write(&cfg, "rules = [\"rules.toml\"]\n").unwrap();
+            let err = crate::config::Config::load(&cfg).expect_err(id).to_string();
+            assert!(err.contains(&format!("rules.toml:2:6: rule id `{id}` is reserved")), "{err}");
+        }
     }
 
     #[test]

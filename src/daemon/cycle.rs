@@ -72,6 +72,10 @@ impl Cycles for Daemon {
     async fn run_cycle(&mut self, start: DateTime<Utc>) {
         self.cycle(start).await;
     }
+
+    fn intent_flag(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        Some(self.actor.intent_flag())
+    }
 }
 
 /// What the audit part of a cycle produced.

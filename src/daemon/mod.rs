@@ -78,11 +78,17 @@ pub fn retry_policy(interval: Duration) -> RetryPolicy {
     RetryPolicy { base, cap, ..RetryPolicy::default() }
 }
 
-/// How long a running cycle may take after a stop request: twice the broker timeout, at
-/// least 2 s.
+/// How long a running cycle may take after a stop request: long enough for the longest action
+/// a cycle may run (a flatten waits up to `confirm_timeout` for its cancels, then again for its
+/// closes, with a few broker calls between; an exec runs up to its timeout), plus two broker
+/// calls; at least 2 s. (A cycle that has journaled an intent is not abandoned even then: see
+/// `schedule::run_one`.)
 #[must_use]
 pub fn grace(cfg: &Config) -> Duration {
-    cfg.broker.timeout.saturating_mul(2).max(Duration::from_secs(2))
+    let call = cfg.broker.timeout;
+    let flatten = cfg.actions.confirm_timeout.saturating_mul(2).saturating_add(call.saturating_mul(4));
+    let exec = cfg.actions.exec.values().map(|e| e.timeout).max().unwrap_or_default();
+    flatten.max(exec).saturating_add(call.saturating_mul(2)).max(Duration::from_secs(2))
 }
 
 fn describe_schedule(s: &Schedule) -> String {

@@ -110,6 +110,12 @@ impl Shutdown {
 pub trait Cycles {
     /// Runs one cycle that was due at `start`.
     fn run_cycle(&mut self, start: DateTime<Utc>) -> impl Future<Output = ()>;
+
+    /// Raised while a cycle has journaled an action intent: such a cycle is not abandoned on
+    /// the grace period, only on a second stop request.
+    fn intent_flag(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        None
+    }
 }
 
 /// How a cycle ended.
@@ -163,7 +169,11 @@ pub async fn run_loop<C: Cycles>(
         }
         let started = clock.now();
         end.cycles += 1;
-        let outcome = run_one(cycles.run_cycle(started), grace, shutdown).await;
+        let acted = cycles.intent_flag();
+        if let Some(f) = &acted {
+            f.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        let outcome = run_one(cycles.run_cycle(started), grace, shutdown, acted.as_deref()).await;
         end.last = Some(outcome);
         if shutdown.requests() > 0 {
             end.stopped = Stopped::Requested;
@@ -206,8 +216,16 @@ async fn sleep_until(clock: &dyn Clock, at: DateTime<Utc>, shutdown: &mut Shutdo
 }
 
 /// Runs one cycle; on a stop request, lets it finish within `grace` (a second request abandons
-/// it at once).
-async fn run_one(cycle: impl Future<Output = ()>, grace: Duration, shutdown: &mut Shutdown) -> CycleEnd {
+/// it at once). A cycle that has journaled an action intent (`acted` raised) is not abandoned
+/// when `grace` runs out: the action is bounded by its own timeouts, and an intent must get its
+/// outcome and its notice; only a second request abandons it (the next start then resolves the
+/// intent).
+async fn run_one(
+    cycle: impl Future<Output = ()>,
+    grace: Duration,
+    shutdown: &mut Shutdown,
+    acted: Option<&std::sync::atomic::AtomicBool>,
+) -> CycleEnd {
     tokio::pin!(cycle);
     tokio::select! {
         biased;
@@ -226,6 +244,20 @@ async fn run_one(cycle: impl Future<Output = ()>, grace: Duration, shutdown: &mu
             CycleEnd::Abandoned
         }
         () = tokio::time::sleep(grace) => {
+            if acted.is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
+                tracing::warn!(
+                    grace_s = grace.as_secs_f64(),
+                    "The grace period is over, but this cycle has journaled an action: waiting for its outcome (a second signal abandons it)."
+                );
+                tokio::select! {
+                    biased;
+                    () = &mut cycle => return CycleEnd::Finished,
+                    () = shutdown.wait_for(2) => {
+                        tracing::warn!("Second stop request: abandoning the current cycle and its action.");
+                        return CycleEnd::Abandoned;
+                    }
+                }
+            }
             tracing::warn!(grace_s = grace.as_secs_f64(), "The current cycle did not finish in time; abandoning it.");
             CycleEnd::Abandoned
         }
@@ -351,6 +383,33 @@ mod tests {
         assert_eq!(end, LoopEnd { stopped: Stopped::Requested, cycles: 1, last: Some(CycleEnd::Abandoned) });
         assert_eq!(*r.finished.lock().unwrap(), 0);
         assert_eq!(clock.now() - t0(), chrono::Duration::seconds(2));
+    }
+
+    /// Issue 12: a SIGTERM abandoned an action in flight when the grace period (2 x the broker
+    /// timeout) ran out before `confirm_timeout` or an exec timeout: an intent with no outcome.
+    #[tokio::test(start_paused = true)]
+    async fn a_cycle_that_journaled_an_intent_is_not_abandoned_on_the_grace_period() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (h, mut sd) = Shutdown::new();
+        let (acted, done) = (AtomicBool::new(false), AtomicBool::new(false));
+        let cycle = async {
+            acted.store(true, Ordering::SeqCst);
+            h.request();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            done.store(true, Ordering::SeqCst);
+        };
+        assert_eq!(run_one(cycle, Duration::from_secs(2), &mut sd, Some(&acted)).await, CycleEnd::Finished);
+        assert!(done.load(Ordering::SeqCst));
+
+        // A second request still abandons it (the operator insists; the next start resolves it).
+        let (h, mut sd) = Shutdown::new();
+        let cycle = async {
+            h.request();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            h.request();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        };
+        assert_eq!(run_one(cycle, Duration::from_secs(2), &mut sd, Some(&acted)).await, CycleEnd::Abandoned);
     }
 
     #[tokio::test(start_paused = true)]

@@ -200,7 +200,8 @@ impl std::fmt::Debug for SimBroker {
 }
 
 fn ratio(a: Decimal, b: Decimal) -> Decimal {
-    if b.is_zero() { Decimal::ZERO } else { (a / b).round_dp(RATIO_DP).normalize() }
+    // Checked: a tiny cost basis under a large P/L would overflow (and panic the handler).
+    a.checked_div(b).map_or(Decimal::ZERO, |r| r.round_dp(RATIO_DP).normalize())
 }
 
 fn limit_crossed(buy: bool, mark: Decimal, limit: Option<Decimal>) -> bool {
@@ -372,7 +373,13 @@ impl SimBroker {
         };
         let shares = match (o.qty, o.notional, self.prices.get(&o.symbol)) {
             (Some(q), None, _) => q.0.normalize(),
-            (None, Some(n), Some(p)) => (n.0 / p).round_dp_with_strategy(QTY_DP, RoundingStrategy::ToZero).normalize(),
+            (None, Some(n), Some(p)) => {
+                n.0.checked_div(*p)
+                    .and_then(|s| super::scenario::in_range(s).ok())
+                    .ok_or("notional / price is out of the simulator's range")?
+                    .round_dp_with_strategy(QTY_DP, RoundingStrategy::ToZero)
+                    .normalize()
+            }
             (None, Some(_), None) => return Err("a notional order needs a price in `prices`".into()),
             _ => return Err("needs exactly one of `qty` and `notional`".into()),
         };
@@ -694,7 +701,12 @@ impl SimBroker {
         }
         let mark = self.mark(&req.symbol)?;
         let shares = match req.notional {
-            Some(n) => (n / mark).round_dp_with_strategy(QTY_DP, RoundingStrategy::ToZero).normalize(),
+            Some(n) => n
+                .checked_div(mark)
+                .and_then(|s| super::scenario::in_range(s).ok())
+                .ok_or_else(|| ApiError::invalid("notional / price is out of range"))?
+                .round_dp_with_strategy(QTY_DP, RoundingStrategy::ToZero)
+                .normalize(),
             None => req.qty.unwrap_or_default().normalize(),
         };
         if shares <= Decimal::ZERO {

@@ -402,7 +402,11 @@ impl CloseQuery {
     pub fn from_query(q: &HashMap<String, String>) -> Result<Self, ApiError> {
         let read = |name: &str| {
             param(q, name)
-                .map(|v| crate::num::parse_decimal(v).map_err(|_| ApiError::invalid(format!("invalid {name}"))))
+                .map(|v| {
+                    crate::num::parse_decimal(v)
+                        .and_then(super::scenario::in_range)
+                        .map_err(|_| ApiError::invalid(format!("invalid {name}")))
+                })
                 .transpose()
         };
         let out = Self { qty: read("qty")?, percentage: read("percentage")? };
@@ -488,6 +492,7 @@ fn decimal(map: &Map<String, Value>, key: &str) -> Result<Option<Decimal>, ApiEr
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         // alpaca-py sends floats (`180.0`); echo them the way they were meant (`180`).
         Some(v) => crate::num::decimal_from_json(v)
+            .and_then(super::scenario::in_range)
             .map(|d| Some(d.normalize()))
             .map_err(|_| ApiError::invalid(format!("invalid {key}"))),
     }

@@ -31,8 +31,25 @@ pub struct Dec(pub Decimal);
 impl<'de> Deserialize<'de> for Dec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        crate::num::decimal_from_json(&v).map(Dec).map_err(serde::de::Error::custom)
+        crate::num::decimal_from_json(&v).and_then(in_range).map(Dec).map_err(serde::de::Error::custom)
     }
+}
+
+/// The largest magnitude the simulator accepts for any amount (a quantity, a price, cash), from
+/// a scenario, the admin API or an order: the product of two such amounts (a market value), and
+/// sums of many, stay far inside `Decimal`'s range (about 7.9e28), so the simulator's arithmetic
+/// cannot overflow (an overflow panicked a request handler and broke the simulator for good).
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// `d` when its magnitude is at most [`MAX_AMOUNT`].
+///
+/// # Errors
+/// A sentence naming the limit.
+pub fn in_range(d: Decimal) -> Result<Decimal, String> {
+    if d.abs() > Decimal::from(MAX_AMOUNT) {
+        return Err(format!("{d} is out of the simulator's range (at most 1e12 in magnitude)"));
+    }
+    Ok(d)
 }
 
 /// The whole scenario.

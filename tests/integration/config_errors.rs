@@ -269,3 +269,31 @@ timeout = "300000y"
         assert!(err.contains(&format!("{} problems found", expected.len())), "{args:?}: {err}");
     }
 }
+
+/// Issue 12: a rule named `source` was taken for the built-in source rule (its `for` replaced
+/// by `source_for`, resolved when no source failed); `actions` and `cli` are the pseudo-rules of
+/// action findings and CLI triggers. And `to = []` passed, so every email failed forever.
+#[test]
+fn reserved_rule_ids_and_an_empty_recipient_list_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    let mut text = String::new();
+    for id in ["source", "actions", "cli"] {
+        text.push_str(&format!("[[rule]]\nid = \"{id}\"\ncheck = \"no_short_positions\"\nseverity = \"critical\"\n\n"));
+    }
+    std::fs::write(&rules, text).unwrap();
+    let cfg = dir.path().join("tradewarden.toml");
+    std::fs::write(&cfg, "rules = [\"rules.toml\"]\n\n[alerts.email]\ntransport = \"file\"\nto = []\n").unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    let (c, r) = (cfg.display().to_string(), rules.display().to_string());
+    let expected = [
+        format!("{c}:5:6: `to` in [alerts.email] needs at least one recipient"),
+        format!("{r}:2:6: rule id `source` is reserved"),
+        format!("{r}:7:6: rule id `actions` is reserved"),
+        format!("{r}:12:6: rule id `cli` is reserved"),
+    ];
+    for e in &expected {
+        assert!(err.lines().any(|l| l.starts_with(e.as_str())), "missing `{e}` in:\n{err}");
+    }
+}

@@ -837,3 +837,106 @@ fn a_flood_of_idle_status_connections_neither_blinds_the_watchdog_nor_blocks_hea
     drop(idle);
     assert!(!d.stderr().contains("Too many open files"), "{}", d.stderr());
 }
+
+/// Issue 12: `when = "market_open"` and the market closing made the rule `skipped`, and the
+/// next cycle emailed "RESOLVED no-shorts: CHWY" while CHWY was still short; at the next open
+/// a new episode started. A skipped rule holds its alerts: no resolved email, the same episode.
+#[test]
+fn a_firing_alert_stays_firing_while_its_when_gate_is_closed() {
+    let sim = Sim::start(&short_scenario());
+    let smtp = SmtpServer::start();
+    let (dir, config) = setup(&sim.url, "", &alerts_table("1h", smtp.port));
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rule]]\nid = \"no-shorts\"\ncheck = \"no_short_positions\"\nseverity = \"critical\"\nwhen = \"market_open\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut d = Running::start(&config, &[]);
+
+    d.until("the firing email", || !smtp.messages().is_empty());
+    let book = || AlertBook::load(&state, chrono::Utc::now()).value;
+    let fired_at = book().get("no-shorts/CHWY").and_then(|a| a.fired_at).expect("firing");
+
+    sim.call("POST", "/_sim/clock", Some(&json!({ "is_open": false })));
+    let done = cycles(&state).len();
+    d.until("three cycles with the market closed", || {
+        let c = cycles(&state);
+        c.len() >= done + 3 && c[done..].iter().filter(|r| r["rules"]["skipped"] == 1).count() >= 2
+    });
+    let a = book().get("no-shorts/CHWY").cloned().expect("kept while skipped");
+    assert_eq!((a.state, a.fired_at, a.resolved_at), (Phase::Firing, Some(fired_at), None));
+
+    // The next open, still short: the same episode, no new firing email.
+    sim.call("POST", "/_sim/clock", Some(&json!({ "is_open": true })));
+    let done = cycles(&state).len();
+    d.until("two cycles with the market open", || cycles(&state).len() >= done + 2);
+    assert_eq!(book().get("no-shorts/CHWY").and_then(|a| a.fired_at), Some(fired_at));
+    assert_eq!(subjects(&smtp), [SUBJECT], "one firing email, no RESOLVED while still short");
+}
+
+/// A setup whose `no-shorts` rule runs `exec:slow` in act mode; `script` is its `sh -c` text.
+fn slow_exec_setup(url: &str, script: &str) -> (tempfile::TempDir, PathBuf) {
+    let actions = format!(
+        "[actions]\nmode = \"act\"\nconfirm_timeout = \"1s\"\n\n[actions.exec.slow]\ncommand = [\"/bin/sh\", \"-c\", {script:?}]\ntimeout = \"30s\"\n"
+    );
+    let (dir, config) = setup(url, "", &actions);
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rule]]\nid = \"no-shorts\"\ncheck = \"no_short_positions\"\nseverity = \"critical\"\nactions = [\"exec:slow\"]\n",
+    )
+    .unwrap();
+    (dir, config)
+}
+
+fn journal(state: &Path) -> Vec<Value> {
+    std::fs::read_to_string(state.join("actions.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Issue 12: a normal SIGTERM during an action abandoned it after 2 x the broker timeout (4 s
+/// here), less than the exec's own run: the intent had no outcome and the process exited 0.
+/// Now the cycle finishes: the journal has the outcome, then the daemon exits 0.
+#[test]
+fn a_sigterm_during_an_exec_action_waits_for_its_outcome() {
+    let sim = Sim::start(&short_scenario());
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("exec-done");
+    let (cfg_dir, config) = slow_exec_setup(&sim.url, &format!("sleep 7; touch {}", done.display()));
+    let state = cfg_dir.path().join("state");
+    let mut d = Running::start(&config, &[]);
+    d.until("the exec intent", || journal(&state).iter().any(|r| r["kind"] == "intent"));
+    d.signal("-TERM");
+    let status = d.wait();
+    assert_eq!(status.code(), Some(0), "{}", d.stderr());
+    let records = journal(&state);
+    let intent = records.iter().find(|r| r["kind"] == "intent").unwrap();
+    let outcome = records.iter().find(|r| r["kind"] == "outcome" && r["id"] == intent["id"]);
+    assert_eq!(outcome.map(|o| o["result"].clone()), Some(json!("done")), "{records:#?}\n{}", d.stderr());
+    assert!(done.exists(), "the exec ran to its end");
+}
+
+/// A second signal still abandons the cycle, but the exec's whole process group dies with it:
+/// `kill_on_drop` killed only the direct child, and a grandchild lived on as an orphan.
+#[test]
+fn an_abandoned_exec_leaves_no_orphan_grandchild() {
+    let sim = Sim::start(&short_scenario());
+    let dir = tempfile::tempdir().unwrap();
+    let late = dir.path().join("orphan-wrote-this");
+    let script = format!("sh -c 'sleep 4; touch {}'; true", late.display());
+    let (cfg_dir, config) = slow_exec_setup(&sim.url, &script);
+    let state = cfg_dir.path().join("state");
+    let mut d = Running::start(&config, &[]);
+    d.until("the exec intent", || journal(&state).iter().any(|r| r["kind"] == "intent"));
+    d.signal("-TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal("-TERM");
+    let status = d.wait();
+    assert!(status.code().is_some(), "{}", d.stderr());
+    assert!(d.stderr().contains("Second stop request"), "{}", d.stderr());
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(!late.exists(), "the exec's grandchild outlived tradewarden");
+}

@@ -84,3 +84,21 @@ fn running_the_demo_twice_starts_fresh() {
         assert!(out.contains("Critical findings: 9 before, 0 after."), "{out}");
     }
 }
+
+/// Issue 12: `demo --dir DIR` deleted `DIR/state`, `DIR/bot`, `DIR/reports` and overwrote
+/// `DIR/tradewarden.toml` in any folder. A non-empty folder it did not create is refused,
+/// untouched, exit 2.
+#[test]
+fn the_demo_refuses_a_users_folder_and_touches_nothing_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = dir.path().join("my-bot");
+    std::fs::create_dir_all(user.join("state")).unwrap();
+    std::fs::write(user.join("state/positions.json"), "{\"AAPL\": 10}").unwrap();
+    std::fs::write(user.join("tradewarden.toml"), "# mine\n").unwrap();
+    let (code, out, err) = run(bin().arg("demo").arg("--dir").arg(&user).env_remove("RUST_LOG"));
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("is not empty and was not created by `tradewarden demo`"), "{err}");
+    assert_eq!(std::fs::read_to_string(user.join("state/positions.json")).unwrap(), "{\"AAPL\": 10}");
+    assert_eq!(std::fs::read_to_string(user.join("tradewarden.toml")).unwrap(), "# mine\n");
+    assert!(!user.join(".tradewarden-demo").exists() && !user.join("bot").exists());
+}

@@ -223,3 +223,50 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Issue 12: `POST /_sim/prices {"AAPL": "79228162514264337593543950335"}` (Decimal::MAX)
+/// panicked the valuation in `/v2/account` and `/v2/positions`, and every later request to them
+/// was dropped for good. Out-of-range amounts are refused (400 on the admin API, 422 on orders);
+/// the largest accepted ones are valued without overflow; the simulator keeps answering.
+#[test]
+fn out_of_range_amounts_are_refused_and_the_simulator_keeps_answering() {
+    let sim = Sim::start(&phantom_exit_scenario());
+    let max = "79228162514264337593543950335";
+    let healthy = |why: &str| {
+        for path in ["/v2/account", "/v2/positions"] {
+            let (status, body) = sim.call("GET", path, None);
+            assert_eq!(status, 200, "{path} after {why}: {body}");
+        }
+    };
+    let (status, body) = sim.call("POST", "/_sim/prices", Some(&json!({ "AAPL": max })));
+    assert_eq!(status, 400, "{body}");
+    healthy("a huge price");
+    let mut scenario = phantom_exit_scenario();
+    scenario["positions"][0]["qty"] = json!(max);
+    let (status, body) = sim.call("POST", "/_sim/scenario", Some(&scenario));
+    assert_eq!(status, 400, "{body}");
+    healthy("a huge scenario qty");
+    let order = json!({ "symbol": "AAPL", "qty": max, "side": "buy", "type": "market", "time_in_force": "day" });
+    let (status, body) = sim.call("POST", "/v2/orders", Some(&order));
+    assert_eq!(status, 422, "{body}");
+    // The largest accepted amounts, multiplied and summed: valued, no overflow.
+    let mut scenario = phantom_exit_scenario();
+    scenario["account"]["cash"] = json!("-1000000000000");
+    scenario["positions"][0]["qty"] = json!("1000000000000");
+    scenario["positions"][0]["avg_entry_price"] = json!("0.000000001");
+    scenario["prices"] = json!({ "AAPL": "1000000000000" });
+    let (status, body) = sim.call("POST", "/_sim/scenario", Some(&scenario));
+    assert_eq!(status, 200, "{body}");
+    healthy("the largest accepted amounts");
+    let (_, account) = sim.call("GET", "/v2/account", None);
+    assert!(account["long_market_value"].as_str().unwrap().starts_with("1000000000000000000000000"), "{account}");
+    // A notional order whose share count would overflow at a tiny price is refused, not a panic.
+    let mut scenario = phantom_exit_scenario();
+    scenario["prices"] = json!({ "AAPL": "0.0000000000000000001" });
+    let (status, body) = sim.call("POST", "/_sim/scenario", Some(&scenario));
+    assert_eq!(status, 200, "{body}");
+    let order = json!({ "symbol": "AAPL", "notional": "1000000000000", "side": "buy", "type": "market", "time_in_force": "day" });
+    let (status, body) = sim.call("POST", "/v2/orders", Some(&order));
+    assert_eq!(status, 422, "{body}");
+    healthy("a notional order at a tiny price");
+}

@@ -252,12 +252,60 @@ fn firing_resolves_when_the_rule_is_ok_and_is_kept_for_retention() {
 }
 
 #[test]
-fn skipped_and_violated_for_other_subjects_also_resolve() {
+fn violated_for_other_subjects_also_resolves() {
     let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
     sim.cycle(&[CHWY, ("no-shorts", "BILL")]);
     // The rule still has a finding for BILL, none for CHWY: CHWY resolved.
     assert_eq!(sim.cycle(&[("no-shorts", "BILL")]), resolved("no-shorts/CHWY"));
-    assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Skipped)]), resolved("no-shorts/BILL"));
+    assert_eq!(sim.cycle(&[]), resolved("no-shorts/BILL"));
+}
+
+/// Issue 12: `when = "market_open"` and the market closed made the rule `skipped`, which
+/// resolved the firing alert ("RESOLVED no-shorts: CHWY" while CHWY was still short).
+#[test]
+fn a_firing_alert_whose_rule_is_skipped_stays_firing() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+    for _ in 0..5 {
+        sim.advance(mins(5));
+        assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Skipped)]), NOTHING);
+        let a = sim.book.get("no-shorts/CHWY").unwrap();
+        assert_eq!((a.state, a.fired_at, a.resolved_at), (Phase::Firing, Some(t0()), None));
+        // Not blind: the rule was gated, not failed.
+        assert!(!a.unknown);
+        assert_eq!(a.consecutive_cycles, 1);
+    }
+    // Still firing, so still reminded on the repeat schedule.
+    sim.advance(mins(35));
+    assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Skipped)]), repeated("no-shorts/CHWY"));
+    // Back in session and still short: the same episode, no new firing notice.
+    sim.advance(mins(5));
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    assert_eq!(sim.book.get("no-shorts/CHWY").unwrap().fired_at, Some(t0()));
+    // Only an evaluated clean cycle resolves it.
+    assert_eq!(sim.cycle(&[]), resolved("no-shorts/CHWY"));
+}
+
+#[test]
+fn a_pending_alert_whose_rule_is_skipped_holds_its_timers() {
+    let mut sim = Sim::new(vec![rule("no-shorts", Some(Hold::Cycles(3)), None)]);
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING);
+    // Closed market overnight: neither reset nor advanced, and never fired.
+    for _ in 0..4 {
+        assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Skipped)]), NOTHING);
+        let a = sim.book.get("no-shorts/CHWY").unwrap();
+        assert_eq!((a.state, a.consecutive_cycles), (Phase::Pending, 2));
+    }
+    // The `for` does not restart at the next open.
+    assert_eq!(sim.cycle(&[CHWY]), fired("no-shorts/CHWY"));
+}
+
+#[test]
+fn a_skipped_rule_raises_nothing_new() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    assert_eq!(sim.cycle_with(&[], &[("no-shorts", Outcome::Skipped)]), NOTHING);
+    assert!(sim.book.alerts.is_empty());
 }
 
 #[test]
