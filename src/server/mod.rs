@@ -279,7 +279,7 @@ mod tests {
         let mut v = StatusView::new(t0(), "h".into(), "c".into(), Duration::from_secs(1));
         let mut rep = view_with_findings().report.unwrap();
         rep.findings.clear();
-        rep.summary = crate::report::Summary { critical: 0, warning: 1, info: 0 };
+        rep.summary = crate::report::Summary { critical: 0, warning: 1, info: 0, unknown: 0 };
         rep.rules = vec![RuleOutcome {
             id: "no-shorts".into(),
             check: "no_short_positions".into(),

@@ -290,7 +290,8 @@ impl BrokerError {
             Self::Malformed { endpoint, status, message } => {
                 Self::Malformed { endpoint, status, message: redact(&message) }
             }
-            e @ (Self::Timeout { .. } | Self::RateLimited { .. }) => e,
+            // BadTarget's text is ours (the refused id, never a server's words).
+            e @ (Self::Timeout { .. } | Self::RateLimited { .. } | Self::BadTarget { .. }) => e,
         }
     }
 
