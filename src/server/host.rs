@@ -45,7 +45,7 @@ impl AllowedHosts {
             return self.any_ip || self.listen.is_some_and(|l| l == ip || l.to_canonical() == ip.to_canonical());
         }
         let name = host.trim_end_matches('.').to_ascii_lowercase();
-        self.names.iter().any(|n| *n == name)
+        self.names.contains(&name)
     }
 }
 
