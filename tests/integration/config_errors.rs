@@ -247,3 +247,27 @@ fn a_non_loopback_listen_needs_allow_remote() {
     let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
     assert_eq!(code, 0, "an explicit opt-in loads: {out}{err}");
 }
+
+/// The same rule for `APCA_API_BASE_URL`, which no configuration file holds: `audit` refuses to
+/// build the client (exit 2, naming the variable) instead of sending the keys in plain text.
+#[test]
+fn an_http_apca_api_base_url_to_a_remote_host_is_exit_2_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+    std::fs::write(dir.path().join("positions.json"), "{}").unwrap();
+    let cfg = dir.path().join("tradewarden.toml");
+    std::fs::write(
+        &cfg,
+        "rules = [\"rules.toml\"]\n[bot]\nroot = \".\"\n[bot.positions]\nfile = \"positions.json\"\n[server]\nlisten = \"\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin()
+        .args(["audit", "-c"])
+        .arg(&cfg)
+        .env("APCA_API_KEY_ID", "PKTESTKEY")
+        .env("APCA_API_SECRET_KEY", "s3cr3t-value")
+        .env("APCA_API_BASE_URL", "http://api.alpaca.markets"));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("(from APCA_API_BASE_URL)") && err.contains("plain http to `api.alpaca.markets`"), "{err}");
+    assert!(!err.contains("s3cr3t-value") && !out.contains("s3cr3t-value"));
+}
