@@ -1,6 +1,7 @@
 //! Configuration: `tradewarden.toml` and the rule files it names, read into validated runtime
 //! types. Loading reports every problem at once, each with file, line and column.
 
+pub mod cleartext;
 pub mod duration;
 mod problem;
 pub mod reader;
@@ -268,6 +269,12 @@ pub struct ServerConfig {
     /// The most connections the status server keeps open at once; past it, the oldest is closed
     /// to admit the newest, so idle clients can neither exhaust descriptors nor lock out a probe.
     pub max_connections: usize,
+    /// Listening on a non-loopback address was asked for explicitly (`allow_remote = true`).
+    pub allow_remote: bool,
+    /// Host names (without port) the status server answers besides loopback names and
+    /// addresses and the listen address: what a browser's or Prometheus's Host header says when
+    /// it reaches the server by name. Anything else gets 421 and no data (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServerConfig {
@@ -486,6 +493,7 @@ fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path, replay: Option<&Path>
     let base_url = r.get_parsed("base_url", |s| {
         let u = s.trim_end_matches('/');
         if u.starts_with("https://") || u.starts_with("http://") {
+            cleartext::check_url(u, "the API keys (APCA-API-KEY-ID, APCA-API-SECRET-KEY headers)")?;
             Ok(u.to_owned())
         } else {
             Err(format!("`{s}` is not an http(s) URL"))
@@ -660,6 +668,8 @@ fn read_alerts(r: Option<TableReader<'_, '_>>, state_dir: &Path, dir: &Path) -> 
         .unwrap_or(DEFAULT_SOURCE_FOR);
     let heartbeat_url = r.get_parsed("heartbeat_url", |s| {
         if s.starts_with("http://") || s.starts_with("https://") {
+            // A heartbeat URL is a credential (a ping URL's path or query is its token).
+            cleartext::check_url(s, "the heartbeat URL, a token anyone who reads it can ping with")?;
             Ok(s.to_owned())
         } else {
             Err(format!("`{s}` is not an http(s) URL"))
@@ -755,6 +765,22 @@ fn read_email(mut r: TableReader<'_, '_>, state_dir: &Path, dir: &Path) -> Optio
                 Err(e) => Err(format!("cannot read {}: {e}", path.display())),
             }
         });
+        // lettre sends AUTH over a plain connection when asked: the password would cross the
+        // network readable. A local relay (loopback) is the one place that is fine.
+        if tls == SmtpTls::None
+            && username_env.is_some()
+            && let Some(h) = host.as_deref()
+            && !cleartext::is_loopback_host(h)
+        {
+            r.problem_key(
+                "tls",
+                format!(
+                    "[alerts.email] tls = \"none\" with `username_env`/`password_env` would send the \
+                     password to `{h}` unencrypted; use tls = \"starttls\" or \"tls\" (plain SMTP with a \
+                     login is accepted only to localhost or a loopback address)"
+                ),
+            );
+        }
         if ca_file.is_some() && tls == SmtpTls::None {
             r.problem_key("ca_file", "`ca_file` in [alerts.email] needs tls = \"starttls\" or \"tls\"".to_owned());
         }
@@ -875,6 +901,8 @@ fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig> {
         blind_after: ServerConfig::DEFAULT_BLIND_AFTER,
         header_timeout: ServerConfig::DEFAULT_HEADER_TIMEOUT,
         max_connections: ServerConfig::DEFAULT_MAX_CONNECTIONS,
+        allow_remote: false,
+        allowed_hosts: Vec::new(),
     };
     let Some(mut r) = r else { return Some(defaults) };
     let listen = match r.raw("listen") {
@@ -923,8 +951,44 @@ fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig> {
             }
         },
     };
-    r.finish(&["listen", "blind_after", "header_timeout", "max_connections"]);
-    listen.map(|listen| ServerConfig { listen, blind_after, header_timeout, max_connections })
+    let allow_remote = r.get::<bool>("allow_remote").unwrap_or(false);
+    // The status page shows positions, equity and findings: reachable from other machines only
+    // when the operator says so.
+    if let Some(Some(addr)) = listen
+        && !addr.ip().is_loopback()
+        && !allow_remote
+    {
+        r.problem_key(
+            "listen",
+            format!(
+                "`listen` in [server] is {addr}, which other machines can reach, and the status server \
+                 shows positions, equity and findings without a login: use a loopback address \
+                 (127.0.0.1), or set `allow_remote = true` in [server] to mean it"
+            ),
+        );
+    }
+    let allowed_hosts: Vec<String> = r.get::<Vec<String>>("allowed_hosts").unwrap_or_default();
+    for h in &allowed_hosts {
+        let ok = !h.is_empty()
+            && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+            && reqwest::Url::parse(&format!("http://{h}/")).is_ok_and(|u| u.port().is_none() && u.path() == "/");
+        if !ok {
+            r.problem_key(
+                "allowed_hosts",
+                format!("`allowed_hosts` in [server]: `{h}` is not a host name or address without a port"),
+            );
+        }
+    }
+    let allowed_hosts = allowed_hosts.into_iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect();
+    r.finish(&["listen", "blind_after", "header_timeout", "max_connections", "allow_remote", "allowed_hosts"]);
+    listen.map(|listen| ServerConfig {
+        listen,
+        blind_after,
+        header_timeout,
+        max_connections,
+        allow_remote,
+        allowed_hosts,
+    })
 }
 
 #[cfg(test)]

@@ -225,7 +225,8 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
             header_timeout: cfg.server.header_timeout,
             max_connections: connection_cap(cfg.server.max_connections, nofile),
         };
-        let task = tokio::spawn(crate::server::serve(listener, shared.clone(), limits, async move {
+        let hosts = crate::server::AllowedHosts::new(Some(bound), &cfg.server.allowed_hosts);
+        let task = tokio::spawn(crate::server::serve(listener, shared.clone(), limits, hosts, async move {
             let _ = stopped.await;
         }));
         tracing::info!(

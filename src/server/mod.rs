@@ -3,6 +3,7 @@
 //! the reasons: stale, blind for `[server] blind_after`, or the state directory not writable).
 //! Loopback by default; it serves nothing secret (the view holds no credentials).
 
+mod host;
 mod metrics;
 mod page;
 mod view;
@@ -19,6 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::{oneshot, watch};
 
+pub use host::AllowedHosts;
 pub use metrics::render_metrics;
 pub use page::{esc, render_page};
 pub use view::{
@@ -50,14 +52,15 @@ impl Shared {
     }
 }
 
-/// The router.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// The router. Every route, `/healthz` included, first checks the Host header against `hosts`.
+pub fn router(shared: Arc<Shared>, hosts: Arc<AllowedHosts>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/api/status", get(api))
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .with_state(shared)
+        .layer(axum::middleware::from_fn_with_state(hosts, host::check))
 }
 
 async fn index(State(s): State<Arc<Shared>>) -> Html<String> {
@@ -136,9 +139,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     limits: Limits,
+    hosts: AllowedHosts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(shared);
+    let app = router(shared, Arc::new(hosts));
     let open: Open = Arc::new(Mutex::new(BTreeMap::new()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -438,7 +442,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, shared, Limits::default(), async move {
+        let hosts = AllowedHosts::new(Some(addr), &[]);
+        let server = tokio::spawn(serve(listener, shared, Limits::default(), hosts, async move {
             let _ = rx.await;
         }));
         let c = reqwest::Client::new();

@@ -297,3 +297,115 @@ fn reserved_rule_ids_and_an_empty_recipient_list_are_refused() {
         assert!(err.lines().any(|l| l.starts_with(e.as_str())), "missing `{e}` in:\n{err}");
     }
 }
+
+/// Review (issue 12, "Trust"): `http://` broker URLs were accepted for any host (live keys in
+/// plain-text headers), as were a plain-http heartbeat URL (its token) and `tls = "none"` with a
+/// login to a remote SMTP host (lettre sends AUTH in the clear). Each is now a config error with
+/// file:line, all at once, exit 2; the same settings pointing at loopback stay valid.
+#[test]
+fn cleartext_credentials_to_a_remote_host_are_config_errors_listed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+    let cfg = dir.path().join("tradewarden.toml");
+    let write = |broker: &str, heartbeat: &str, smtp: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "rules = [\"rules.toml\"]\n[broker]\nbase_url = \"http://{broker}\"\n\
+                 [alerts]\nheartbeat_url = \"http://{heartbeat}/ping/3f1c-token\"\n\
+                 [alerts.email]\ntransport = \"smtp\"\nhost = \"{smtp}\"\ntls = \"none\"\n\
+                 username_env = \"SMTP_USER\"\npassword_env = \"SMTP_PASSWORD\"\n\
+                 [bot]\nroot = \".\"\n[bot.positions]\nfile = \"positions.json\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("api.alpaca.markets", "hc-ping.example", "smtp.example.com");
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    let c = cfg.display().to_string();
+    for (line, text) in [
+        (3, "is plain http to `api.alpaca.markets`: the API keys"),
+        (5, "is plain http to `hc-ping.example`: the heartbeat URL"),
+        (
+            9,
+            "tls = \"none\" with `username_env`/`password_env` would send the password to `smtp.example.com` unencrypted",
+        ),
+    ] {
+        let prefix = format!("{c}:{line}:");
+        assert!(
+            err.lines().any(|l| l.starts_with(&prefix) && l.contains(text)),
+            "missing {prefix} `{text}` in:\n{err}"
+        );
+    }
+
+    for (broker, heartbeat, smtp) in
+        [("127.0.0.1:8080", "localhost:9", "127.0.0.1"), ("[::1]:8080", "127.0.0.1:9", "localhost")]
+    {
+        write(broker, heartbeat, smtp);
+        let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+        assert_eq!(code, 0, "plain text to this machine stays valid: {out}{err}");
+    }
+}
+
+/// Review (issue 12, "Trust"): the status server shows positions and equity without a login, so
+/// listening on a non-loopback address needs `[server] allow_remote = true`; `allowed_hosts`
+/// entries are host names without a port.
+#[test]
+fn a_non_loopback_listen_needs_allow_remote() {
+    const BOT: &str = "[bot]\nroot = \".\"\n[bot.positions]\nfile = \"positions.json\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+    let cfg = dir.path().join("tradewarden.toml");
+    let c = cfg.display().to_string();
+    std::fs::write(
+        &cfg,
+        format!("rules = [\"rules.toml\"]\n[server]\nlisten = \"0.0.0.0:9464\"\nallowed_hosts = [\"tw.example.org:9464\"]\n{BOT}"),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with(&format!("{c}:3:10: `listen` in [server] is 0.0.0.0:9464"))
+            && l.contains("allow_remote = true")),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l.starts_with(&format!("{c}:4:"))
+            && l.contains("`tw.example.org:9464` is not a host name or address without a port")),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        format!(
+            "rules = [\"rules.toml\"]\n[server]\nlisten = \"0.0.0.0:9464\"\nallow_remote = true\nallowed_hosts = [\"tw.example.org\"]\n{BOT}"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 0, "an explicit opt-in loads: {out}{err}");
+}
+
+/// The same rule for `APCA_API_BASE_URL`, which no configuration file holds: `audit` refuses to
+/// build the client (exit 2, naming the variable) instead of sending the keys in plain text.
+#[test]
+fn an_http_apca_api_base_url_to_a_remote_host_is_exit_2_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+    std::fs::write(dir.path().join("positions.json"), "{}").unwrap();
+    let cfg = dir.path().join("tradewarden.toml");
+    std::fs::write(
+        &cfg,
+        "rules = [\"rules.toml\"]\n[bot]\nroot = \".\"\n[bot.positions]\nfile = \"positions.json\"\n[server]\nlisten = \"\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin()
+        .args(["audit", "-c"])
+        .arg(&cfg)
+        .env("APCA_API_KEY_ID", "PKTESTKEY")
+        .env("APCA_API_SECRET_KEY", "s3cr3t-value")
+        .env("APCA_API_BASE_URL", "http://api.alpaca.markets"));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("(from APCA_API_BASE_URL)") && err.contains("plain http to `api.alpaca.markets`"), "{err}");
+    assert!(!err.contains("s3cr3t-value") && !out.contains("s3cr3t-value"));
+}

@@ -940,3 +940,48 @@ fn an_abandoned_exec_leaves_no_orphan_grandchild() {
     std::thread::sleep(Duration::from_secs(6));
     assert!(!late.exists(), "the exec's grandchild outlived tradewarden");
 }
+
+/// `GET path` with a chosen Host header (`None`: no Host header at all).
+fn http_get_host(addr: &str, path: &str, host: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\n{host}Connection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
+}
+
+/// Review (issue 12, "Trust"): `curl -H 'Host: attacker.example' http://127.0.0.1:PORT/api/status`
+/// returned the full status, so a web page could read positions and equity through DNS
+/// rebinding. Now every route answers 421 with no data to a Host that is not a loopback name or
+/// address, the listen address, or one of `[server] allowed_hosts`.
+#[test]
+fn a_foreign_host_header_gets_421_and_no_status_data_dns_rebinding() {
+    let sim = Sim::start(&short_scenario());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (dir, config) = setup(&sim.url, &listen, "allowed_hosts = [\"tw.example.org\"]\n");
+    let state = dir.path().join("state");
+    let mut d = Running::start(&config, &[]);
+    d.until("a cycle that saw the short", || !cycles(&state).is_empty());
+
+    for foreign in [Some("attacker.example".to_owned()), Some(format!("attacker.example:{port}")), None] {
+        for path in ["/", "/api/status", "/metrics", "/healthz"] {
+            let (code, body) = http_get_host(&listen, path, foreign.as_deref());
+            assert_eq!(code, 421, "{path} with Host {foreign:?}: {body}");
+            for data in ["CHWY", "no-shorts", "equity", "tradewarden_", "ok"] {
+                assert!(!body.contains(data), "{path} with Host {foreign:?} leaked `{data}`: {body}");
+            }
+        }
+    }
+    for host in [listen.clone(), format!("localhost:{port}"), format!("[::1]:{port}"), "tw.example.org".into()] {
+        let (code, body) = http_get_host(&listen, "/api/status", Some(&host));
+        assert_eq!(code, 200, "Host {host}: {body}");
+        assert!(body.contains("CHWY"), "Host {host}: {body}");
+    }
+    assert_eq!(http_get_host(&listen, "/healthz", Some("localhost")).0, 200);
+    drop(d);
+    drop(dir);
+}

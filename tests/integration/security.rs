@@ -15,7 +15,7 @@ use tradewarden::collect::broker::Broker;
 use tradewarden::collect::broker::alpaca::{AlpacaClient, ClientSettings, RetryPolicy};
 use tradewarden::config::Config;
 use tradewarden::report::Report;
-use tradewarden::server::{Shared, StatusView, router};
+use tradewarden::server::{AllowedHosts, Shared, StatusView, router};
 
 use crate::simulator::{BotDir, Sim, phantom_exit_scenario};
 use crate::support::{bin, run};
@@ -189,7 +189,9 @@ async fn the_status_server_serves_nothing_secret() {
     let shared = Arc::new(Shared { view: RwLock::new(view), clock });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, router(shared)).await });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(shared, Arc::new(AllowedHosts::new(Some(addr), &[])))).await
+    });
     let http = reqwest::Client::new();
     for path in ["/", "/api/status", "/metrics", "/healthz"] {
         let body = http.get(format!("http://{addr}{path}")).send().await.unwrap().text().await.unwrap();

@@ -195,6 +195,9 @@ fn parse_base(url: &str, origin: &'static str) -> Result<Url, ClientError> {
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(bad("a base URL has no query or fragment".into()));
     }
+    // The keys travel in headers: plain http only to this machine (`APCA_API_BASE_URL` is not
+    // in any file config validation reads, so the client checks too).
+    crate::config::cleartext::check_url(parsed.as_str(), "the API keys").map_err(bad)?;
     Ok(parsed)
 }
 
@@ -658,6 +661,19 @@ mod tests {
         for live in ["", "PA", "3XK8Q1ZT7M", "LA123", " "] {
             assert_eq!(account_number_mode(live), Mode::Live, "{live:?}");
         }
+    }
+
+    #[test]
+    fn an_http_apca_api_base_url_to_a_remote_host_is_refused_before_any_key_is_sent() {
+        let e = AlpacaClient::from_lookup(
+            &cfg(None),
+            env(&[KEYS[0], KEYS[1], (BASE_URL_VAR, "http://api.alpaca.markets")]),
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("from APCA_API_BASE_URL") && s.contains("plain http to `api.alpaca.markets`"), "{s}");
+        let local = env(&[KEYS[0], KEYS[1], (BASE_URL_VAR, "http://127.0.0.1:9")]);
+        assert!(AlpacaClient::from_lookup(&cfg(None), local).is_ok(), "loopback stays allowed (the simulator)");
     }
 
     #[test]
