@@ -213,6 +213,9 @@ pub(crate) mod fake {
         pub(crate) account_read_fails: bool,
         /// Every order the fake placed (closes), for the invariant checks.
         pub(crate) placed: Vec<Placed>,
+        /// `(call, order)`: once a call of that name is made (`position:OKTA`, `close:OKTA`),
+        /// the order appears open: a bot placing an order while an action runs.
+        pub(crate) place_on_call: Option<(String, Order)>,
     }
 
     /// The fake broker.
@@ -269,7 +272,14 @@ pub(crate) mod fake {
         }
 
         pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-            f(&mut self.state.lock().unwrap())
+            let mut s = self.state.lock().unwrap();
+            let r = f(&mut s);
+            if s.place_on_call.as_ref().is_some_and(|(call, _)| s.calls.last() == Some(call)) {
+                if let Some((_, o)) = s.place_on_call.take() {
+                    s.orders.push(o);
+                }
+            }
+            r
         }
 
         pub(crate) fn calls(&self) -> Vec<String> {
