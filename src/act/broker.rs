@@ -182,6 +182,8 @@ pub(crate) mod fake {
         /// Answer a close with 404 and a close-all with an empty list, closing nothing (a
         /// broker whose answer and state disagree).
         AnswerNothing,
+        /// Fill, but answer 200 (207 for a close-all) with a body that does not parse.
+        FillButMalformed,
     }
 
     #[derive(Debug, Default)]
@@ -202,6 +204,8 @@ pub(crate) mod fake {
         pub(crate) cancels_422: bool,
         /// Patches are accepted but do not take effect.
         pub(crate) patches_ignored: bool,
+        /// Patches take effect, but the answer (200) has a body that does not parse.
+        pub(crate) patch_answer_malformed: bool,
         /// Symbols whose per-symbol read answers 404 while the list still shows them (a
         /// broker whose endpoints disagree).
         pub(crate) position_404: BTreeSet<String>,
@@ -255,6 +259,10 @@ pub(crate) mod fake {
             unrealized_pl: None,
             asset_class: "us_equity".into(),
         }
+    }
+
+    fn malformed(endpoint: Endpoint, status: u16) -> BrokerError {
+        BrokerError::Malformed { endpoint, status, message: "fake: a truncated body".into() }
     }
 
     fn err_read(endpoint: Endpoint) -> BrokerError {
@@ -420,7 +428,7 @@ pub(crate) mod fake {
                             });
                         }
                         CloseMode::NeverFill => {}
-                        CloseMode::Fill | CloseMode::FillButTimeout => {
+                        CloseMode::Fill | CloseMode::FillButTimeout | CloseMode::FillButMalformed => {
                             s.positions.remove(symbol);
                         }
                     }
@@ -430,6 +438,9 @@ pub(crate) mod fake {
                             endpoint: Endpoint::ClosePosition,
                             after: Duration::from_secs(10),
                         });
+                    }
+                    if s.close_mode == CloseMode::FillButMalformed {
+                        return Err(malformed(Endpoint::ClosePosition, 200));
                     }
                     Ok(placed)
                 })
@@ -461,6 +472,9 @@ pub(crate) mod fake {
                         };
                         s.placed.push(placed.clone());
                         out.push(Closed { symbol: sym, status: 200, order: Some(placed), error: None });
+                    }
+                    if s.close_mode == CloseMode::FillButMalformed {
+                        return Err(malformed(Endpoint::CloseAllPositions, 207));
                     }
                     Ok(out)
                 })
@@ -511,6 +525,9 @@ pub(crate) mod fake {
                         if let Some(v) = patch.suspend_trade {
                             s.suspend_trade = v;
                         }
+                    }
+                    if s.patch_answer_malformed {
+                        return Err(malformed(Endpoint::PatchConfigurations, 200));
                     }
                     Ok(AccountConfiguration {
                         no_shorting: Some(s.no_shorting),

@@ -509,6 +509,25 @@ mod tests {
         assert_eq!(b.writes(), ["close:OKTA"], "exactly one close");
     }
 
+    /// Issue 12 follow-up: a close (or close-all) answered 2xx with a body that did not parse
+    /// was reported "not closed" / "refused" with no re-read, though the broker had acted.
+    #[tokio::test]
+    async fn a_2xx_close_whose_body_does_not_parse_is_confirmed_by_re_reading_not_refused() {
+        for shorts_only in [true, false] {
+            let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+            b.with(|s| s.close_mode = CloseMode::FillButMalformed);
+            let plan = plan_of(&b, &Scope::All, shorts_only).await;
+            let done = execute(&b, &plan, shorts_only, fast()).await;
+            assert_eq!(done.status, Status::Done, "shorts_only {shorts_only}: {done:?}");
+            assert!(
+                done.detail.contains("no clear answer") && done.detail.contains("confirmed flat: OKTA"),
+                "{}",
+                done.detail
+            );
+            assert_eq!(b.writes().len(), 1, "exactly one close: {:?}", b.writes());
+        }
+    }
+
     #[tokio::test]
     async fn a_close_that_never_fills_is_unconfirmed_and_a_rejected_one_failed() {
         let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
