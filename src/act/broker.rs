@@ -184,6 +184,8 @@ pub(crate) mod fake {
         AnswerNothing,
         /// Fill, but answer 200 (207 for a close-all) with a body that does not parse.
         FillButMalformed,
+        /// Close-all only: fill, but every element of the answer has no status and no order.
+        FillButNoStatus,
     }
 
     #[derive(Debug, Default)]
@@ -428,7 +430,10 @@ pub(crate) mod fake {
                             });
                         }
                         CloseMode::NeverFill => {}
-                        CloseMode::Fill | CloseMode::FillButTimeout | CloseMode::FillButMalformed => {
+                        CloseMode::Fill
+                        | CloseMode::FillButTimeout
+                        | CloseMode::FillButMalformed
+                        | CloseMode::FillButNoStatus => {
                             s.positions.remove(symbol);
                         }
                     }
@@ -471,6 +476,10 @@ pub(crate) mod fake {
                             status: "filled".into(),
                         };
                         s.placed.push(placed.clone());
+                        if s.close_mode == CloseMode::FillButNoStatus {
+                            out.push(Closed { symbol: sym, status: 0, order: None, error: Some("{}".into()) });
+                            continue;
+                        }
                         out.push(Closed { symbol: sym, status: 200, order: Some(placed), error: None });
                     }
                     if s.close_mode == CloseMode::FillButMalformed {

@@ -118,6 +118,18 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, t
                                 closing.ours.insert(o.id.clone());
                                 closing.flat.insert(r.symbol);
                             }
+                            // A per-position status that is not a 4xx (a 5xx, or none at
+                            // all) does not say the broker refused: re-read, like a write
+                            // with no clear answer.
+                            (None, err) if !(400..500).contains(&r.status) => {
+                                log.push(format!(
+                                    "{}: no clear answer (HTTP {}: {}); not retried, re-reading",
+                                    r.symbol,
+                                    r.status,
+                                    err.clone().unwrap_or_default()
+                                ));
+                                closing.flat.insert(r.symbol);
+                            }
                             (None, err) => failed.push(format!(
                                 "{}: not closed (HTTP {}: {})",
                                 r.symbol,
@@ -526,6 +538,17 @@ mod tests {
             );
             assert_eq!(b.writes().len(), 1, "exactly one close: {:?}", b.writes());
         }
+    }
+
+    #[tokio::test]
+    async fn a_close_all_element_without_a_4xx_status_is_re_read_not_refused() {
+        let b = FakeBroker::new(&[("OKTA", -170), ("AAPL", 10)], vec![]);
+        b.with(|s| s.close_mode = CloseMode::FillButNoStatus);
+        let plan = plan_of(&b, &Scope::All, false).await;
+        let done = execute(&b, &plan, false, fast()).await;
+        assert_eq!(done.status, Status::Done, "{done:?}");
+        assert!(done.detail.contains("OKTA: no clear answer (HTTP 0"), "{}", done.detail);
+        assert!(done.detail.contains("confirmed flat: AAPL, OKTA"), "{}", done.detail);
     }
 
     #[tokio::test]
