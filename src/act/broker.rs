@@ -284,10 +284,10 @@ pub(crate) mod fake {
         pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
             let mut s = self.state.lock().unwrap();
             let r = f(&mut s);
-            if s.place_on_call.as_ref().is_some_and(|(call, _)| s.calls.last() == Some(call)) {
-                if let Some((_, o)) = s.place_on_call.take() {
-                    s.orders.push(o);
-                }
+            if s.place_on_call.as_ref().is_some_and(|(call, _)| s.calls.last() == Some(call))
+                && let Some((_, o)) = s.place_on_call.take()
+            {
+                s.orders.push(o);
             }
             r
         }
