@@ -3,9 +3,11 @@
 //! Per symbol, in plan order: cancel its open orders, wait until the broker shows them no
 //! longer open (a symbol whose orders stay open is not closed: a resting sell could fill once
 //! the position is flat and open a new short), re-read the position right before the close
-//! (`shorts_only`: close only if it is still negative), then `DELETE /v2/positions/{symbol}`.
+//! (`shorts_only`: close only if it is still negative) and the symbol's open orders (any placed
+//! since the plan are cancelled and waited for too), then `DELETE /v2/positions/{symbol}`.
 //! A write that got no clear answer is never repeated: the confirmation re-read decides.
-//! Finally poll the positions until every closed symbol is gone, or `confirm_timeout`.
+//! Finally poll the positions and open orders until every closed symbol is gone and no sell
+//! but our closing order rests on one, or `confirm_timeout`.
 //!
 //! Only the positions list (`GET /v2/positions`) says "flat": a per-symbol 404, a close
 //! answered 404, a symbol a close-all answer leaves out, or a per-symbol read that disagrees
