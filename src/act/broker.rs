@@ -182,6 +182,10 @@ pub(crate) mod fake {
         /// Answer a close with 404 and a close-all with an empty list, closing nothing (a
         /// broker whose answer and state disagree).
         AnswerNothing,
+        /// Fill, but answer 200 (207 for a close-all) with a body that does not parse.
+        FillButMalformed,
+        /// Close-all only: fill, but every element of the answer has no status and no order.
+        FillButNoStatus,
     }
 
     #[derive(Debug, Default)]
@@ -202,6 +206,8 @@ pub(crate) mod fake {
         pub(crate) cancels_422: bool,
         /// Patches are accepted but do not take effect.
         pub(crate) patches_ignored: bool,
+        /// Patches take effect, but the answer (200) has a body that does not parse.
+        pub(crate) patch_answer_malformed: bool,
         /// Symbols whose per-symbol read answers 404 while the list still shows them (a
         /// broker whose endpoints disagree).
         pub(crate) position_404: BTreeSet<String>,
@@ -213,6 +219,9 @@ pub(crate) mod fake {
         pub(crate) account_read_fails: bool,
         /// Every order the fake placed (closes), for the invariant checks.
         pub(crate) placed: Vec<Placed>,
+        /// `(call, order)`: once a call of that name is made (`position:OKTA`, `close:OKTA`),
+        /// the order appears open: a bot placing an order while an action runs.
+        pub(crate) place_on_call: Option<(String, Order)>,
     }
 
     /// The fake broker.
@@ -254,6 +263,10 @@ pub(crate) mod fake {
         }
     }
 
+    fn malformed(endpoint: Endpoint, status: u16) -> BrokerError {
+        BrokerError::Malformed { endpoint, status, message: "fake: a truncated body".into() }
+    }
+
     fn err_read(endpoint: Endpoint) -> BrokerError {
         BrokerError::Unreachable { endpoint, message: "fake: reads fail".into() }
     }
@@ -269,7 +282,14 @@ pub(crate) mod fake {
         }
 
         pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-            f(&mut self.state.lock().unwrap())
+            let mut s = self.state.lock().unwrap();
+            let r = f(&mut s);
+            if s.place_on_call.as_ref().is_some_and(|(call, _)| s.calls.last() == Some(call))
+                && let Some((_, o)) = s.place_on_call.take()
+            {
+                s.orders.push(o);
+            }
+            r
         }
 
         pub(crate) fn calls(&self) -> Vec<String> {
@@ -410,7 +430,10 @@ pub(crate) mod fake {
                             });
                         }
                         CloseMode::NeverFill => {}
-                        CloseMode::Fill | CloseMode::FillButTimeout => {
+                        CloseMode::Fill
+                        | CloseMode::FillButTimeout
+                        | CloseMode::FillButMalformed
+                        | CloseMode::FillButNoStatus => {
                             s.positions.remove(symbol);
                         }
                     }
@@ -420,6 +443,9 @@ pub(crate) mod fake {
                             endpoint: Endpoint::ClosePosition,
                             after: Duration::from_secs(10),
                         });
+                    }
+                    if s.close_mode == CloseMode::FillButMalformed {
+                        return Err(malformed(Endpoint::ClosePosition, 200));
                     }
                     Ok(placed)
                 })
@@ -450,7 +476,14 @@ pub(crate) mod fake {
                             status: "filled".into(),
                         };
                         s.placed.push(placed.clone());
+                        if s.close_mode == CloseMode::FillButNoStatus {
+                            out.push(Closed { symbol: sym, status: 0, order: None, error: Some("{}".into()) });
+                            continue;
+                        }
                         out.push(Closed { symbol: sym, status: 200, order: Some(placed), error: None });
+                    }
+                    if s.close_mode == CloseMode::FillButMalformed {
+                        return Err(malformed(Endpoint::CloseAllPositions, 207));
                     }
                     Ok(out)
                 })
@@ -501,6 +534,9 @@ pub(crate) mod fake {
                         if let Some(v) = patch.suspend_trade {
                             s.suspend_trade = v;
                         }
+                    }
+                    if s.patch_answer_malformed {
+                        return Err(malformed(Endpoint::PatchConfigurations, 200));
                     }
                     Ok(AccountConfiguration {
                         no_shorting: Some(s.no_shorting),

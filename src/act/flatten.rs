@@ -3,9 +3,11 @@
 //! Per symbol, in plan order: cancel its open orders, wait until the broker shows them no
 //! longer open (a symbol whose orders stay open is not closed: a resting sell could fill once
 //! the position is flat and open a new short), re-read the position right before the close
-//! (`shorts_only`: close only if it is still negative), then `DELETE /v2/positions/{symbol}`.
+//! (`shorts_only`: close only if it is still negative) and the symbol's open orders (any placed
+//! since the plan are cancelled and waited for too), then `DELETE /v2/positions/{symbol}`.
 //! A write that got no clear answer is never repeated: the confirmation re-read decides.
-//! Finally poll the positions until every closed symbol is gone, or `confirm_timeout`.
+//! Finally poll the positions and open orders until every closed symbol is gone and no sell
+//! but our closing order rests on one, or `confirm_timeout`.
 //!
 //! Only the positions list (`GET /v2/positions`) says "flat": a per-symbol 404, a close
 //! answered 404, a symbol a close-all answer leaves out, or a per-symbol read that disagrees
@@ -21,6 +23,7 @@ use super::Executed;
 use super::broker::ActBroker;
 use super::confirm::{Polled, Timing, poll, positions_json};
 use super::plan::{Plan, Step};
+use crate::model::{Order, OrderSide, Position};
 
 /// Cancels each order and records what happened; returns the ids to wait for, or the
 /// failure sentence when the broker refused a cancel.
@@ -92,7 +95,7 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, t
                         continue;
                     }
                 }
-                close_one(b, symbol, shorts_only, &mut log, &mut failed, &mut closing).await;
+                close_one(b, symbol, shorts_only, &mut log, &mut failed, &mut closing, timing).await;
             }
             Step::CloseAll { positions, .. } => match b.close_all_positions().await {
                 Ok(results) => {
@@ -113,6 +116,19 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, shorts_only: bool, t
                                     o.side,
                                     o.qty.map(|q| q.to_string()).unwrap_or_default(),
                                     o.status
+                                ));
+                                closing.ours.insert(o.id.clone());
+                                closing.flat.insert(r.symbol);
+                            }
+                            // A per-position status that is not a 4xx (a 5xx, or none at
+                            // all) does not say the broker refused: re-read, like a write
+                            // with no clear answer.
+                            (None, err) if !(400..500).contains(&r.status) => {
+                                log.push(format!(
+                                    "{}: no clear answer (HTTP {}: {}); not retried, re-reading",
+                                    r.symbol,
+                                    r.status,
+                                    err.clone().unwrap_or_default()
                                 ));
                                 closing.flat.insert(r.symbol);
                             }
@@ -144,6 +160,9 @@ struct Closing {
     flat: BTreeSet<String>,
     /// Symbols a per-symbol read said are no longer short: the list must not show them short.
     not_short: BTreeSet<String>,
+    /// The closing orders the broker placed for us: the only sells allowed to stay open on a
+    /// `flat` symbol while it closes.
+    ours: BTreeSet<String>,
 }
 
 impl Closing {
@@ -152,13 +171,23 @@ impl Closing {
     }
 
     /// Whether the list still shows `p` as something this action must see gone.
-    fn still_open(&self, p: &crate::model::Position) -> bool {
+    fn still_open(&self, p: &Position) -> bool {
         let s = p.symbol.as_str();
         self.flat.contains(s) || (self.not_short.contains(s) && p.qty < Decimal::ZERO)
     }
 
     fn names(&self) -> Vec<String> {
         self.flat.union(&self.not_short).cloned().collect()
+    }
+
+    /// Open sells (not our closing orders) on a symbol this action closes: one of them could
+    /// fill once the symbol is flat and open a short, so the symbol is not called flat.
+    fn resting_sells<'o>(&self, open: &'o [Order]) -> Vec<&'o Order> {
+        open.iter()
+            .filter(|o| {
+                o.side == OrderSide::Sell && self.flat.contains(o.symbol.as_str()) && !self.ours.contains(&o.id)
+            })
+            .collect()
     }
 }
 
@@ -169,6 +198,7 @@ async fn close_one(
     log: &mut Vec<String>,
     failed: &mut Vec<String>,
     closing: &mut Closing,
+    timing: Timing,
 ) {
     match b.position(symbol).await {
         Err(e) => failed.push(format!("{symbol} not closed: the position could not be re-read ({e})")),
@@ -188,30 +218,82 @@ async fn close_one(
             ));
             closing.not_short.insert(symbol.to_owned());
         }
-        Ok(Some(p)) => match b.close_position(symbol).await {
-            Ok(o) => {
-                log.push(format!(
-                    "{symbol} ({}): closing order {} ({} {}, {})",
-                    p.qty,
-                    o.id,
-                    o.side,
-                    o.qty.map(|q| q.to_string()).unwrap_or_default(),
-                    o.status
-                ));
-                closing.flat.insert(symbol.to_owned());
+        Ok(Some(p)) => {
+            // The cancel list was made at plan time: an order placed since (a bot's new sell)
+            // would rest through the close and could fill once the symbol is flat, opening a
+            // short. Re-read the symbol's open orders right before the close and cancel-and-wait
+            // any that remain; a symbol whose orders cannot be read or cleared is not closed.
+            if let Err(why) = clear_new_orders(b, symbol, log, timing).await {
+                failed.push(format!("{symbol} not closed: {why}"));
+                return;
             }
-            // A 404 right after a re-read that showed the position: confirmed by re-reading,
-            // not taken on the broker's word.
-            Err(e) if e.is_not_found() => {
-                log.push(format!("{symbol}: the close answered no position ({e}); confirming against the list"));
-                closing.flat.insert(symbol.to_owned());
-            }
-            Err(e) if e.outcome_unknown() => {
-                log.push(format!("{symbol}: close got no clear answer ({e}); not retried, re-reading"));
-                closing.flat.insert(symbol.to_owned());
-            }
-            Err(e) => failed.push(format!("{symbol} not closed: {e}")),
-        },
+            close_position(b, symbol, p.qty, log, failed, closing).await;
+        }
+    }
+}
+
+/// Cancels every order still open on `symbol` (the ones placed after the plan) and waits
+/// until the broker shows none of them open.
+async fn clear_new_orders(
+    b: &dyn ActBroker,
+    symbol: &str,
+    log: &mut Vec<String>,
+    timing: Timing,
+) -> Result<(), String> {
+    let open = b.open_orders().await.map_err(|e| format!("its open orders could not be re-read ({e})"))?;
+    let new: Vec<(String, String)> =
+        open.iter().filter(|o| o.symbol.as_str() == symbol).map(|o| (o.id.clone(), symbol.to_owned())).collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    log.push(format!(
+        "{symbol}: open orders placed after the plan ({}); cancelling before the close",
+        new.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", ")
+    ));
+    let wait = cancel_all(b, &new, log).await?;
+    if let Polled::TimedOut(still, err) = wait_cancelled(b, &wait, timing).await {
+        let still = still.map_or_else(|| wait.join(", "), |s| s.join(", "));
+        let err = err.map(|e| format!(" (last read: {e})")).unwrap_or_default();
+        return Err(format!(
+            "its open orders {still} were not seen cancelled within {}{err}",
+            humantime::format_duration(timing.timeout)
+        ));
+    }
+    Ok(())
+}
+
+async fn close_position(
+    b: &dyn ActBroker,
+    symbol: &str,
+    qty: Decimal,
+    log: &mut Vec<String>,
+    failed: &mut Vec<String>,
+    closing: &mut Closing,
+) {
+    match b.close_position(symbol).await {
+        Ok(o) => {
+            log.push(format!(
+                "{symbol} ({}): closing order {} ({} {}, {})",
+                qty,
+                o.id,
+                o.side,
+                o.qty.map(|q| q.to_string()).unwrap_or_default(),
+                o.status
+            ));
+            closing.ours.insert(o.id);
+            closing.flat.insert(symbol.to_owned());
+        }
+        // A 404 right after a re-read that showed the position: confirmed by re-reading,
+        // not taken on the broker's word.
+        Err(e) if e.is_not_found() => {
+            log.push(format!("{symbol}: the close answered no position ({e}); confirming against the list"));
+            closing.flat.insert(symbol.to_owned());
+        }
+        Err(e) if e.outcome_unknown() => {
+            log.push(format!("{symbol}: close got no clear answer ({e}); not retried, re-reading"));
+            closing.flat.insert(symbol.to_owned());
+        }
+        Err(e) => failed.push(format!("{symbol} not closed: {e}")),
     }
 }
 
@@ -225,13 +307,19 @@ async fn confirm(
     let mut after = Value::Null;
     let mut unconfirmed = Vec::new();
     if !closing.is_empty() {
+        // Flat means both: the list no longer shows the position, and no sell rests on it.
         let polled = poll(timing, || async {
             let ps = b.positions().await.map_err(|e| e.to_string())?;
-            let open = ps.iter().any(|p| closing.still_open(p));
-            Ok((!open, ps))
+            let open = if closing.flat.is_empty() {
+                Vec::new()
+            } else {
+                b.open_orders().await.map_err(|e| format!("open orders: {e}"))?
+            };
+            let done = !ps.iter().any(|p| closing.still_open(p)) && closing.resting_sells(&open).is_empty();
+            Ok((done, (ps, open)))
         })
         .await;
-        if let Some(ps) = polled.last() {
+        if let Some((ps, _)) = polled.last() {
             after = json!({ "positions": positions_json(ps) });
         }
         match &polled {
@@ -240,9 +328,19 @@ async fn confirm(
             }
             Polled::TimedOut(last, err) => {
                 let still: Vec<String> = match last {
-                    Some(ps) => {
-                        ps.iter().filter(|p| closing.still_open(p)).map(|p| format!("{} {}", p.symbol, p.qty)).collect()
-                    }
+                    Some((ps, open)) => ps
+                        .iter()
+                        .filter(|p| closing.still_open(p))
+                        .map(|p: &Position| format!("{} {}", p.symbol, p.qty))
+                        .chain(closing.resting_sells(open).into_iter().map(|o| {
+                            format!(
+                                "{} has open sell order {} ({}) that could open a short",
+                                o.symbol,
+                                o.id,
+                                o.qty.map(|q| q.to_string()).unwrap_or_else(|| "notional".into())
+                            )
+                        }))
+                        .collect(),
                     None => closing.names(),
                 };
                 let err = err.as_ref().map(|e| format!(" (last read failed: {e})")).unwrap_or_default();
@@ -323,7 +421,8 @@ mod tests {
         assert_eq!(done.status, Status::Unconfirmed, "{done:?}");
         assert!(done.detail.contains("not seen flat within 150ms: BILL -413"), "{}", done.detail);
         assert!(b.writes().is_empty(), "nothing sent on a disagreement: {:?}", b.writes());
-        assert!(b.calls().last().is_some_and(|c| c == "positions"), "the list decides: {:?}", b.calls());
+        assert_eq!(b.calls().last().map(String::as_str), Some("orders"), "{:?}", b.calls());
+        assert!(b.calls().iter().rev().nth(1).is_some_and(|c| c == "positions"), "the list decides: {:?}", b.calls());
         assert_eq!(done.after["positions"].as_array().map(Vec::len), Some(3), "{}", done.after);
 
         // When the list agrees, the 404 was right: done.
@@ -347,6 +446,49 @@ mod tests {
         assert_eq!(done.status, Status::Unconfirmed, "{done:?}");
         assert!(done.detail.contains("BILL -413"), "{}", done.detail);
         assert!(b.writes().is_empty(), "{:?}", b.writes());
+    }
+
+    /// Issue 12 follow-up: a sell the bot placed after the plan (OKTA, 50 @200) was never
+    /// looked for: the close went out, "confirmed flat" was reported, and the resting sell
+    /// later filled into a new short of -50.
+    #[tokio::test]
+    async fn a_sell_placed_after_the_plan_is_cancelled_before_the_symbol_is_called_flat() {
+        // Placed between the plan and the close: cancelled and waited for, then closed.
+        let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+        let plan = plan_of(&b, &Scope::All, true).await;
+        b.with(|s| s.place_on_call = Some(("position:OKTA".into(), order("late", "OKTA", OrderSide::Sell, 50))));
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Done, "{done:?}");
+        assert_eq!(b.writes(), ["cancel:late", "close:OKTA"], "the new sell is cancelled before the close");
+        assert!(b.with(|s| s.orders.iter().all(|o| !o.is_open())), "no sell left resting");
+        assert!(done.detail.contains("placed after the plan (late)"), "{}", done.detail);
+
+        // One that will not cancel: the symbol is not closed.
+        let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+        let plan = plan_of(&b, &Scope::All, true).await;
+        b.with(|s| {
+            s.cancels_stick = true;
+            s.place_on_call = Some(("position:OKTA".into(), order("late", "OKTA", OrderSide::Sell, 50)));
+        });
+        let done = execute(&b, &plan, true, fast()).await;
+        assert_eq!(done.status, Status::Failed, "{done:?}");
+        assert_eq!(b.writes(), ["cancel:late"], "no close while the new sell rests");
+
+        // Placed after the close went out (too late to cancel first): the position is gone, but
+        // a resting sell on it could open a short, so the symbol is not called flat.
+        for (shorts_only, trigger) in [(true, "close:OKTA"), (false, "close_all")] {
+            let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+            let plan = plan_of(&b, &Scope::All, shorts_only).await;
+            b.with(|s| s.place_on_call = Some((trigger.into(), order("later", "OKTA", OrderSide::Sell, 50))));
+            let done = execute(&b, &plan, shorts_only, fast()).await;
+            assert_eq!(done.status, Status::Unconfirmed, "{trigger}: {done:?}");
+            assert!(
+                done.detail.contains("OKTA has open sell order later (50) that could open a short"),
+                "{trigger}: {}",
+                done.detail
+            );
+            assert!(!done.detail.contains("confirmed flat"), "{}", done.detail);
+        }
     }
 
     #[tokio::test]
@@ -379,6 +521,36 @@ mod tests {
         let done = execute(&b, &plan, true, fast()).await;
         assert_eq!(done.status, Status::Done, "the re-read shows it flat: {done:?}");
         assert_eq!(b.writes(), ["close:OKTA"], "exactly one close");
+    }
+
+    /// Issue 12 follow-up: a close (or close-all) answered 2xx with a body that did not parse
+    /// was reported "not closed" / "refused" with no re-read, though the broker had acted.
+    #[tokio::test]
+    async fn a_2xx_close_whose_body_does_not_parse_is_confirmed_by_re_reading_not_refused() {
+        for shorts_only in [true, false] {
+            let b = FakeBroker::new(&[("OKTA", -170)], vec![]);
+            b.with(|s| s.close_mode = CloseMode::FillButMalformed);
+            let plan = plan_of(&b, &Scope::All, shorts_only).await;
+            let done = execute(&b, &plan, shorts_only, fast()).await;
+            assert_eq!(done.status, Status::Done, "shorts_only {shorts_only}: {done:?}");
+            assert!(
+                done.detail.contains("no clear answer") && done.detail.contains("confirmed flat: OKTA"),
+                "{}",
+                done.detail
+            );
+            assert_eq!(b.writes().len(), 1, "exactly one close: {:?}", b.writes());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_all_element_without_a_4xx_status_is_re_read_not_refused() {
+        let b = FakeBroker::new(&[("OKTA", -170), ("AAPL", 10)], vec![]);
+        b.with(|s| s.close_mode = CloseMode::FillButNoStatus);
+        let plan = plan_of(&b, &Scope::All, false).await;
+        let done = execute(&b, &plan, false, fast()).await;
+        assert_eq!(done.status, Status::Done, "{done:?}");
+        assert!(done.detail.contains("OKTA: no clear answer (HTTP 0"), "{}", done.detail);
+        assert!(done.detail.contains("confirmed flat: AAPL, OKTA"), "{}", done.detail);
     }
 
     #[tokio::test]

@@ -80,6 +80,20 @@ mod tests {
         assert_eq!(b.calls().last().unwrap(), "configuration", "confirmed by a read");
     }
 
+    /// Issue 12 follow-up: a PATCH answered 200 with a body that did not parse was "refused"
+    /// and never read back, though the broker had set the guard.
+    #[tokio::test]
+    async fn a_2xx_patch_whose_body_does_not_parse_is_read_back_not_refused() {
+        let b = FakeBroker::new(&[], vec![]);
+        b.with(|s| s.patch_answer_malformed = true);
+        let plan = configure(&b.configuration().await.unwrap(), Guard::SuspendTrade);
+        let done = execute(&b, &plan, fast()).await;
+        assert_eq!(done.status, Status::Done, "{done:?}");
+        assert!(done.detail.contains("no clear answer"), "{}", done.detail);
+        assert_eq!(b.writes().len(), 1, "not repeated");
+        assert_eq!(b.calls().last().unwrap(), "configuration", "confirmed by a read");
+    }
+
     #[tokio::test]
     async fn a_patch_that_does_not_take_is_unconfirmed() {
         let b = FakeBroker::new(&[], vec![]);

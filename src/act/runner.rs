@@ -147,7 +147,10 @@ impl<'s> Recheck<'s> {
         Self { snapshot, rules, fresh: None }
     }
 
-    async fn holds(&mut self, b: &dyn ActBroker, at: DateTime<Utc>, t: &Trigger) -> Result<(), String> {
+    /// Whether `t`'s violation still holds on the fresh read; if so, the orders the fresh
+    /// findings name (the alert's ids may be stale: an order named then may have filled, and
+    /// the duplicates or the excess are different now).
+    async fn holds(&mut self, b: &dyn ActBroker, at: DateTime<Utc>, t: &Trigger) -> Result<BTreeSet<String>, String> {
         if self.fresh.is_none() {
             let view = b.view().await;
             let snap = Snapshot {
@@ -166,7 +169,13 @@ impl<'s> Recheck<'s> {
                 t.fingerprint,
                 o.reason.clone().unwrap_or_default()
             )),
-            Some(_) if ev.findings.iter().any(|f| f.fingerprint() == t.fingerprint) => Ok(()),
+            Some(_) if ev.findings.iter().any(|f| f.fingerprint() == t.fingerprint) => Ok(ev
+                .findings
+                .iter()
+                .filter(|f| f.fingerprint() == t.fingerprint)
+                .flat_map(|f| f.observed.get("order_ids").and_then(Value::as_array).cloned().unwrap_or_default())
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()),
             _ => Err(format!("{}: the violation is gone on the re-read", t.fingerprint)),
         }
     }
@@ -543,9 +552,12 @@ impl Runner<'_> {
         });
         if let Some(r) = recheck {
             let mut kept = Vec::new();
-            for t in triggers {
+            for mut t in triggers {
                 match r.holds(self.broker, now, &t).await {
-                    Ok(()) => kept.push(t),
+                    Ok(fresh_ids) => {
+                        t.order_ids = fresh_ids;
+                        kept.push(t);
+                    }
                     Err(why) => gone.push(why),
                 }
             }

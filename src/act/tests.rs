@@ -516,6 +516,44 @@ actions = ["cancel_hazard_orders"]
     assert_eq!(b.writes(), ["cancel:bad"]);
 }
 
+/// Issue 12 follow-up: the ids to cancel came from the alert's findings, not from the fresh
+/// re-check: when the oldest of three duplicates filled between the audit and the action,
+/// both remaining ones were cancelled (the one to keep with them).
+#[tokio::test]
+async fn the_orders_cancelled_come_from_the_fresh_re_check_not_the_alert() {
+    let rules = r#"
+[[rule]]
+id = "order-hazards"
+check = "open_order_hazard"
+severity = "critical"
+actions = ["cancel_hazard_orders"]
+"#;
+    let e = env(ACT, rules);
+    let b = Arc::new(FakeBroker::new(
+        &[],
+        vec![
+            order("d1", "AAPL", OrderSide::Buy, 5),
+            order("d2", "AAPL", OrderSide::Buy, 5),
+            order("d3", "AAPL", OrderSide::Buy, 5),
+        ],
+    ));
+    b.with(|s| {
+        for (o, mins) in s.orders.iter_mut().zip([3, 2, 1]) {
+            o.submitted_at = Some(now() - chrono::Duration::minutes(mins));
+        }
+    });
+    let mut a = actor(&e, &b);
+    // The alert names d2 and d3 (d1 is kept); then d1 fills.
+    let out = cycle_with(&e, &b, &mut a, &[], |b| {
+        b.with(|s| s.orders[0].status = "filled".into());
+    })
+    .await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].result, "done", "{:?}", out[0]);
+    assert_eq!(b.writes(), ["cancel:d3"], "d2 is now the one to keep");
+    assert!(b.with(|s| s.orders[1].is_open()), "d2 still open");
+}
+
 #[tokio::test]
 async fn recover_resolves_an_interrupted_flatten_without_repeating_it() {
     let e = env(ACT, NO_SHORTS);

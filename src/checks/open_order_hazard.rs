@@ -22,7 +22,9 @@
 //!   counts). Orders further apart than the window are taken as unrelated plans.
 //!
 //! Every finding's `observed.order_ids` lists the orders `cancel_hazard_orders` would cancel:
-//! the offending sells, the stale order, the duplicates (never the oldest), the early buys.
+//! for `sell_exceeds_position` only the excess over the long, newest first, never a protective
+//! stop that does not by itself exceed it (`sell_order_ids` lists every sell counted); the
+//! stale order; the duplicates (never the oldest); the early buys.
 //!
 //! Conditional orders are treated for what they are: a bracket's stop-loss leg waits with status
 //! `held` and cannot fill while the take-profit leg is live, so `held` orders are left out of
@@ -286,12 +288,14 @@ fn sells_exceeding(open: &[&Order], held: &BTreeMap<&Symbol, Decimal>) -> Vec<Is
                 total.saturating_sub(position)
             )
         };
+        let excess = excess_sells(&orders, total, long);
         issues.push(Issue {
             code: "sell_exceeds_position",
             subject: symbol.to_string(),
             message,
             observed: json!({
-                "order_ids": ids(&orders),
+                "order_ids": ids(&excess),
+                "sell_order_ids": ids(&orders),
                 "sell_qty": total.to_string(),
                 "position_qty": position.to_string(),
             }),
@@ -299,6 +303,34 @@ fn sells_exceeding(open: &[&Order], held: &BTreeMap<&Symbol, Decimal>) -> Vec<Is
         });
     }
     issues
+}
+
+/// Protective exits: they fire only on an adverse move, to get out of a long.
+fn is_protective(o: &Order) -> bool {
+    matches!(o.order_type.as_str(), "stop" | "stop_limit" | "trailing_stop")
+}
+
+/// The sells `cancel_hazard_orders` may cancel: only the excess over the long, newest first
+/// (the most recent order is the one that went past the position), so a long keeps the exits
+/// it can fill; a protective stop that does not by itself exceed the long is never one of them
+/// (cancelling a stop-loss to make room for a take-profit would leave the long unprotected).
+/// `orders` is oldest first; the result is too.
+fn excess_sells<'o>(orders: &[&'o Order], total: Decimal, long: Decimal) -> Vec<&'o Order> {
+    let mut remaining = total;
+    let mut out = Vec::new();
+    for o in orders.iter().rev() {
+        if remaining <= long {
+            break;
+        }
+        let q = o.remaining_qty().unwrap_or_default();
+        if is_protective(o) && q <= long {
+            continue;
+        }
+        remaining = remaining.saturating_sub(q);
+        out.push(*o);
+    }
+    out.reverse();
+    out
 }
 
 /// Orders that are the same request: symbol, side, type, size, limit and stop.
@@ -396,7 +428,8 @@ mod tests {
         let cases: Vec<Case> = vec![
             ("sell all of a long", Some("10"), vec![("10", "0")], vec![]),
             ("phantom exit from flat", None, vec![("16", "0")], vec!["s0"]),
-            ("two sells add up past the long", Some("10"), vec![("6", "0"), ("6", "0")], vec!["s0", "s1"]),
+            // Only the excess, newest first: s0 (placed after s1) alone takes it back to 10.
+            ("two sells add up past the long", Some("10"), vec![("6", "0"), ("6", "0")], vec!["s0"]),
             ("partly filled sell counts its remainder", Some("4"), vec![("10", "6")], vec![]),
             ("any sell while short deepens it", Some("-1596"), vec![("1", "0")], vec!["s0"]),
             ("fractional sell within the long", Some("0.5"), vec![("0.5", "0")], vec![]),
@@ -425,6 +458,35 @@ mod tests {
                 assert_eq!(got[0].observed["order_ids"], json!(want), "{case}");
             }
         }
+    }
+
+    /// Issue 12 follow-up: a long of 100 with a stop-loss and a take-profit sell, each for the
+    /// full size, were both named (and both cancelled), leaving the long with no exit at all.
+    #[test]
+    fn a_long_with_a_stop_loss_and_a_take_profit_keeps_its_stop_and_only_the_excess_is_named() {
+        let b = SnapshotBuilder::new()
+            .position("AAPL", "100", "180")
+            .order_with("stop-loss", "AAPL", OrderSide::Sell, "100", 600, |o| o.order_type = "stop".into())
+            .order_with("take-profit", "AAPL", OrderSide::Sell, "100", 500, |o| o.order_type = "limit".into());
+        let got = found(b, "sell_exceeds_position");
+        assert_eq!(got[0].observed["order_ids"], json!(["take-profit"]), "{got:#?}");
+        assert_eq!(got[0].observed["sell_order_ids"], json!(["stop-loss", "take-profit"]));
+        // A stop larger than the long is itself the hazard: it is named.
+        let b = SnapshotBuilder::new().position("AAPL", "100", "180").order_with(
+            "big-stop",
+            "AAPL",
+            OrderSide::Sell,
+            "150",
+            600,
+            |o| o.order_type = "stop".into(),
+        );
+        assert_eq!(found(b, "sell_exceeds_position")[0].observed["order_ids"], json!(["big-stop"]));
+        // Three limit sells of 50 on a long of 100: only the newest is the excess.
+        let mut b = SnapshotBuilder::new().position("AAPL", "100", "180");
+        for (id, age) in [("a", 900), ("b", 800), ("c", 700)] {
+            b = b.order_with(id, "AAPL", OrderSide::Sell, "50", age, |o| o.order_type = "limit".into());
+        }
+        assert_eq!(found(b, "sell_exceeds_position")[0].observed["order_ids"], json!(["c"]));
     }
 
     #[test]

@@ -1015,3 +1015,39 @@ fn on_a_terminal_flatten_shows_the_plan_and_asks_before_acting() {
     assert!(screen.contains("flatten_shorts: done:"), "{screen}");
     assert_flattened(&sim, &seeded);
 }
+
+/// Issue 12 follow-up, at the simulator: with 400 ms latency the bot posted a limit sell of 50
+/// OKTA @200 while `flatten --shorts-only` ran; the close went out, "confirmed flat" was
+/// printed with the sell still open, and when OKTA rose to 210 the sell filled into a -50 short.
+/// The sell is posted the moment OKTA's re-read arrives (long after the plan was made).
+#[test]
+fn a_sell_placed_after_the_plan_is_cancelled_before_the_symbol_is_called_flat() {
+    let sim = Sim::start(&phantom_exit_scenario());
+    let bot = Bot::new(&sim.url, "examples/stock-bot/snapshots/phantom-exit/bot", FLATTEN_RULES, ACT);
+    sim.faults(&json!({ "latency_ms": 400, "rate_limit_per_min": 0 }));
+    let child = bot.cli(&["flatten", "--shorts-only", "--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let child = child.unwrap();
+    // BILL, CHWY, COIN, then OKTA: the fourth per-symbol read is OKTA's.
+    let started = Instant::now();
+    while count(&sim, "GET /v2/positions/{symbol_or_asset_id}") < 4 {
+        assert!(started.elapsed() < Duration::from_secs(60), "OKTA never re-read: {:?}", sim.requests());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sell = json!({ "symbol": "OKTA", "qty": "50", "side": "sell", "type": "limit", "limit_price": "200",
+                       "time_in_force": "gtc" });
+    let (status, placed) = sim.call("POST", "/v2/orders", Some(&sell));
+    assert_eq!(status, 200, "{placed}");
+    let late = placed["id"].as_str().unwrap().to_owned();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    sim.faults(&json!({ "latency_ms": 0 }));
+    let state = sim.state();
+    let o = state["orders"].as_array().unwrap().iter().find(|o| o["id"] == late.as_str()).unwrap().clone();
+    assert_eq!(o["status"], "canceled", "the late sell is cancelled: {o}\n{stdout}{stderr}");
+    assert!(stdout.contains(&format!("open orders placed after the plan ({late})")), "{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    // OKTA rises through the old limit: nothing rests to fill, it stays flat.
+    let (status, body) = sim.call("POST", "/_sim/prices", Some(&json!({ "OKTA": "210" })));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(qty(&sim.state(), "OKTA"), None, "OKTA stays flat");
+}

@@ -260,11 +260,16 @@ impl BrokerError {
         matches!(self, Self::Unreachable { .. } | Self::Timeout { .. } | Self::Server { .. })
     }
 
-    /// True when a write's outcome is unknown (no response, timeout, 5xx): the broker may or
-    /// may not have acted, so re-read its state before doing anything else.
+    /// True when a write's outcome is unknown (no response, timeout, 5xx, or a success or
+    /// 5xx status whose body could not be read or parsed): the broker may or may not have
+    /// acted, so re-read its state before doing anything else. A 2xx says the broker did act:
+    /// an answer we cannot parse is never "refused".
     #[must_use]
     pub fn outcome_unknown(&self) -> bool {
-        self.is_transient()
+        match self {
+            Self::Malformed { status, .. } => !(400..500).contains(status),
+            _ => self.is_transient(),
+        }
     }
 
     /// The same error with every registered secret removed from its text (see
@@ -309,6 +314,23 @@ impl BrokerError {
 
 #[cfg(test)]
 mod tests {
+
+    /// Issue 12 follow-up: a 2xx answer to a write whose body did not parse counted as
+    /// "refused" (a close reported "not closed", a guard PATCH never read back): the broker
+    /// did act. It is an unknown outcome, to be confirmed by re-reading.
+    #[test]
+    fn a_2xx_write_whose_body_does_not_parse_is_an_unknown_outcome_not_a_refusal() {
+        let malformed = |status| BrokerError::Malformed {
+            endpoint: Endpoint::ClosePosition,
+            status,
+            message: "order body: expected value at line 1 column 1".into(),
+        };
+        assert!(malformed(200).outcome_unknown());
+        assert!(malformed(207).outcome_unknown());
+        assert!(malformed(503).outcome_unknown(), "an unreadable 5xx is unknown too");
+        assert!(!malformed(422).outcome_unknown(), "a 4xx says the broker refused, whatever its body");
+        assert!(!malformed(200).is_transient(), "still never retried as a read would be");
+    }
     use super::*;
     use crate::model::SourceErrorKind;
 
