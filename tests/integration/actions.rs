@@ -824,6 +824,41 @@ async fn fix_state_refuses_a_file_modified_during_the_fix() {
     assert_eq!(std::fs::read_to_string(&state_file).unwrap(), bots_write);
 }
 
+/// Issue 12 follow-up: a market order fills at once and is never among the open orders, so
+/// neither `settle` nor fix_state's in-flight check saw it: the audit reported the fresh
+/// position as untracked and fix_state wrote the fill while the bot was recording it (the bot
+/// then counts it twice and later sells shares it does not hold).
+#[test]
+fn a_fill_seconds_ago_blocks_fix_state_and_settles() {
+    let mut scenario = stock_bot_scenario();
+    // TSLA was bought by a market order that filled just now (submitted at the sim's now).
+    scenario["orders"] = json!([{ "symbol": "TSLA", "side": "buy", "qty": "4", "type": "market",
+                                  "status": "filled", "filled_avg_price": "250.50" }]);
+    let sim = Sim::start(&scenario);
+    let rules = "[[rule]]\nid = \"positions-match\"\ncheck = \"position_match\"\nseverity = \"critical\"\n\
+                 settle = \"10m\"\nactions = [\"fix_state\"]\n";
+    let bot = Bot::new(&sim.url, "examples/stock-bot/bot", rules, FIX_ACTIONS);
+    bot.settle_files();
+    let state_file = bot.file("bot/state/executor_state.json");
+    let original = std::fs::read_to_string(&state_file).unwrap();
+
+    // The audit settles TSLA (its fill is recent) and still reports the real mismatches.
+    let (_, report, err) = run(&mut bot.cli(&["audit", "--format", "json"]));
+    let report: Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let findings = report["findings"].as_array().unwrap();
+    let subjects: Vec<&str> = findings.iter().filter_map(|f| f["subject"].as_str()).collect();
+    assert!(!subjects.contains(&"TSLA"), "a fill seconds ago settles its symbol: {report}");
+    assert!(subjects.contains(&"MSFT") && subjects.contains(&"NVDA"), "{report}");
+    // One extra read for it: the open orders and the recently closed ones.
+    assert_eq!(sim.requests().get("GET /v2/orders"), Some(&2), "{:?}", sim.requests());
+
+    // fix_state waits: the bot may be recording that fill right now.
+    let (code, out, err) = run(&mut bot.cli(&["fix", "--yes"]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("orders for TSLA are filling or changed within quiet_for (30s)"), "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&state_file).unwrap(), original, "nothing written");
+}
+
 #[test]
 fn fix_refuses_the_ordinis_log_layout_with_an_explanation() {
     let sim = Sim::start(&stock_bot_scenario());
