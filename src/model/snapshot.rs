@@ -153,6 +153,14 @@ impl BrokerView {
             && !matches!(self.configuration, Some(Ok(_)))
     }
 
+    /// True when the reads the rules need were all made: account, positions and open orders
+    /// (the clock and the configurations only inform a few checks). The heartbeat beats only
+    /// then.
+    #[must_use]
+    pub fn rule_reads_ok(&self) -> bool {
+        self.account.is_ok() && self.positions.is_ok() && self.orders.is_ok()
+    }
+
     /// Every endpoint error, in a stable order.
     #[must_use]
     pub fn errors(&self) -> Vec<&SourceError> {
