@@ -531,6 +531,15 @@ fn a_process_killed_after_the_intent_is_resolved_on_restart_without_a_second_clo
     let l = bot.ledger();
     assert_eq!((l.intents.len(), l.outcomes.len()), (1, 0), "killed between intent and outcome");
 
+    // Issue 12 follow-up: a dry run neither resolves nor journals the interrupted action (it
+    // would have journaled it "recovered" and told only its own terminal); it says it is there.
+    let journal_before = std::fs::read_to_string(&journal).unwrap();
+    let (code, out, err) = run(&mut bot.cli(&["flatten", "--shorts-only", "--dry-run"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("recovery:"), "{err}");
+    assert!(err.contains("1 interrupted action(s) in the journal are unresolved"), "{err}");
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), journal_before, "a dry run journals nothing");
+
     // The restart resolves the intent by re-reading the broker; it does not close again.
     let (code, out, err) = run(&mut bot.cli(&["flatten", "--shorts-only", "--yes"]));
     assert_eq!(code, 0, "{out}{err}");
