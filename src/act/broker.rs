@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -74,6 +75,9 @@ pub trait ActBroker: Send + Sync {
     fn position<'a>(&'a self, symbol: &'a str) -> BoxFuture<'a, Result<Option<Position>, BrokerError>>;
     /// `GET /v2/orders?status=open`, complete.
     fn open_orders(&self) -> BoxFuture<'_, Result<Vec<Order>, BrokerError>>;
+    /// `GET /v2/orders?status=closed&after=...`: orders submitted after `after` that are now
+    /// terminal (a market order that filled at once is never among the open ones).
+    fn closed_orders_since(&self, after: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<Order>, BrokerError>>;
     /// `GET /v2/account/configurations`.
     fn configuration(&self) -> BoxFuture<'_, Result<AccountConfiguration, BrokerError>>;
     /// `DELETE /v2/positions/{symbol}`: the broker sizes the closing order.
@@ -111,6 +115,10 @@ impl ActBroker for AlpacaClient {
 
     fn open_orders(&self) -> BoxFuture<'_, Result<Vec<Order>, BrokerError>> {
         Box::pin(async move { Self::open_orders(self).await.map(|f| f.value) })
+    }
+
+    fn closed_orders_since(&self, after: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<Order>, BrokerError>> {
+        Box::pin(async move { Self::closed_orders_since(self, after).await.map(|f| f.value) })
     }
 
     fn configuration(&self) -> BoxFuture<'_, Result<AccountConfiguration, BrokerError>> {
@@ -380,6 +388,18 @@ pub(crate) mod fake {
         fn open_orders(&self) -> BoxFuture<'_, Result<Vec<Order>, BrokerError>> {
             Box::pin(async move {
                 self.read("orders", Endpoint::Orders, |s| s.orders.iter().filter(|o| o.is_open()).cloned().collect())
+            })
+        }
+
+        fn closed_orders_since(&self, after: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<Order>, BrokerError>> {
+            Box::pin(async move {
+                self.read("closed_orders", Endpoint::Orders, |s| {
+                    s.orders
+                        .iter()
+                        .filter(|o| !o.is_open() && o.placed_at().is_some_and(|t| t > after))
+                        .cloned()
+                        .collect()
+                })
             })
         }
 

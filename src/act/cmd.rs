@@ -101,8 +101,23 @@ async fn run(config: &ConfigArg, manual: &Manual, dry_run: bool, yes: bool) -> a
         eprintln!("refused: {why}; set allow_live = true in [actions] to act on a live account. Nothing done.");
         return Ok(REFUSED);
     }
-    for r in actor.recover(Utc::now()).await {
-        eprintln!("recovery: {} {}: {}", r.action, r.result, r.detail);
+    if dry_run {
+        // A dry run writes nothing, the journal included: resolving the daemon's interrupted
+        // actions here would journal them "recovered" and show them only on this terminal, so
+        // the daemon would never report them. It only says they are there.
+        let pending = crate::act::journal::Journal::new(&cfg.state_dir).read().map(|l| l.unresolved().len());
+        match pending {
+            Ok(0) => {}
+            Ok(n) => eprintln!(
+                "note: {n} interrupted action(s) in the journal are unresolved; a dry run leaves them for the \
+                 daemon (or a real run) to resolve and report"
+            ),
+            Err(e) => eprintln!("note: cannot read the action journal ({e}); a dry run leaves it as it is"),
+        }
+    } else {
+        for r in actor.recover(Utc::now()).await {
+            eprintln!("recovery: {} {}: {}", r.action, r.result, r.detail);
+        }
     }
     if actor.has_unresolved() && !dry_run {
         eprintln!("refused: an interrupted action in the journal could not be resolved; nothing done");

@@ -17,14 +17,17 @@ use crate::model::{Order, Position};
 pub struct Timing {
     /// `[actions] confirm_timeout`: the deadline for each wait.
     pub timeout: Duration,
-    /// The interval between reads.
+    /// The first interval between reads; it doubles after each read up to `MAX_POLL`.
     pub poll: Duration,
 }
 
 impl Timing {
-    /// The default poll interval: short, so a fast broker confirms fast; the broker's rate
-    /// limit (200 a minute) is far away for one action's few reads.
+    /// The default first poll interval: short, so a fast broker confirms fast.
     pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
+    /// The longest interval between reads. A constant 250 ms was 240 GETs a minute while a
+    /// close was pending, above Alpaca's 200 a minute, which the bot shares: backing off to
+    /// 2 s keeps a long wait at 30 a minute.
+    pub const MAX_POLL: Duration = Duration::from_secs(2);
 }
 
 /// What polling ended with.
@@ -59,6 +62,7 @@ where
     Fut: Future<Output = Result<(bool, T), String>>,
 {
     let deadline = Instant::now() + timing.timeout;
+    let mut interval = timing.poll;
     let mut last = None;
     let mut last_err = None;
     loop {
@@ -71,7 +75,9 @@ where
         if now >= deadline {
             return Polled::TimedOut(last, last_err);
         }
-        tokio::time::sleep(timing.poll.min(deadline - now)).await;
+        tokio::time::sleep(interval.min(deadline - now)).await;
+        // Back off: a slow confirmation is not a reason to read the broker harder.
+        interval = interval.saturating_mul(2).min(Timing::MAX_POLL.max(timing.poll));
     }
 }
 
@@ -127,5 +133,25 @@ mod tests {
         let r: Polled<u32> =
             poll(Timing { timeout: Duration::ZERO, ..t }, || async { Err::<(bool, u32), _>("x".to_owned()) }).await;
         assert_eq!(r, Polled::TimedOut(None, Some("x".into())), "probed once even with no time");
+    }
+
+    /// Issue 12 follow-up: confirmation polled every 250 ms for as long as the close was
+    /// pending, 240 GETs a minute against Alpaca's 200 (shared with the bot). It backs off:
+    /// 250 ms doubling to 2 s, so a 60 s wait reads about 33 times, not 241.
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_confirmation_backs_off_to_two_seconds() {
+        let t = Timing { timeout: Duration::from_secs(60), poll: Timing::DEFAULT_POLL };
+        let mut at = Vec::new();
+        let start = Instant::now();
+        let r: Polled<u32> = poll(t, || {
+            at.push(Instant::now() - start);
+            async { Ok((false, 0)) }
+        })
+        .await;
+        assert!(!r.confirmed());
+        let gaps: Vec<u128> = at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+        assert_eq!(gaps[..5], [250, 500, 1000, 2000, 2000], "{gaps:?}");
+        assert!(gaps.iter().all(|g| *g <= 2000), "{gaps:?}");
+        assert!(at.len() <= 35, "{} reads in a minute", at.len());
     }
 }

@@ -269,17 +269,28 @@ pub fn log_refusal(log: &str) -> String {
     )
 }
 
-/// The symbols in scope with an open order that is partly filled or changed within `quiet_for`
-/// of `now`: a fill the bot may be recording at this moment, so its files are not to be
-/// rewritten yet. Sorted, each once.
+/// The symbols in scope with an open order that is partly filled, undated or changed within
+/// `quiet_for` of `now`, or a closed order (give it the recently closed ones too) whose last
+/// activity is within `quiet_for`: a fill the bot may be recording at this moment, so its files
+/// are not to be rewritten yet. Sorted, each once.
 #[must_use]
 pub fn working_orders(orders: &[Order], scope: &Scope, quiet_for: Duration, now: DateTime<Utc>) -> Vec<String> {
     let quiet = chrono::Duration::from_std(quiet_for).unwrap_or(chrono::Duration::MAX);
+    // Bounded both sides: an order dated in the future (clock skew, a bad body) holds the fix
+    // back for at most `quiet_for` past now, not for ever.
+    let recent = |o: &Order| o.last_activity().is_some_and(|t| crate::checks::position_match::within(now, t, quiet));
     let mut symbols: Vec<String> = orders
         .iter()
-        .filter(|o| o.is_open() && scope.contains(o.symbol.as_str()))
+        .filter(|o| scope.contains(o.symbol.as_str()))
         .filter(|o| {
-            o.filled_qty > Decimal::ZERO || o.last_activity().is_none_or(|t| now.signed_duration_since(t) <= quiet)
+            if o.is_open() {
+                // Open: filling, undated (cannot tell) or recently changed.
+                o.filled_qty > Decimal::ZERO || o.last_activity().is_none() || recent(o)
+            } else {
+                // Closed (filled, canceled...): only while its last activity is recent; a market
+                // order that filled a second ago is the fill the bot is recording right now.
+                recent(o)
+            }
         })
         .map(|o| o.symbol.to_string())
         .collect();
@@ -1156,13 +1167,57 @@ mod tests {
         let mut resting = order("3", "NVDA", OrderSide::Sell, 5);
         resting.submitted_at = at(3600);
         let mut done = order("4", "TSLA", OrderSide::Sell, 5);
-        (done.status, done.updated_at) = ("filled".into(), at(1));
+        // Closed an hour ago: done with (a fill seconds ago is `a_closed_order_filled_seconds_ago_is_in_flight`).
+        (done.status, done.updated_at) = ("filled".into(), at(3600));
         let undated = order("5", "ZM", OrderSide::Sell, 5);
         let orders = [filling, fresh, resting, done, undated];
         let quiet = Duration::from_secs(30);
         assert_eq!(working_orders(&orders, &Scope::All, quiet, now()), ["AAPL", "MSFT", "ZM"]);
         let nvda_tsla = Scope::Symbols(["NVDA".to_owned(), "TSLA".to_owned()].into());
-        assert!(working_orders(&orders, &nvda_tsla, quiet, now()).is_empty(), "resting and closed orders do not");
+        assert!(working_orders(&orders, &nvda_tsla, quiet, now()).is_empty(), "resting and long-closed orders do not");
+    }
+
+    /// Issue 12 follow-up: `now - t <= quiet_for` is true for any future `t`, so an order
+    /// dated in the future (clock skew, a bad body) held its symbol "in flight" for ever, and
+    /// fix_state could never repair it; `settle` is bounded the same way.
+    #[test]
+    fn a_future_dated_order_does_not_settle_forever() {
+        use crate::act::broker::fake::order;
+        use crate::checks::position_match::settling_symbols;
+        use crate::model::OrderSide;
+        let mut skewed = order("1", "AAPL", OrderSide::Sell, 10);
+        skewed.submitted_at = Some(now() + chrono::Duration::hours(6));
+        let mut soon = order("2", "MSFT", OrderSide::Buy, 5);
+        soon.submitted_at = Some(now() + chrono::Duration::seconds(10));
+        let orders = [skewed, soon];
+        let quiet = Duration::from_secs(30);
+        assert_eq!(working_orders(&orders, &Scope::All, quiet, now()), ["MSFT"], "within quiet_for either side only");
+        let names = |v: Vec<&crate::model::Symbol>| v.into_iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(names(settling_symbols(&orders, quiet, now())), ["MSFT"]);
+        // Once now has passed it by quiet_for, the near one is done too.
+        let later = now() + chrono::Duration::seconds(41);
+        assert!(working_orders(&orders, &Scope::All, quiet, later).is_empty());
+    }
+
+    /// A market order that filled a second ago is closed, never open: it counts as in flight
+    /// (and settles) for `quiet_for`, then not; a closed order long done never does.
+    #[test]
+    fn a_closed_order_filled_seconds_ago_is_in_flight() {
+        use crate::act::broker::fake::order;
+        use crate::checks::position_match::settling_symbols;
+        use crate::model::OrderSide;
+        let at = |secs: i64| Some(now() - chrono::Duration::seconds(secs));
+        let mut just_filled = order("1", "TSLA", OrderSide::Buy, 4);
+        (just_filled.status, just_filled.filled_qty, just_filled.submitted_at, just_filled.filled_at) =
+            ("filled".into(), dec!(4), at(2), at(1));
+        let mut long_done = order("2", "NVDA", OrderSide::Buy, 4);
+        (long_done.status, long_done.submitted_at, long_done.filled_at) = ("filled".into(), at(3600), at(3600));
+        let orders = [just_filled, long_done];
+        let quiet = Duration::from_secs(30);
+        assert_eq!(working_orders(&orders, &Scope::All, quiet, now()), ["TSLA"]);
+        let names: Vec<String> = settling_symbols(&orders, quiet, now()).into_iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["TSLA"]);
+        assert!(working_orders(&orders, &Scope::All, quiet, now() + chrono::Duration::seconds(60)).is_empty());
     }
 
     #[test]

@@ -153,13 +153,21 @@ impl<'s> Recheck<'s> {
     async fn holds(&mut self, b: &dyn ActBroker, at: DateTime<Utc>, t: &Trigger) -> Result<BTreeSet<String>, String> {
         if self.fresh.is_none() {
             let view = b.view().await;
-            let snap = Snapshot {
+            let mut snap = Snapshot {
                 taken_at: at,
                 mode: self.snapshot.mode,
                 broker: view,
                 bot: self.snapshot.bot.clone(),
                 logs: self.snapshot.logs.clone(),
             };
+            // As the cycle's collection: a fill seconds ago settles on the re-read too.
+            if let Some(after) = crate::collect::recent_orders_after(self.rules, &snap, at) {
+                snap.broker.recent_orders = Some(b.closed_orders_since(after).await.map_err(|e| {
+                    let mut se = e.to_source_error();
+                    se.source = crate::collect::broker::alpaca::RECENT_ORDERS_SOURCE.to_owned();
+                    se
+                }));
+            }
             self.fresh = Some(crate::engine::evaluate(self.rules, &snap, at));
         }
         let ev = self.fresh.as_ref().ok_or("no re-read")?;
@@ -429,8 +437,15 @@ impl Runner<'_> {
                 let positions = b.positions().await.map_err(|e| unreadable("the positions", &e))?;
                 // A fill in flight is one the bot may be recording right now: writing the
                 // broker's quantity into its file too would make it count the fill twice.
-                let orders = b.open_orders().await.map_err(|e| unreadable("the open orders", &e))?;
+                let mut orders = b.open_orders().await.map_err(|e| unreadable("the open orders", &e))?;
                 let now = self.clock.at();
+                // A market order fills at once and is never among the open ones: read the
+                // orders closed since quiet_for ago too (no fix on an unread list).
+                let quiet = chrono::Duration::from_std(self.cfg.actions.quiet_for).unwrap_or(chrono::Duration::MAX);
+                let since = now.checked_sub_signed(quiet).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                let closed =
+                    b.closed_orders_since(since).await.map_err(|e| unreadable("the recently closed orders", &e))?;
+                orders.extend(closed);
                 let working = fix_state::working_orders(&orders, &scope, self.cfg.actions.quiet_for, now);
                 if !working.is_empty() {
                     return Err(Stop::Skipped(format!(

@@ -62,6 +62,15 @@ pub const PARAMS: &[&str] = &["qty_tolerance", "price_tolerance_pct", "settle"];
 
 /// Appended to every message when settling could not be applied.
 const SETTLE_UNKNOWN: &str = " (settle not applied: open orders unknown)";
+/// Appended when only the open orders settled (the recently closed ones could not be read).
+const SETTLE_PARTIAL: &str = " (settle partial: recently closed orders unknown)";
+
+/// True when `t` is within `window` of `now`, either side: "recent" bounded in both directions,
+/// so a timestamp in the future (clock skew, a bad body) is recent for at most `window`.
+#[must_use]
+pub fn within(now: DateTime<Utc>, t: DateTime<Utc>, window: chrono::Duration) -> bool {
+    now.signed_duration_since(t).abs() <= window
+}
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -132,9 +141,16 @@ impl Params {
             Some(Ok(m)) => m.keys().collect(),
             _ => Vec::new(),
         };
-        let (settling, suffix) = match &snap.broker.orders {
-            Ok(orders) => (self.settling(orders, now), ""),
-            Err(_) => (Vec::new(), SETTLE_UNKNOWN),
+        // Recently closed orders settle too: a market order filled a second ago is never
+        // among the open ones, yet the bot may not have recorded its fill.
+        let recent: &[crate::model::Order] = match &snap.broker.recent_orders {
+            Some(Ok(r)) => r,
+            _ => &[],
+        };
+        let (settling, suffix) = match (&snap.broker.orders, &snap.broker.recent_orders) {
+            (Ok(orders), Some(Err(_))) => (self.settling(orders, recent, now), SETTLE_PARTIAL),
+            (Ok(orders), _) => (self.settling(orders, recent, now), ""),
+            (Err(_), _) => (Vec::new(), SETTLE_UNKNOWN),
         };
 
         let mut symbols: Vec<&Symbol> = broker.keys().chain(bot.keys()).chain(metadata_keys.iter()).copied().collect();
@@ -163,9 +179,15 @@ impl Params {
         Evaluation::Checked(issues)
     }
 
-    /// Symbols with an open order active within `settle` of `now`, sorted and without repeats.
-    fn settling<'o>(&self, orders: &'o [crate::model::Order], now: DateTime<Utc>) -> Vec<&'o Symbol> {
-        settling_symbols(orders, self.settle, now)
+    /// Symbols with an order (open, or closed recently) active within `settle` of `now`,
+    /// sorted and without repeats.
+    fn settling<'o>(
+        &self,
+        open: &'o [crate::model::Order],
+        recent: &'o [crate::model::Order],
+        now: DateTime<Utc>,
+    ) -> Vec<&'o Symbol> {
+        settling_symbols(open.iter().chain(recent), self.settle, now)
     }
 
     fn compare(&self, b: &Position, t: &BotPos, suffix: &str, issues: &mut Vec<Issue>) {
@@ -239,16 +261,20 @@ impl Params {
     }
 }
 
-/// The symbols `position_match` skips as settling: those with an open order whose last activity
-/// is within `settle` of `now` (before or after it). Only the activity counts: a filled quantity
-/// does not, since a partly filled order may rest for days. Sorted, each once.
-#[must_use]
-pub fn settling_symbols(orders: &[crate::model::Order], settle: Duration, now: DateTime<Utc>) -> Vec<&Symbol> {
+/// The symbols `position_match` skips as settling: those with an order (open, or closed: a fill
+/// is activity) whose last activity is within `settle` of `now`, before or after it (so a
+/// future-dated order settles for at most `settle` past now, never for ever). Only the
+/// activity counts: a filled quantity does not, since a partly filled order may rest for days.
+/// Sorted, each once.
+pub fn settling_symbols<'o>(
+    orders: impl IntoIterator<Item = &'o crate::model::Order>,
+    settle: Duration,
+    now: DateTime<Utc>,
+) -> Vec<&'o Symbol> {
     let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::MAX);
     let mut symbols: Vec<&Symbol> = orders
-        .iter()
-        .filter(|o| o.is_open())
-        .filter(|o| o.last_activity().is_some_and(|t| now.signed_duration_since(t).abs() <= settle))
+        .into_iter()
+        .filter(|o| o.last_activity().is_some_and(|t| within(now, t, settle)))
         .map(|o| &o.symbol)
         .collect();
     symbols.sort();
@@ -516,10 +542,11 @@ mod tests {
                 0,
             ),
             ("recent order on another symbol", base().order("o1", "MSFT", OrderSide::Buy, "5", 1), 1),
+            // A fill is activity whether the order is still open or not (issue 12 follow-up).
             (
                 "recent but terminal order",
                 base().order_with("o1", "AAPL", OrderSide::Buy, "5", 1, |o| o.status = "filled".into()),
-                1,
+                0,
             ),
         ];
         for (case, b, n) in cases {
@@ -528,6 +555,32 @@ mod tests {
         // Settle also covers orphans.
         let b = SnapshotBuilder::new().tracked("AAPL", "5", None).order("o1", "AAPL", OrderSide::Sell, "5", 1);
         assert_eq!(eval(&Params::default(), b), Evaluation::Checked(vec![]));
+    }
+
+    /// Issue 12 follow-up: a market order fills at once, so it is only ever in the recently
+    /// closed orders; its symbol settles from there. When those could not be read, the open
+    /// orders still settle and every message says settling was partial.
+    #[test]
+    fn a_market_fill_in_the_recent_orders_settles_its_symbol() {
+        let filled = SnapshotBuilder::new()
+            .order_with("o1", "AAPL", OrderSide::Buy, "5", 1, |o| o.status = "filled".into())
+            .build()
+            .broker
+            .orders
+            .unwrap();
+        let base = || SnapshotBuilder::new().position("AAPL", "10", "180").tracked("AAPL", "5", None).build();
+        let mut snap = base();
+        snap.broker.recent_orders = Some(Ok(filled));
+        assert_eq!(Params::default().evaluate(&snap, snap.taken_at), Evaluation::Checked(vec![]));
+        let mut snap = base();
+        snap.broker.recent_orders = Some(Err(crate::model::SourceError::unavailable("broker:recent_orders", "down")));
+        let found = issues(Params::default().evaluate(&snap, snap.taken_at));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].message.ends_with(" (settle partial: recently closed orders unknown)"),
+            "{}",
+            found[0].message
+        );
     }
 
     /// Field notes (issue 12 §3b): a buy for 5000 filled 20 and rested for two days; the broker

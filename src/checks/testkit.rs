@@ -71,6 +71,7 @@ impl SnapshotBuilder {
                         fractional_trading: Some(true),
                         max_margin_multiplier: Some("2".into()),
                     })),
+                    recent_orders: None,
                     bodies: BTreeMap::new(),
                 },
                 bot: BotView { positions: Ok(vec![]), metadata: None },

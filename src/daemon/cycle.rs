@@ -84,6 +84,9 @@ struct Audited {
     silences: Vec<Silence>,
     /// No broker endpoint could be read: the audit ran, but saw nothing of the account.
     blind: bool,
+    /// The reads the rules need (account, positions, open orders) all succeeded: only then
+    /// is the watchdog watching, and only then does it beat.
+    sighted: bool,
     /// State files this part of the cycle could not write (the outbox, `alerts.json`).
     write_errors: Vec<String>,
 }
@@ -160,8 +163,10 @@ impl Daemon {
         self.shared.update(|v| status::apply(v, update));
 
         // A blind cycle sends no heartbeat: the dead-man switch is for "the watchdog is not
-        // watching", and a watchdog that cannot reach the broker at all is not.
-        let blind = audited.as_ref().is_some_and(|a| a.blind);
+        // watching", and a watchdog that cannot read the account, the positions or the open
+        // orders is not, even when the clock and the configurations answer (a partly blind
+        // cycle is as blind for the rules that need those reads).
+        let blind = audited.as_ref().is_none_or(|a| a.blind || !a.sighted);
         // Nor a healthy one while every notice has failed for too long: a watchdog no one can
         // hear is not watching for anyone, so the switch is told (`/fail`) instead.
         if rec.ok
@@ -254,7 +259,13 @@ impl Daemon {
         self.book = book;
         rec.notifications = notification_counts(&notes);
         rec.alerts = alert_counts(&self.book);
-        Some(Audited { report, silences, blind: snap.broker.all_failed(), write_errors })
+        Some(Audited {
+            report,
+            silences,
+            blind: snap.broker.all_failed(),
+            sighted: snap.broker.rule_reads_ok(),
+            write_errors,
+        })
     }
 
     /// Renders the notifications into one message and queues it (held in memory when its file

@@ -118,6 +118,10 @@ pub struct BrokerView {
     pub clock: Sourced<MarketClock>,
     /// `GET /v2/account/configurations`; `None` when not fetched or not recorded.
     pub configuration: Option<Sourced<AccountConfiguration>>,
+    /// `GET /v2/orders?status=closed&after=...`: orders that closed (filled, canceled...) among
+    /// those submitted within the largest `settle`, so a fill seconds ago still settles its
+    /// symbol. `None` when not read (no rule settles) or not recorded.
+    pub recent_orders: Option<Sourced<Vec<Order>>>,
     /// Response bodies exactly as received, keyed by snapshot file name (`positions.json`),
     /// so `tradewarden snapshot` can record them. Empty for replay.
     pub bodies: BTreeMap<String, Vec<u8>>,
@@ -134,6 +138,7 @@ impl BrokerView {
             orders: Err(e("orders")),
             clock: Err(e("clock")),
             configuration: Some(Err(e("configurations"))),
+            recent_orders: None,
             bodies: BTreeMap::new(),
         }
     }
@@ -146,6 +151,14 @@ impl BrokerView {
             && self.orders.is_err()
             && self.clock.is_err()
             && !matches!(self.configuration, Some(Ok(_)))
+    }
+
+    /// True when the reads the rules need were all made: account, positions and open orders
+    /// (the clock and the configurations only inform a few checks). The heartbeat beats only
+    /// then.
+    #[must_use]
+    pub fn rule_reads_ok(&self) -> bool {
+        self.account.is_ok() && self.positions.is_ok() && self.orders.is_ok()
     }
 
     /// Every endpoint error, in a stable order.
@@ -165,6 +178,9 @@ impl BrokerView {
             v.push(e);
         }
         if let Some(Err(e)) = &self.configuration {
+            v.push(e);
+        }
+        if let Some(Err(e)) = &self.recent_orders {
             v.push(e);
         }
         v

@@ -295,7 +295,8 @@ async fn observe_mode_sends_nothing_and_says_what_it_would_do() {
     );
     let requests = sim.requests();
     assert!(requests.keys().all(|k| k.starts_with("GET ")), "reads only: {requests:?}");
-    assert_eq!(sim.total_requests(), 5, "the audit's five reads, nothing else");
+    // The audit's five reads, and the recently closed orders (positions-match disagrees).
+    assert_eq!(sim.total_requests(), 6, "the audit's six reads, nothing else: {:?}", sim.requests());
     assert!(!bot.file("state/actions.jsonl").exists(), "nothing journaled");
     for s in SHORTS {
         assert!(qty(&sim.state(), s).is_some());
@@ -531,6 +532,15 @@ fn a_process_killed_after_the_intent_is_resolved_on_restart_without_a_second_clo
     let l = bot.ledger();
     assert_eq!((l.intents.len(), l.outcomes.len()), (1, 0), "killed between intent and outcome");
 
+    // Issue 12 follow-up: a dry run neither resolves nor journals the interrupted action (it
+    // would have journaled it "recovered" and told only its own terminal); it says it is there.
+    let journal_before = std::fs::read_to_string(&journal).unwrap();
+    let (code, out, err) = run(&mut bot.cli(&["flatten", "--shorts-only", "--dry-run"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("recovery:"), "{err}");
+    assert!(err.contains("1 interrupted action(s) in the journal are unresolved"), "{err}");
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), journal_before, "a dry run journals nothing");
+
     // The restart resolves the intent by re-reading the broker; it does not close again.
     let (code, out, err) = run(&mut bot.cli(&["flatten", "--shorts-only", "--yes"]));
     assert_eq!(code, 0, "{out}{err}");
@@ -546,8 +556,8 @@ fn a_process_killed_after_the_intent_is_resolved_on_restart_without_a_second_clo
     assert_eq!(l.outcome(&l.intents[0].id).unwrap().result, "recovered");
 }
 
-#[test]
-fn an_interrupted_intent_whose_close_never_went_out_is_left_for_the_gates_not_repeated() {
+#[tokio::test]
+async fn an_interrupted_intent_whose_close_never_went_out_is_left_for_the_gates_not_repeated() {
     let sim = Sim::start(&phantom_exit_scenario());
     let bot = Bot::new(&sim.url, "examples/stock-bot/snapshots/phantom-exit/bot", FLATTEN_RULES, ACT);
     std::fs::create_dir_all(bot.file("state")).unwrap();
@@ -558,9 +568,21 @@ fn an_interrupted_intent_whose_close_never_went_out_is_left_for_the_gates_not_re
         "targets": { "symbols": ["CHWY"], "shorts_only": true, "order_ids": [] }, "broker_seen": null
     });
     std::fs::write(bot.file("state/actions.jsonl"), format!("{intent}\n")).unwrap();
+    // A dry run leaves the daemon's intent to the daemon (it would otherwise be journaled
+    // "recovered" and shown only on this terminal).
     let (code, out, err) = run(&mut bot.cli(&["flatten", "--shorts-only", "--dry-run"]));
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("CHWY is still short -1596 (left for the next cycle's gates)"), "{err}");
+    assert!(!err.contains("recovery:") && err.contains("1 interrupted action(s)"), "{err}");
+    assert_eq!(bot.ledger().outcomes.len(), 0, "a dry run journals nothing");
+    // The daemon's recovery (at start-up, and each cycle while any is left) resolves it.
+    let cfg = bot.load();
+    let b = broker(&sim.url);
+    let found = actor(&cfg, &b).recover(chrono::Utc::now()).await;
+    let details: Vec<&str> = found.iter().map(|r| r.detail.as_str()).collect();
+    assert!(
+        details.iter().any(|d| d.contains("CHWY is still short -1596 (left for the next cycle's gates)")),
+        "{details:?}"
+    );
     assert_eq!(count(&sim, CLOSE), 0, "recovery re-reads; it never closes");
     let l = bot.ledger();
     assert_eq!(l.outcomes.len(), 1);
@@ -822,6 +844,41 @@ async fn fix_state_refuses_a_file_modified_during_the_fix() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(out.contains("within quiet_for (30s)"), "{out}");
     assert_eq!(std::fs::read_to_string(&state_file).unwrap(), bots_write);
+}
+
+/// Issue 12 follow-up: a market order fills at once and is never among the open orders, so
+/// neither `settle` nor fix_state's in-flight check saw it: the audit reported the fresh
+/// position as untracked and fix_state wrote the fill while the bot was recording it (the bot
+/// then counts it twice and later sells shares it does not hold).
+#[test]
+fn a_fill_seconds_ago_blocks_fix_state_and_settles() {
+    let mut scenario = stock_bot_scenario();
+    // TSLA was bought by a market order that filled just now (submitted at the sim's now).
+    scenario["orders"] = json!([{ "symbol": "TSLA", "side": "buy", "qty": "4", "type": "market",
+                                  "status": "filled", "filled_avg_price": "250.50" }]);
+    let sim = Sim::start(&scenario);
+    let rules = "[[rule]]\nid = \"positions-match\"\ncheck = \"position_match\"\nseverity = \"critical\"\n\
+                 settle = \"10m\"\nactions = [\"fix_state\"]\n";
+    let bot = Bot::new(&sim.url, "examples/stock-bot/bot", rules, FIX_ACTIONS);
+    bot.settle_files();
+    let state_file = bot.file("bot/state/executor_state.json");
+    let original = std::fs::read_to_string(&state_file).unwrap();
+
+    // The audit settles TSLA (its fill is recent) and still reports the real mismatches.
+    let (_, report, err) = run(&mut bot.cli(&["audit", "--format", "json"]));
+    let report: Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let findings = report["findings"].as_array().unwrap();
+    let subjects: Vec<&str> = findings.iter().filter_map(|f| f["subject"].as_str()).collect();
+    assert!(!subjects.contains(&"TSLA"), "a fill seconds ago settles its symbol: {report}");
+    assert!(subjects.contains(&"MSFT") && subjects.contains(&"NVDA"), "{report}");
+    // One extra read for it: the open orders and the recently closed ones.
+    assert_eq!(sim.requests().get("GET /v2/orders"), Some(&2), "{:?}", sim.requests());
+
+    // fix_state waits: the bot may be recording that fill right now.
+    let (code, out, err) = run(&mut bot.cli(&["fix", "--yes"]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("orders for TSLA are filling or changed within quiet_for (30s)"), "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&state_file).unwrap(), original, "nothing written");
 }
 
 #[test]

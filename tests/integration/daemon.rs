@@ -512,6 +512,35 @@ fn a_blind_cycle_sends_no_heartbeat() {
     assert_eq!(hits.load(Ordering::SeqCst), 2, "one beat per cycle that saw the broker");
 }
 
+/// Issue 12 follow-up: the heartbeat fired when only some broker reads failed (a cycle was
+/// blind only when every read failed): with the positions and the open orders unreadable but
+/// the clock up, the dead-man switch stayed quiet. Now it beats only when the account, the
+/// positions and the open orders were all read.
+#[test]
+fn a_cycle_without_positions_and_orders_sends_no_heartbeat() {
+    let (url, hits) = heartbeat_listener();
+    let (dir, config) = replay_config(&format!("heartbeat_url = {url:?}\n"));
+    let snap = repo("examples/stock-bot/snapshots/phantom-exit");
+    let partial = dir.path().join("partial");
+    copy_dir(&snap, &partial);
+    for f in ["positions.json", "orders.json"] {
+        std::fs::remove_file(partial.join("broker").join(f)).unwrap();
+    }
+    assert!(partial.join("broker/clock.json").is_file() && partial.join("broker/account.json").is_file());
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(&format!("{:?}", snap.to_str().unwrap()), &format!("{:?}", partial.to_str().unwrap())),
+    )
+    .unwrap();
+    let mut d = Running::start(&config, &["--max-cycles", "2"]);
+    assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
+    let records = cycles(&dir.path().join("state"));
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|c| c["ok"] == true), "the audits ran: {records:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no heartbeat while positions and orders are unread");
+}
+
 /// The status server's address in use: exit 2 with a clear sentence.
 #[test]
 fn a_busy_status_port_is_a_clear_start_up_error() {

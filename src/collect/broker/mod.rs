@@ -28,6 +28,14 @@ impl Broker {
         }
     }
 
+    /// Adds the orders closed among those submitted after `after` to `view` (a sixth read,
+    /// made only when a settle needs it). A replay has them already, when recorded.
+    pub async fn add_recent_orders(&self, view: &mut BrokerView, after: DateTime<Utc>) {
+        if let Self::Alpaca(c) = self {
+            view.recent_orders = Some(c.recent_orders(after, &mut view.bodies).await);
+        }
+    }
+
     /// Paper, live (from the Alpaca base URL's host: only `api.alpaca.markets` is live) or
     /// replay.
     #[must_use]

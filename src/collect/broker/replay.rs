@@ -110,12 +110,18 @@ impl ReplayBroker {
         } else {
             None
         };
+        // Optional: snapshots recorded without a settling rule (or before it was read) have none.
+        let recent = super::alpaca::RECENT_ORDERS_FILE;
+        let recent_orders = (self.dir.join("broker").join(recent).exists()
+            || self.recorded_errors().contains_key(super::alpaca::RECENT_ORDERS_SOURCE))
+        .then(|| self.parse(recent, wire::parse_orders));
         BrokerView {
             account: self.parse("account.json", wire::parse_account),
             positions: self.parse("positions.json", wire::parse_positions),
             orders: self.parse("orders.json", wire::parse_orders),
             clock: self.parse("clock.json", wire::parse_clock),
             configuration,
+            recent_orders,
             bodies: BTreeMap::new(),
         }
     }

@@ -27,6 +27,9 @@ pub use client::{
 pub use endpoint::Endpoint;
 pub use error::{BASE_URL_VAR, BrokerError, ClientError, KEY_ID_VAR, SECRET_KEY_VAR};
 pub use metrics::{EndpointStats, Metrics};
-pub use reads::{Fetched, MAX_ORDER_PAGES, ORDERS_PAGE_LIMIT, OrderStatusFilter, snapshot_file};
+pub use reads::{
+    Fetched, MAX_ORDER_PAGES, ORDERS_PAGE_LIMIT, OrderStatusFilter, RECENT_ORDERS_FILE, RECENT_ORDERS_SOURCE,
+    snapshot_file,
+};
 pub use retry::{RateLimitWait, RetryPolicy, parse_reset};
 pub use writes::{CancelOrderResult, ClosePositionResult, ConfigurationPatch};

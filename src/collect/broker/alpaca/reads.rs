@@ -48,6 +48,11 @@ impl OrderStatusFilter {
     }
 }
 
+/// The snapshot file the recently closed orders are recorded in (`DIR/broker/<file>`; optional).
+pub const RECENT_ORDERS_FILE: &str = "recent_orders.json";
+/// Their source name in errors and in `snapshot.toml`.
+pub const RECENT_ORDERS_SOURCE: &str = "broker:recent_orders";
+
 /// The snapshot file each audit read is recorded in (`DIR/broker/<file>`).
 #[must_use]
 pub fn snapshot_file(endpoint: Endpoint) -> Option<&'static str> {
@@ -164,7 +169,7 @@ impl AlpacaClient {
     /// A page failed after retries, the list could not be paged to its end, or a body was not
     /// a list of orders.
     pub async fn open_orders(&self) -> Result<Fetched<Vec<Order>>, BrokerError> {
-        let (reply, _) = self.orders_reply(OrderStatusFilter::Open, &[]).await;
+        let (reply, _) = self.orders_reply(OrderStatusFilter::Open, &[], None).await;
         let reply = reply?;
         let value = self.parse(Endpoint::Orders, &reply, wire::parse_orders)?;
         Ok(Fetched { value, body: reply.body })
@@ -175,9 +180,23 @@ impl AlpacaClient {
     /// # Errors
     /// As for `open_orders`.
     pub async fn list_orders(&self, status: OrderStatusFilter, symbols: &[&str]) -> Result<Vec<Order>, BrokerError> {
-        let (reply, _) = self.orders_reply(status, symbols).await;
+        let (reply, _) = self.orders_reply(status, symbols, None).await;
         let reply = reply?;
         self.parse(Endpoint::Orders, &reply, wire::parse_orders)
+    }
+
+    /// `GET /v2/orders?status=closed&after=...`, every page: the orders that reached a
+    /// terminal status (filled, canceled...) among those submitted after `after`. Alpaca's
+    /// `after` compares submission times, so an order resting longer than that and filling
+    /// now is not here (it was in the open orders until it filled).
+    ///
+    /// # Errors
+    /// As for `open_orders`.
+    pub async fn closed_orders_since(&self, after: DateTime<Utc>) -> Result<Fetched<Vec<Order>>, BrokerError> {
+        let (reply, _) = self.orders_reply(OrderStatusFilter::Closed, &[], Some(after)).await;
+        let reply = reply?;
+        let value = self.parse(Endpoint::Orders, &reply, wire::parse_orders)?;
+        Ok(Fetched { value, body: reply.body })
     }
 
     /// Reads an order list. One request (`limit=500`, newest first) unless exactly 500 came
@@ -188,10 +207,16 @@ impl AlpacaClient {
     /// the whole read, and a list that cannot be paged to its end (over
     /// `MAX_ORDER_PAGES` pages, or more than 500 orders submitted at one instant) is
     /// `Incomplete`. A paged body is recorded as one array of every page's elements.
-    async fn orders_reply(&self, status: OrderStatusFilter, symbols: &[&str]) -> (Result<Reply, BrokerError>, u32) {
+    async fn orders_reply(
+        &self,
+        status: OrderStatusFilter,
+        symbols: &[&str],
+        after: Option<DateTime<Utc>>,
+    ) -> (Result<Reply, BrokerError>, u32) {
         let endpoint = Endpoint::Orders;
         let limit = ORDERS_PAGE_LIMIT.to_string();
         let joined = symbols.join(",");
+        let after_text = after.map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true));
         let mut until: Option<DateTime<Utc>> = None;
         let mut all: Vec<Value> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
@@ -200,6 +225,9 @@ impl AlpacaClient {
             let mut query = vec![("status", status.as_str()), ("limit", limit.as_str()), ("direction", "desc")];
             if !joined.is_empty() {
                 query.push(("symbols", joined.as_str()));
+            }
+            if let Some(a) = &after_text {
+                query.push(("after", a.as_str()));
             }
             if let Some(u) = &until_text {
                 query.push(("until", u.as_str()));
@@ -290,12 +318,14 @@ impl AlpacaClient {
     /// Everything an audit needs, in five concurrent GETs (account, positions, open orders,
     /// clock, account configurations), each retried on its own. Each endpoint that still
     /// fails carries its error; bodies that arrived are kept in `bodies` (even when they did
-    /// not parse, so a replay of the snapshot reports the same `source_malformed`).
+    /// not parse, so a replay of the snapshot reports the same `source_malformed`). The
+    /// recently closed orders are a sixth read made only when a settle needs them
+    /// (`recent_orders`).
     pub async fn view(&self) -> BrokerView {
         let (account, positions, orders, clock, configuration) = tokio::join!(
             self.get(Endpoint::Account, self.url(&["account"], &[])),
             self.get(Endpoint::Positions, self.url(&["positions"], &[])),
-            self.orders_reply(OrderStatusFilter::Open, &[]),
+            self.orders_reply(OrderStatusFilter::Open, &[], None),
             self.get(Endpoint::Clock, self.url(&["clock"], &[])),
             self.get(Endpoint::Configurations, self.url(&["account", "configurations"], &[])),
         );
@@ -306,7 +336,28 @@ impl AlpacaClient {
         let clock = self.settle(Endpoint::Clock, clock, &mut bodies, wire::parse_clock);
         let configuration =
             Some(self.settle(Endpoint::Configurations, configuration, &mut bodies, wire::parse_configuration));
-        BrokerView { account, positions, orders, clock, configuration, bodies }
+        BrokerView { account, positions, orders, clock, configuration, recent_orders: None, bodies }
+    }
+
+    /// The orders closed among those submitted after `after` (`closed_orders_since`), as a
+    /// source of the view (`broker:recent_orders`), its body recorded in `bodies` as
+    /// `recent_orders.json` for a snapshot.
+    pub async fn recent_orders(
+        &self,
+        after: DateTime<Utc>,
+        bodies: &mut BTreeMap<String, Vec<u8>>,
+    ) -> Sourced<Vec<Order>> {
+        let reply = self.orders_reply(OrderStatusFilter::Closed, &[], Some(after)).await;
+        let mut own = BTreeMap::new();
+        let parsed = self.settle(Endpoint::Orders, reply, &mut own, wire::parse_orders).map_err(|mut e| {
+            // Its own source, so a failure is not mistaken for the open orders'.
+            e.source = RECENT_ORDERS_SOURCE.to_owned();
+            e
+        });
+        if let Some(body) = own.remove("orders.json") {
+            bodies.insert(RECENT_ORDERS_FILE.to_owned(), body);
+        }
+        parsed
     }
 
     fn settle<T>(
