@@ -205,7 +205,11 @@ fn a_short_fires_once_repeats_once_and_resolves_once() {
         first[0]
     );
 
-    // While it fires: the report marks it, the status server shows it.
+    // While it fires: the report marks it, the status server shows it. The email leaves during
+    // the cycle and the status view is updated at its end: wait for that cycle to finish.
+    d.until("the status view to show the firing alert", || {
+        http_get(&listen, "/api/status").1.contains("no-shorts/CHWY")
+    });
     let (code, body) = http_get(&listen, "/api/status");
     assert_eq!(code, 200);
     let status: Value = serde_json::from_str(&body).unwrap();
