@@ -431,32 +431,16 @@ impl Actor {
                         // (a full disk): reported once, and the recording retried next cycle.
                         left = true;
                         let first = self.announced.insert(intent.id.clone());
-                        out.push(ActionReport {
-                            at: clock.at(),
-                            action: intent.action.clone(),
-                            rule: intent.rules.join(","),
-                            subject: intent.subject.clone(),
-                            result: Status::Skipped.as_str().into(),
-                            detail: format!(
-                                "{detail}; the recovery cannot be journaled ({e}), so it is retried next cycle"
-                            ),
-                            finding: first.then_some(found),
-                            diff: None,
-                            journal_id: Some(intent.id.clone()),
-                        });
+                        out.push(intent_report(
+                            intent,
+                            clock.at(),
+                            Status::Skipped,
+                            format!("{detail}; the recovery cannot be journaled ({e}), so it is retried next cycle"),
+                            first.then_some(found),
+                        ));
                         continue;
                     }
-                    out.push(ActionReport {
-                        at: clock.at(),
-                        action: intent.action.clone(),
-                        rule: intent.rules.join(","),
-                        subject: intent.subject.clone(),
-                        result: Status::Recovered.as_str().into(),
-                        detail: detail.clone(),
-                        finding: Some(found),
-                        diff: None,
-                        journal_id: Some(intent.id.clone()),
-                    });
+                    out.push(intent_report(intent, clock.at(), Status::Recovered, detail.clone(), Some(found)));
                 }
                 Err(e) => {
                     left = true;
@@ -469,30 +453,21 @@ impl Actor {
                     // order; what is true now is unknown), but once per intent, not every
                     // cycle the retry fails; the resolution is reported when it comes.
                     let first = self.announced.insert(intent.id.clone());
-                    out.push(ActionReport {
-                        at: clock.at(),
-                        action: intent.action.clone(),
-                        rule: intent.rules.join(","),
-                        subject: intent.subject.clone(),
-                        result: Status::Skipped.as_str().into(),
-                        finding: first.then(|| {
-                            finding(
-                                "action_interrupted",
-                                Severity::Critical,
-                                &intent.action,
-                                format!("{} was {detail}", intent.action),
-                                json!({
-                                    "journal_id": intent.id,
-                                    "interrupted_at": intent.at,
-                                    "steps": intent.steps,
-                                    "reread": Value::Null,
-                                }),
-                            )
-                        }),
-                        detail,
-                        diff: None,
-                        journal_id: Some(intent.id.clone()),
+                    let found = first.then(|| {
+                        finding(
+                            "action_interrupted",
+                            Severity::Critical,
+                            &intent.action,
+                            format!("{} was {detail}", intent.action),
+                            json!({
+                                "journal_id": intent.id,
+                                "interrupted_at": intent.at,
+                                "steps": intent.steps,
+                                "reread": Value::Null,
+                            }),
+                        )
                     });
+                    out.push(intent_report(intent, clock.at(), Status::Skipped, detail, found));
                 }
             }
         }
@@ -674,6 +649,27 @@ impl Actor {
         let runner =
             Runner { cfg: config, broker: &*b, journal, timing: self.timing(config), clock, hooks: &self.hooks };
         runner.run(&req, &mut ledger, None, Some(&approved.prepared)).await
+    }
+}
+
+/// The report of one interrupted intent (recovered, or left for the next cycle).
+fn intent_report(
+    intent: &journal::Intent,
+    at: DateTime<Utc>,
+    result: Status,
+    detail: String,
+    finding: Option<crate::model::Finding>,
+) -> ActionReport {
+    ActionReport {
+        at,
+        action: intent.action.clone(),
+        rule: intent.rules.join(","),
+        subject: intent.subject.clone(),
+        result: result.as_str().into(),
+        detail,
+        finding,
+        diff: None,
+        journal_id: Some(intent.id.clone()),
     }
 }
 
