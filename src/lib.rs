@@ -9,6 +9,7 @@
 //!   `state` holds the atomic state files and the single-instance lock.
 //! - `report` renders text, JSON and Markdown.
 //! - `daemon` is `tradewarden run`: the schedule, the cycle, signals, the status server.
+//! - `cli` is the command line, one file per command; it imports the stages, never the reverse.
 //!
 //! The broker is the source of truth; unknown is never OK and never flat.
 
@@ -20,18 +21,15 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;
-pub mod demo;
 pub mod engine;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod logging;
 pub mod model;
 pub mod notify;
 pub mod num;
-pub mod record;
 pub mod redact;
 pub mod report;
-pub mod rules_list;
-pub mod rules_test;
 pub mod server;
 pub mod sim;
 pub mod state;

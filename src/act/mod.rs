@@ -29,7 +29,6 @@
 
 pub mod broker;
 mod cancel;
-pub mod cmd;
 pub mod confirm;
 pub mod exec;
 pub mod fix_state;

@@ -13,7 +13,6 @@
 //! 4. `AlertBook::save` the new book;
 //! 5. `Outbox::flush`.
 
-pub mod cmd;
 mod lifecycle;
 mod silence;
 

@@ -538,7 +538,7 @@ mod tests {
     }
 
     fn daemon(cfg: Config, clock: Arc<ManualClock>) -> Daemon {
-        let broker = crate::cli::make_broker(&cfg, None).unwrap();
+        let broker = crate::collect::broker::Broker::for_config(&cfg, None).unwrap();
         let mailer = Mailer::from_config(&cfg.alerts.email, Duration::from_secs(5)).unwrap();
         let view = StatusView::new(clock.now(), "host".into(), "cfg".into(), Duration::from_secs(30));
         let shared = Arc::new(Shared { view: RwLock::new(view), clock: clock.clone() });

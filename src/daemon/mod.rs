@@ -57,7 +57,6 @@ use std::time::Duration;
 
 use crate::act::Actor;
 use crate::alert::AlertBook;
-use crate::cli::exit;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BotSource, Config, Schedule};
 use crate::notify::{Mailer, Notifier, Outbox, RetryPolicy, host_name};
@@ -170,14 +169,20 @@ pub fn connection_cap(configured: usize, nofile: Option<u64>) -> usize {
     }
 }
 
-fn fail(message: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {message}");
-    exit::ERROR
+/// Why the watchdog could not start (the command line prints it and exits 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+fn fail(message: impl std::fmt::Display) -> Result<(), StartError> {
+    Err(StartError(message.to_string()))
 }
 
-/// Runs the daemon until `max_cycles` cycles ran or a stop signal; the exit code (0, or 2 when
-/// it could not start).
-pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
+/// Runs the daemon until `max_cycles` cycles ran or a stop signal.
+///
+/// # Errors
+/// When it could not start: signal handlers, the state lock, the broker, the status server.
+pub async fn run(cfg: Config, max_cycles: Option<u64>) -> Result<(), StartError> {
     let nofile = raise_nofile_limit();
     let mut shutdown = match signals::install() {
         Ok(s) => s,
@@ -191,7 +196,7 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         }
         Err(e) => return fail(e),
     };
-    let broker = match crate::cli::make_broker(&cfg, None) {
+    let broker = match crate::collect::broker::Broker::for_config(&cfg, None) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
@@ -312,7 +317,7 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> u8 {
         Stopped::ScheduleEnded => "the schedule has no further fire time",
     };
     tracing::info!(cycles = end.cycles, last = ?end.last, reason = why, "Watchdog stopped.");
-    exit::CLEAN
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@
 //! - SMTP credentials are read from the environment variables the config names, and never
 //!   logged, stored or put in a message.
 
-pub mod cmd;
 mod email;
 mod outbox;
 mod render;

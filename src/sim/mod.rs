@@ -24,7 +24,6 @@
 
 pub mod account;
 pub mod broker;
-pub mod command;
 pub mod control;
 pub mod error;
 pub mod faults;

@@ -7,6 +7,7 @@ pub mod wire;
 
 use chrono::{DateTime, Utc};
 
+use crate::config::{BrokerKind, Config};
 use crate::model::{BrokerView, Mode};
 
 /// A broker source.
@@ -19,6 +20,26 @@ pub enum Broker {
 }
 
 impl Broker {
+    /// The broker a configuration names: `replay` (a directory given here wins, as
+    /// `--replay DIR` does), then `[broker] kind`.
+    ///
+    /// # Errors
+    /// When the broker cannot be set up (a replay without a directory, missing credentials).
+    pub fn for_config(cfg: &Config, replay: Option<&std::path::Path>) -> Result<Self, String> {
+        if let Some(dir) = replay {
+            return Ok(Self::Replay(replay::ReplayBroker::new(dir)));
+        }
+        match cfg.broker.kind {
+            BrokerKind::Replay => {
+                let dir = cfg.broker.replay_dir.as_deref().ok_or("[broker] kind = \"replay\" needs `dir`")?;
+                Ok(Self::Replay(replay::ReplayBroker::new(dir)))
+            }
+            BrokerKind::Alpaca => {
+                alpaca::AlpacaClient::from_env(&cfg.broker).map(Self::Alpaca).map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// Reads the broker's view: account, positions, open orders, clock, configurations.
     /// Every endpoint that fails carries its error; nothing is ever read as empty.
     pub async fn view(&self) -> BrokerView {

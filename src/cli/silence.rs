@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
-use super::silence::{NewSilence, Silence, SilenceBook};
-use crate::cli::{ConfigArg, exit, load, print};
+use super::{ConfigArg, exit, load, print};
+use crate::alert::{NewSilence, Silence, SilenceBook};
 use crate::engine::SOURCE_RULE;
 
 /// `silence` subcommands.

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
-use super::email::Mailer;
-use super::outbox::{Notifier, Outbox, RetryPolicy};
-use super::render::{MessageContext, host_name, render_test};
-use crate::cli::{ConfigArg, exit, load, print};
+use super::{ConfigArg, exit, load, print};
+use crate::notify::Mailer;
+use crate::notify::{MessageContext, host_name, render_test};
+use crate::notify::{Notifier, Outbox, RetryPolicy};
 
 /// Exit code when the test message could not be delivered and stays queued.
 pub const QUEUED: u8 = 1;

@@ -1,4 +1,5 @@
-//! The command line: clap definitions and dispatch. The binary edge, so anyhow is used here.
+//! The command line: clap definitions and dispatch, one file per command. The binary edge:
+//! anyhow is used here and nowhere else, and no stage imports this module.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -6,9 +7,18 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod act;
+mod alerts;
+mod demo;
+mod rules_list;
+mod rules_test;
+mod silence;
+mod sim;
+mod snapshot;
+
 use crate::clock::SystemClock;
-use crate::collect::broker::{Broker, alpaca::AlpacaClient, replay::ReplayBroker};
-use crate::config::{BrokerKind, Config, ConfigError, Overrides};
+use crate::collect::broker::Broker;
+use crate::config::{Config, ConfigError, Overrides};
 use crate::model::Severity;
 use crate::report::Report;
 
@@ -117,19 +127,19 @@ pub enum Command {
     /// Add, list or remove silences (mute an alert's email and actions, not its report line).
     Silence {
         #[command(subcommand)]
-        command: crate::alert::cmd::SilenceCommand,
+        command: silence::SilenceCommand,
     },
     /// Alert email: `alerts test` sends a test message.
     Alerts {
         #[command(subcommand)]
-        command: crate::notify::cmd::AlertsCommand,
+        command: alerts::AlertsCommand,
     },
     /// Close positions now, behind the safety gates: prints the plan, asks (unless --yes),
     /// then acts (exit 0 done, 1 failed or unconfirmed, 2 refused or nothing done).
-    Flatten(crate::act::cmd::FlattenArgs),
+    Flatten(act::FlattenArgs),
     /// Rewrite the bot's positions and metadata files to match the broker: shows the diff,
     /// asks (unless --yes), then writes with a backup (exit codes as for flatten).
-    Fix(crate::act::cmd::FixArgs),
+    Fix(act::FixArgs),
     /// The embedded demo: the phantom-exit incident end to end on a local simulator.
     Demo {
         /// Where to write the demo's files.
@@ -234,7 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let broker = match make_broker(&cfg, replay.as_deref()) {
+            let broker = match Broker::for_config(&cfg, replay.as_deref()) {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -260,14 +270,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(if report.worst().is_some_and(|w| w >= threshold) { exit::FINDINGS } else { exit::CLEAN })
         }
         Command::Run { config, max_cycles } => match load(&config.config) {
-            Ok(cfg) => Ok(crate::daemon::run(cfg, max_cycles).await),
+            Ok(cfg) => match crate::daemon::run(cfg, max_cycles).await {
+                Ok(()) => Ok(exit::CLEAN),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(exit::ERROR)
+                }
+            },
             Err(code) => Ok(code),
         },
         Command::Demo { dir } => {
-            crate::demo::run(&dir).await?;
+            demo::run(&dir).await?;
             Ok(exit::CLEAN)
         }
-        Command::Sim { scenario, listen } => crate::sim::command::run(scenario.as_deref(), &listen).await,
+        Command::Sim { scenario, listen } => sim::run(scenario.as_deref(), &listen).await,
         Command::Rules { command } => match command {
             RulesCommand::Check { config } => {
                 let cfg = match load(&config.config) {
@@ -289,10 +305,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     Ok(c) => c,
                     Err(code) => return Ok(code),
                 };
-                print(&crate::rules_list::render(&cfg.rules))?;
+                print(&rules_list::render(&cfg.rules))?;
                 Ok(exit::CLEAN)
             }
-            RulesCommand::Test { file } => match crate::rules_test::run(&file).await {
+            RulesCommand::Test { file } => match rules_test::run(&file).await {
                 Ok(run) => {
                     print(&run.output)?;
                     Ok(if run.failed == 0 { exit::CLEAN } else { exit::FINDINGS })
@@ -308,19 +324,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let broker = match make_broker(&cfg, None) {
+            let broker = match Broker::for_config(&cfg, None) {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Ok(exit::ERROR);
                 }
             };
-            match crate::record::record(&cfg, &broker, &SystemClock, &out).await {
+            match snapshot::record(&cfg, &broker, &SystemClock, &out).await {
                 Ok(rec) => {
                     for e in &rec.source_errors {
                         eprintln!("warning: recorded as failed: {e}");
                     }
-                    print(&crate::record::summary(&rec, &cfg.path))?;
+                    print(&snapshot::summary(&rec, &cfg.path))?;
                     Ok(exit::CLEAN)
                 }
                 Err(e) => {
@@ -329,26 +345,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
         }
-        Command::Flatten(args) => crate::act::cmd::flatten(args).await,
-        Command::Fix(args) => crate::act::cmd::fix(args).await,
-        Command::Silence { command } => crate::alert::cmd::run(command, crate::clock::Clock::now(&SystemClock)),
-        Command::Alerts { command } => crate::notify::cmd::run(command, crate::clock::Clock::now(&SystemClock)).await,
-    }
-}
-
-/// The broker for a command: `--replay DIR` wins, then `[broker] kind`.
-///
-/// # Errors
-/// When the broker cannot be set up.
-pub fn make_broker(cfg: &Config, replay: Option<&Path>) -> Result<Broker, String> {
-    if let Some(dir) = replay {
-        return Ok(Broker::Replay(ReplayBroker::new(dir)));
-    }
-    match cfg.broker.kind {
-        BrokerKind::Replay => {
-            let dir = cfg.broker.replay_dir.as_deref().ok_or("[broker] kind = \"replay\" needs `dir`")?;
-            Ok(Broker::Replay(ReplayBroker::new(dir)))
-        }
-        BrokerKind::Alpaca => AlpacaClient::from_env(&cfg.broker).map(Broker::Alpaca).map_err(|e| e.to_string()),
+        Command::Flatten(args) => act::flatten(args).await,
+        Command::Fix(args) => act::fix(args).await,
+        Command::Silence { command } => silence::run(command, crate::clock::Clock::now(&SystemClock)),
+        Command::Alerts { command } => alerts::run(command, crate::clock::Clock::now(&SystemClock)).await,
     }
 }

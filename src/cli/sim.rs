@@ -6,9 +6,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::scenario::Scenario;
-use super::server::spawn;
-use crate::cli::exit;
+use super::exit;
+use crate::sim::scenario::Scenario;
+use crate::sim::server::spawn;
 
 /// Runs the command; the exit code.
 ///

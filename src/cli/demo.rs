@@ -27,7 +27,7 @@ use crate::report::{Report, render_text};
 use crate::sim::{Scenario, spawn};
 
 /// The default pack, written into the demo directory.
-const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
+const DEFAULT_RULES: &str = include_str!("../../rules/default.toml");
 
 /// The shorts the runner opened by "exiting" positions it no longer held (field notes §1).
 const SHORTS: [(&str, u32, &str, &str); 4] = [
@@ -37,17 +37,13 @@ const SHORTS: [(&str, u32, &str, &str); 4] = [
     ("OKTA", 170, "108.00", "110.00"),
 ];
 
-/// What the demo left behind, for the closing summary and for tests.
+/// What the demo left behind, for the closing summary.
 #[derive(Debug)]
 pub struct DemoOutcome {
-    /// The demo directory.
-    pub dir: PathBuf,
     /// Critical findings before and after the remediation.
     pub critical_before: usize,
     /// Critical findings after.
     pub critical_after: usize,
-    /// The action reports.
-    pub actions: Vec<ActionReport>,
     /// The .eml file written, if the email went out.
     pub email: Option<PathBuf>,
 }
@@ -275,7 +271,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
     std::fs::write(dir.join("reports/before.json"), before.to_json())?;
     let snapshot_dir = dir.join("reports/incident-snapshot");
     std::fs::create_dir_all(&snapshot_dir)?;
-    if let Err(e) = crate::record::write_snapshot(&cfg, &snap, &cfg.bot.root, &snapshot_dir) {
+    if let Err(e) = super::snapshot::write_snapshot(&cfg, &snap, &cfg.bot.root, &snapshot_dir) {
         tracing::warn!("could not record the incident snapshot: {e}");
     }
     p.step(3, "Audit: what tradewarden sees");
@@ -342,13 +338,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
     }
     sim.shutdown().await?;
 
-    let outcome = DemoOutcome {
-        dir: dir.clone(),
-        critical_before: before.summary.critical,
-        critical_after: after.summary.critical,
-        actions: all_actions,
-        email,
-    };
+    let outcome =
+        DemoOutcome { critical_before: before.summary.critical, critical_after: after.summary.critical, email };
     println!(
         "\nDone in {:.1} s. Critical findings: {} before, {} after.",
         started.elapsed().as_secs_f64(),

@@ -13,8 +13,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use chrono::Utc;
 use clap::{ArgGroup, Args};
 
-use super::{ActionReport, Actor, Manual, Preview, Status};
-use crate::cli::{ConfigArg, exit, load, make_broker, print};
+use super::{ConfigArg, exit, load, print};
+use crate::act::{ActionReport, Actor, Manual, Preview, Status};
 use crate::collect::broker::Broker;
 use crate::config::Config;
 
@@ -78,7 +78,7 @@ pub async fn fix(args: FixArgs) -> anyhow::Result<u8> {
 
 fn setup(config: &ConfigArg) -> Result<(Config, Broker), u8> {
     let cfg = load(&config.config)?;
-    let broker = make_broker(&cfg, None).map_err(|e| {
+    let broker = Broker::for_config(&cfg, None).map_err(|e| {
         eprintln!("error: {e}");
         exit::ERROR
     })?;
