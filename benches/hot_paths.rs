@@ -3,7 +3,7 @@
 //! rendering, on a generated large bot (2,000 positions with the generator's incidents; a
 //! 64 MB log, one event per second).
 //!
-//! `cargo bench --bench hot_paths`. Whole-process numbers are in BENCHMARKS.md (`benches/bench.py`).
+//! `cargo bench --features bench --bench hot_paths`. Whole-process numbers are in BENCHMARKS.md (`benches/bench.py`).
 
 #[path = "support/gen.rs"]
 #[allow(dead_code, reason = "the generator's command-line entry points are used by genbot only")]

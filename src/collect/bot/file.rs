@@ -154,7 +154,7 @@ fn describe(t: FileType) -> &'static str {
 #[cfg(unix)]
 fn open_nonblocking(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+    OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed()).open(path)
 }
 
 /// Elsewhere there are no FIFOs to block on; the stat above is the guard.
