@@ -72,6 +72,16 @@ pub struct BrokerConfig {
     /// The largest response body read from the broker, in bytes; a longer one is
     /// `source_malformed` and is not read further.
     pub max_body: u64,
+    /// The client-side request budget: at most this many requests a minute, reads and writes
+    /// alike (Alpaca allows 200 a minute per account, shared with the bot).
+    pub max_requests_per_minute: u32,
+}
+
+impl BrokerConfig {
+    /// `[broker] max_requests_per_minute` by default: half of Alpaca's 200, the other half is the bot's.
+    pub const DEFAULT_MAX_REQUESTS_PER_MINUTE: u32 = 100;
+    /// The largest `max_requests_per_minute` accepted.
+    pub const MAX_REQUESTS_PER_MINUTE_LIMIT: u32 = 100_000;
 }
 
 /// `[broker] max_body` by default: 8 MiB. A full page of 500 orders is under 1 MiB.
@@ -481,6 +491,7 @@ fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path, replay: Option<&Path>
             timeout: Duration::from_secs(10),
             replay_dir: replay.map(Path::to_owned),
             max_body: DEFAULT_MAX_BODY,
+            max_requests_per_minute: BrokerConfig::DEFAULT_MAX_REQUESTS_PER_MINUTE,
         });
     };
     let kind = r
@@ -512,8 +523,24 @@ fn read_broker(r: Option<TableReader<'_, '_>>, dir: &Path, replay: Option<&Path>
         r.problem("[broker] kind = \"replay\" needs `dir`, the snapshot directory (`audit --replay DIR` sets it for one audit)");
     }
     let max_body = r.byte_size("max_body", MIN_MAX_BODY, MAX_MAX_BODY).unwrap_or(DEFAULT_MAX_BODY);
-    r.finish(&["kind", "base_url", "timeout", "dir", "max_body"]);
-    Some(BrokerConfig { kind, base_url, timeout, replay_dir, max_body })
+    let max_requests_per_minute = match r.get::<i64>("max_requests_per_minute") {
+        None => BrokerConfig::DEFAULT_MAX_REQUESTS_PER_MINUTE,
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if (1..=BrokerConfig::MAX_REQUESTS_PER_MINUTE_LIMIT).contains(&n) => n,
+            _ => {
+                r.problem_key(
+                    "max_requests_per_minute",
+                    format!(
+                        "`max_requests_per_minute` in [broker] must be between 1 and {}, not {n}",
+                        BrokerConfig::MAX_REQUESTS_PER_MINUTE_LIMIT
+                    ),
+                );
+                BrokerConfig::DEFAULT_MAX_REQUESTS_PER_MINUTE
+            }
+        },
+    };
+    r.finish(&["kind", "base_url", "timeout", "dir", "max_body", "max_requests_per_minute"]);
+    Some(BrokerConfig { kind, base_url, timeout, replay_dir, max_body, max_requests_per_minute })
 }
 
 fn read_logs(top: &mut TableReader<'_, '_>) -> BTreeMap<String, LogConfig> {

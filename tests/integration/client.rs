@@ -95,6 +95,29 @@ async fn one_audit_view_costs_exactly_five_requests() {
     assert_eq!(c.metrics().requests_total(), 5);
 }
 
+/// Review 2 (issue 12): confirmation polling and a wide flatten could spend the account's whole
+/// Alpaca rate limit, which the bot shares. The budget holds every clone of the client to it,
+/// over HTTP: N requests take at least (N - a minute's worth) / rate, and none is dropped.
+#[tokio::test]
+async fn the_request_budget_spaces_requests_past_max_requests_per_minute_across_clones() {
+    use tradewarden::collect::broker::alpaca::RequestBudget;
+    let sim = Sim::start(&phantom_exit_scenario());
+    // 60 a minute: a burst of 60, then one a second.
+    let c = client(&sim).with_request_budget(RequestBudget::per_minute(60));
+    let clone = c.clone();
+    let started = Instant::now();
+    let run = |client: AlpacaClient| async move {
+        for _ in 0..31 {
+            client.clock().await.unwrap();
+        }
+    };
+    tokio::join!(run(c.clone()), run(clone));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900), "62 requests at 60 a minute took only {took:?}");
+    assert!(c.request_budget().waited() >= 2, "both clones draw on one bucket: {}", c.request_budget().waited());
+    assert_eq!(sim.total_requests(), 62, "nothing was dropped: every request was sent, later");
+}
+
 #[tokio::test]
 async fn more_than_500_open_orders_are_paged_and_nothing_is_lost() {
     let mut scenario = json!({ "prices": { "AAPL": "190.00" }, "clock": { "is_open": true } });

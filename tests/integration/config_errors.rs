@@ -160,6 +160,31 @@ fn server_limits_are_validated_with_file_and_line() {
     assert_eq!(code, 0, "valid values load: {out}{err}");
 }
 
+/// `[broker] max_requests_per_minute` (the client-side request budget) is a whole number in
+/// 1..=100000: 0, a negative or a string is a located problem, exit 2.
+#[test]
+fn max_requests_per_minute_is_validated_with_file_and_line() {
+    const BOT: &str = "[bot]\nroot = \".\"\n[bot.positions]\nfile = \"positions.json\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+    let cfg = dir.path().join("tradewarden.toml");
+    let c = cfg.display().to_string();
+    for (value, expected) in [
+        ("0", format!("{c}:3:27: `max_requests_per_minute` in [broker] must be between 1 and 100000, not 0")),
+        ("-5", format!("{c}:3:27: `max_requests_per_minute` in [broker] must be between 1 and 100000, not -5")),
+        ("\"lots\"", format!("{c}:3:27: ")),
+    ] {
+        std::fs::write(&cfg, format!("rules = [\"rules.toml\"]\n[broker]\nmax_requests_per_minute = {value}\n{BOT}"))
+            .unwrap();
+        let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+        assert_eq!(code, 2, "{value}: {out}{err}");
+        assert!(err.lines().any(|l| l.starts_with(expected.as_str())), "{value}: missing `{expected}` in:\n{err}");
+    }
+    std::fs::write(&cfg, format!("rules = [\"rules.toml\"]\n[broker]\nmax_requests_per_minute = 150\n{BOT}")).unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 0, "a valid value loads: {out}{err}");
+}
+
 /// `every = "300000y"` passed `rules check` and panicked in `run` (exit 101, `now + every`
 /// overflowed chrono's calendar). Every duration in the configuration and the rules is now
 /// range-checked when it is read: each absurd value is a located problem, exit 2, in both

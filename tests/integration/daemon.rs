@@ -152,7 +152,7 @@ fn setup(url: &str, listen: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "state_dir = \"state\"\nrules = [\"rules.toml\"]\n\n[broker]\nkind = \"alpaca\"\nbase_url = {url:?}\ntimeout = \"2s\"\n\n\
+            "state_dir = \"state\"\nrules = [\"rules.toml\"]\n\n[broker]\nkind = \"alpaca\"\nbase_url = {url:?}\ntimeout = \"2s\"\nmax_requests_per_minute = 100000\n\n\
              [bot]\nroot = \"bot\"\n\n[bot.positions]\nfile = \"state/executor_state.json\"\nat = \"/opens\"\n\n\
              [schedule]\nevery = \"1s\"\n\n[server]\nlisten = {listen:?}\n\n{extra}"
         ),
@@ -999,6 +999,10 @@ fn a_foreign_host_header_gets_421_and_no_status_data_dns_rebinding() {
     let state = dir.path().join("state");
     let mut d = Running::start(&config, &[]);
     d.until("a cycle that saw the short", || !cycles(&state).is_empty());
+    // audits.jsonl is written before the status view is updated: wait for the view too.
+    d.until("the status view shows the short", || {
+        http_get_host(&listen, "/api/status", Some(&listen)).1.contains("CHWY")
+    });
 
     for foreign in [Some("attacker.example".to_owned()), Some(format!("attacker.example:{port}")), None] {
         for path in ["/", "/api/status", "/metrics", "/healthz"] {

@@ -164,7 +164,7 @@ fn setup(url: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "state_dir = \"state\"\nrules = [\"rules.toml\"]\n\n[broker]\nkind = \"alpaca\"\nbase_url = {url:?}\ntimeout = \"2s\"\n\n\
+            "state_dir = \"state\"\nrules = [\"rules.toml\"]\n\n[broker]\nkind = \"alpaca\"\nbase_url = {url:?}\ntimeout = \"2s\"\nmax_requests_per_minute = 100000\n\n\
              [bot]\nroot = \"bot\"\n\n[bot.positions]\nfile = \"state/executor_state.json\"\nat = \"/opens\"\n\n\
              [schedule]\nevery = \"1s\"\n\n[server]\nlisten = \"\"\n\n{extra}"
         ),

@@ -164,7 +164,7 @@ fn write_config(dir: &Path, name: &str, broker_url: &str, state: &str, extra: &s
     std::fs::write(
         &cfg,
         format!(
-            "state_dir = {state:?}\nrules = [\"rules.toml\"]\n\n[broker]\nbase_url = {broker_url:?}\ntimeout = \"5s\"\n\n\
+            "state_dir = {state:?}\nrules = [\"rules.toml\"]\n\n[broker]\nbase_url = {broker_url:?}\ntimeout = \"5s\"\nmax_requests_per_minute = 100000\n\n\
              [bot]\nroot = \"bot\"\n\n[bot.positions]\nfile = \"state.json\"\n\n[schedule]\nevery = \"1s\"\n\n{extra}"
         ),
     )

@@ -130,6 +130,7 @@ rules = ["rules.toml"]
 kind = "alpaca"
 base_url = "{url}"
 timeout = "{timeout}"
+max_requests_per_minute = 100000
 
 [bot]
 root = "bot"

@@ -48,6 +48,7 @@ rules = ["rules.toml"]
 kind = "alpaca"
 base_url = "{url}"
 timeout = "2s"
+max_requests_per_minute = 100000
 
 [bot]
 root = "bot"

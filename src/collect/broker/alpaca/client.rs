@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
+use super::budget::RequestBudget;
 use super::endpoint::Endpoint;
 use super::error::{BASE_URL_VAR, BrokerError, ClientError, KEY_ID_VAR, SECRET_KEY_VAR};
 use super::metrics::Metrics;
@@ -69,6 +70,7 @@ pub struct AlpacaClient {
     retry: RetryPolicy,
     metrics: Metrics,
     max_body: u64,
+    budget: RequestBudget,
 }
 
 impl fmt::Debug for AlpacaClient {
@@ -79,6 +81,7 @@ impl fmt::Debug for AlpacaClient {
             .field("credentials", &"<redacted>")
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("max_requests_per_minute", &self.budget.limit())
             .finish_non_exhaustive()
     }
 }
@@ -272,7 +275,8 @@ impl AlpacaClient {
             return Err(ClientError::MissingCredentials { missing, mode: mode_of(&base), base_url });
         };
         Ok(Self::build(base, key_id.trim(), secret_key.trim(), config.timeout, RetryPolicy::default())?
-            .with_max_body(config.max_body))
+            .with_max_body(config.max_body)
+            .with_request_budget(RequestBudget::per_minute(config.max_requests_per_minute)))
     }
 
     /// Builds a client from explicit settings.
@@ -313,7 +317,16 @@ impl AlpacaClient {
         // tunnel (the host alone would call that paper). The account is checked before acting.
         let mode =
             if mode_of(&base) == Mode::Live || key_mode(key_id) == Some(Mode::Live) { Mode::Live } else { Mode::Paper };
-        Ok(Self { http, base, mode, timeout, retry, metrics: Metrics::default(), max_body: DEFAULT_MAX_BODY })
+        Ok(Self {
+            http,
+            base,
+            mode,
+            timeout,
+            retry,
+            metrics: Metrics::default(),
+            max_body: DEFAULT_MAX_BODY,
+            budget: RequestBudget::default(),
+        })
     }
 
     /// Replaces the retry policy (tests use short delays).
@@ -328,6 +341,19 @@ impl AlpacaClient {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Spends `budget` (`[broker] max_requests_per_minute`), shared with every clone.
+    #[must_use]
+    pub fn with_request_budget(mut self, budget: RequestBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The request budget.
+    #[must_use]
+    pub fn request_budget(&self) -> &RequestBudget {
+        &self.budget
     }
 
     /// Reads at most `bytes` of any response body (`[broker] max_body`).
@@ -413,6 +439,7 @@ impl AlpacaClient {
         url: Url,
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, BrokerError> {
+        self.budget.acquire().await;
         self.metrics.request(endpoint);
         // Every error carries text from the server or the path to it (an error body, a proxy
         // page echoing the request headers): redacted here, where it enters.
@@ -587,6 +614,7 @@ mod tests {
             timeout: Duration::from_secs(3),
             replay_dir: None,
             max_body: crate::config::DEFAULT_MAX_BODY,
+            max_requests_per_minute: BrokerConfig::DEFAULT_MAX_REQUESTS_PER_MINUTE,
         }
     }
 

@@ -7,12 +7,15 @@
 //!   typed reads remediation uses to re-read the broker.
 //! - `writes`: close one or all positions, cancel one or all orders, patch the configuration;
 //!   one attempt each, never retried.
+//! - `budget`: the client-side request budget (`[broker] max_requests_per_minute`), a token
+//!   bucket every request passes, reads and writes alike.
 //! - `retry`: backoff and rate-limit waits (pure). `metrics`: per-endpoint counters.
 //! - `error`: `ClientError` (cannot build) and `BrokerError` (a request failed).
 //!
 //! A failed read is an explicit `SourceError` in the `BrokerView`, never an empty list.
 //! Unknown fields are ignored and fields Alpaca removed on 2026-07-06 are optional (`wire`).
 
+mod budget;
 mod client;
 mod endpoint;
 mod error;
@@ -21,6 +24,7 @@ mod reads;
 mod retry;
 mod writes;
 
+pub use budget::{DEFAULT_PER_MINUTE, RequestBudget};
 pub use client::{
     AlpacaClient, ClientSettings, LIVE_HOST, LIVE_URL, PAPER_URL, account_number_mode, key_mode, mode_of,
 };
