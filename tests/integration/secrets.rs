@@ -377,3 +377,63 @@ fn max_body_out_of_range_or_not_a_size_is_a_located_problem() {
         assert!(err.lines().any(|l| l.starts_with(&at) && l.contains(says)), "{value}: {err}");
     }
 }
+
+/// review2: a broker (or proxy) that answers only `GET /v2/clock`; account, positions and
+/// orders fail (500).
+fn clock_only(head: &str, s: &mut TcpStream) {
+    let path = head.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
+    if path == "/v2/clock" {
+        let body = r#"{"timestamp":"2026-12-06T03:00:00Z","is_open":true,"next_open":"2026-12-07T14:30:00Z","next_close":"2026-12-06T21:00:00Z"}"#;
+        reply(s, "200 OK", "application/json", body);
+    } else {
+        reply(s, "500 Internal Server Error", "application/json", r#"{"code":50010000,"message":"internal"}"#);
+    }
+}
+
+/// review2: the watchdog cannot read the account, the positions or the open orders (every rule
+/// is unknown and the heartbeat stops, `rule_reads_ok`), but the clock answers: `/healthz` must
+/// say blind after `blind_after` (2 cycles), as it does when the clock fails too.
+#[test]
+#[ignore = "review2: healthz/tradewarden_blind stay ok while only the clock endpoint answers"]
+fn account_positions_and_orders_failing_while_the_clock_answers_is_blind_on_healthz() {
+    let broker = serve(clock_only);
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cfg = write_config(
+        dir.path(),
+        "tw.toml",
+        &broker,
+        "state",
+        &format!("[alerts.email]\ntransport = \"file\"\n\n[server]\nlisten = {listen:?}\n"),
+    );
+    let mut child = with_secrets(bin())
+        .args(["run", "--max-cycles", "8", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until at least three cycles are done (every 1s; each failing read is retried).
+    let start = Instant::now();
+    let mut health = String::new();
+    let mut metrics = String::new();
+    while start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(500));
+        let m = http_get(&listen, "/metrics");
+        let cycles = m
+            .lines()
+            .find_map(|l| l.strip_prefix("tradewarden_cycles_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if cycles >= 3.0 {
+            health = http_get(&listen, "/healthz");
+            metrics = m;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!health.is_empty(), "three cycles never completed");
+    assert!(health.starts_with("HTTP/1.1 503"), "blind for 3 cycles but /healthz says:\n{health}");
+    assert!(metrics.contains("\ntradewarden_blind 1\n"), "{metrics}");
+}
