@@ -247,4 +247,18 @@ mod tests {
         r.add_secret("a-long-secret");
         assert_eq!(r.redact("nothing to see: about a bus"), "nothing to see: about a bus");
     }
+
+    /// review2: a proxy whose JSON encoder escapes `/` (PHP's `json_encode`) or writes `+` as
+    /// `\u002b` echoes the secret in a body the client does not parse as Alpaca's error
+    /// (no `code`/`message`): the raw text is redacted only of the literal, base64 and
+    /// percent-encoded forms, so the JSON-escaped one is stored and printed as is.
+    #[test]
+    #[ignore = "review2: a JSON-escaped echo of a secret with `/` is not redacted"]
+    fn a_json_escaped_echo_of_a_secret_is_redacted() {
+        let mut r = Redactor::new();
+        r.add_secret("sec-ECHO/x+Y9z=LEAK-4471");
+        let body = r#"{"error":"bad gateway","headers":{"APCA-API-SECRET-KEY":"sec-ECHO\/x+Y9z=LEAK-4471"}}"#;
+        let out = r.redact(body);
+        assert!(!out.contains("LEAK-4471"), "{out}");
+    }
 }
