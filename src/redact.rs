@@ -345,6 +345,9 @@ mod tests {
         r.add_secret("a-long-secret");
         let body = r#"{"path":"a\/b","emoji":"\ud83d\ude00","bad":"\uZZZZ \x"}"#;
         assert_eq!(r.redact(body), body);
-        assert_eq!(unescape_json(r#"\ud83d\ude00 \u00e9 \uD800 \"q\" \\ \/ \uZZ"#), "\u{1F600} é \\uD800 \"q\" \\ / \\uZZ");
+        assert_eq!(
+            unescape_json(r#"\ud83d\ude00 \u00e9 \uD800 \"q\" \\ \/ \uZZ"#),
+            "\u{1F600} é \\uD800 \"q\" \\ / \\uZZ"
+        );
     }
 }

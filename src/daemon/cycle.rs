@@ -21,7 +21,7 @@ use crate::alert::{AlertBook, AlertState, Notification, NotifyReason, Phase, Sil
 use crate::clock::Clock;
 use crate::collect::broker::Broker;
 use crate::config::Config;
-use crate::model::{Finding, Outcome};
+use crate::model::{Finding, Outcome, Snapshot};
 use crate::notify::{ActionNote, FlushReport, Mailer, MessageContext, Outbox, render};
 use crate::report::{
     ActionLine, AlertCounts, CycleRecord, EmailStatus, NotificationCounts, OutcomeCounts, Report, Summary,
@@ -82,13 +82,38 @@ impl Cycles for Daemon {
 struct Audited {
     report: Report,
     silences: Vec<Silence>,
-    /// No broker endpoint could be read: the audit ran, but saw nothing of the account.
-    blind: bool,
-    /// The reads the rules need (account, positions, open orders) all succeeded: only then
-    /// is the watchdog watching, and only then does it beat.
-    sighted: bool,
+    /// Why the watchdog did not see what it watches ([`blind_reason`]); `None` when it did.
+    /// Only a sighted cycle beats the heartbeat, and `blind_after` of these is `/healthz` 503.
+    blind: Option<String>,
     /// State files this part of the cycle could not write (the outbox, `alerts.json`).
     write_errors: Vec<String>,
+}
+
+/// Why a cycle is blind, or `None`. A watchdog that cannot read the account, the positions or
+/// the open orders is not watching, even when the clock and the configurations answer (a proxy
+/// that caches `/v2/clock` must not make it look healthy); nor is one that cannot read anything
+/// of the bot (its positions, metadata and every log all failed), even with the broker in view.
+#[must_use]
+pub fn blind_reason(snap: &Snapshot) -> Option<String> {
+    let b = &snap.broker;
+    let broker: Vec<String> = [&b.account.as_ref().err(), &b.positions.as_ref().err(), &b.orders.as_ref().err()]
+        .into_iter()
+        .flatten()
+        .map(|e| format!("{}: {}", e.source, e.message))
+        .collect();
+    if !broker.is_empty() {
+        return Some(broker.join("; "));
+    }
+    let bot = &snap.bot;
+    let metadata_failed = bot.metadata.as_ref().is_none_or(Result::is_err);
+    let logs_failed = snap.logs.values().all(Result::is_err);
+    if let Err(e) = &bot.positions
+        && metadata_failed
+        && logs_failed
+    {
+        return Some(format!("every bot source failed; {}: {}", e.source, e.message));
+    }
+    None
 }
 
 impl Daemon {
@@ -136,16 +161,9 @@ impl Daemon {
 
         let blind = match &audited {
             None => Some(format!("the cycle could not collect: {}", rec.error.as_deref().unwrap_or("unknown error"))),
-            Some(a) if a.blind => Some(
-                a.report
-                    .sources
-                    .iter()
-                    .find(|s| s.name == "broker")
-                    .and_then(|s| s.error.clone())
-                    .unwrap_or_else(|| "every broker endpoint failed".to_owned()),
-            ),
-            Some(_) => None,
+            Some(a) => a.blind.clone(),
         };
+        let sighted = blind.is_none();
         let finished = self.clock.now();
         let update = CycleUpdate {
             record: &rec,
@@ -163,10 +181,8 @@ impl Daemon {
         self.shared.update(|v| status::apply(v, update));
 
         // A blind cycle sends no heartbeat: the dead-man switch is for "the watchdog is not
-        // watching", and a watchdog that cannot read the account, the positions or the open
-        // orders is not, even when the clock and the configurations answer (a partly blind
-        // cycle is as blind for the rules that need those reads).
-        let blind = audited.as_ref().is_none_or(|a| a.blind || !a.sighted);
+        // watching" (see `blind_reason`).
+        let blind = !sighted;
         // Nor a healthy one while every notice has failed for too long: a watchdog no one can
         // hear is not watching for anyone, so the switch is told (`/fail`) instead.
         if rec.ok
@@ -259,13 +275,7 @@ impl Daemon {
         self.book = book;
         rec.notifications = notification_counts(&notes);
         rec.alerts = alert_counts(&self.book);
-        Some(Audited {
-            report,
-            silences,
-            blind: snap.broker.all_failed(),
-            sighted: snap.broker.rule_reads_ok(),
-            write_errors,
-        })
+        Some(Audited { report, silences, blind: blind_reason(&snap), write_errors })
     }
 
     /// Renders the notifications into one message and queues it (held in memory when its file
@@ -510,6 +520,38 @@ mod tests {
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap()
+    }
+
+    /// Review 2 (issue 12): with account, positions and orders failing while `/v2/clock`
+    /// answered, `/healthz` said 200 and `tradewarden_blind` was 0; so with every bot source
+    /// unreadable. Each of the three rule reads failing alone is blind; the clock or the
+    /// configurations failing alone are not; the bot is blind only when nothing of it was read.
+    #[test]
+    fn blind_is_any_rule_read_failing_or_every_bot_source_failing() {
+        use crate::checks::testkit::SnapshotBuilder as S;
+        assert_eq!(blind_reason(&S::new().build()), None);
+        assert_eq!(blind_reason(&S::new().broker_clock_unavailable().configuration_unavailable().build()), None);
+        for (name, snap) in [
+            ("account", S::new().broker_account_unavailable().build()),
+            ("positions", S::new().broker_positions_unavailable().build()),
+            ("orders", S::new().broker_orders_unavailable().build()),
+        ] {
+            let why = blind_reason(&snap).unwrap_or_else(|| panic!("{name} failing is blind"));
+            assert!(why.contains(&format!("broker:{name}")), "{name}: {why}");
+        }
+        let two = blind_reason(&S::new().broker_account_unavailable().broker_orders_unavailable().build()).unwrap();
+        assert!(two.contains("broker:account") && two.contains("broker:orders"), "{two}");
+        // The bot: positions unreadable but a log read is not blind; nothing read is.
+        let log_ok = crate::checks::testkit::log_summary(Some(5), vec![]);
+        assert_eq!(blind_reason(&S::new().bot_positions_malformed().log("run", log_ok).build()), None);
+        let why = blind_reason(&S::new().bot_positions_malformed().log_unavailable("run").build()).unwrap();
+        assert!(why.starts_with("every bot source failed"), "{why}");
+        assert!(blind_reason(&S::new().bot_positions_malformed().build()).is_some(), "no log, no metadata");
+        assert_eq!(
+            blind_reason(&S::new().bot_positions_malformed().metadata("AAPL", serde_json::json!({})).build()),
+            None,
+            "metadata was read"
+        );
     }
 
     /// A replay of the phantom-exit snapshot with one rule (`no-shorts`, flatten_shorts) and

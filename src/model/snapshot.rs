@@ -143,16 +143,6 @@ impl BrokerView {
         }
     }
 
-    /// True when no broker endpoint could be read: the watchdog saw nothing of the account.
-    #[must_use]
-    pub fn all_failed(&self) -> bool {
-        self.account.is_err()
-            && self.positions.is_err()
-            && self.orders.is_err()
-            && self.clock.is_err()
-            && !matches!(self.configuration, Some(Ok(_)))
-    }
-
     /// True when the reads the rules need were all made: account, positions and open orders
     /// (the clock and the configurations only inform a few checks). The heartbeat beats only
     /// then.

@@ -394,7 +394,6 @@ fn clock_only(head: &str, s: &mut TcpStream) {
 /// is unknown and the heartbeat stops, `rule_reads_ok`), but the clock answers: `/healthz` must
 /// say blind after `blind_after` (2 cycles), as it does when the clock fails too.
 #[test]
-#[ignore = "review2: healthz/tradewarden_blind stay ok while only the clock endpoint answers"]
 fn account_positions_and_orders_failing_while_the_clock_answers_is_blind_on_healthz() {
     let broker = serve(clock_only);
     let dir = tempfile::tempdir().unwrap();
@@ -436,4 +435,8 @@ fn account_positions_and_orders_failing_while_the_clock_answers_is_blind_on_heal
     assert!(!health.is_empty(), "three cycles never completed");
     assert!(health.starts_with("HTTP/1.1 503"), "blind for 3 cycles but /healthz says:\n{health}");
     assert!(metrics.contains("\ntradewarden_blind 1\n"), "{metrics}");
+    assert!(
+        health.contains("blind:") && health.contains("broker:positions"),
+        "the reason names the failed reads:\n{health}"
+    );
 }
