@@ -31,7 +31,7 @@ use super::fix_state::{self, FixInput, FixPlan, Written};
 use super::journal::{Intent, Journal, Ledger, Outcome, Record};
 use super::plan::{self, Guard, Plan, Scope, Step};
 use super::{ActionReport, Executed, Hooks, Status, cancel, exec, flatten, guard};
-use crate::config::{ActionKind, Config, EmailTransport, Rule};
+use crate::config::{ActionKind, Config, Rule};
 use crate::engine::Evaluated;
 use crate::model::{Finding, Mode, Outcome as RuleOutcome, Severity, Snapshot};
 
@@ -309,16 +309,6 @@ fn guard_of(kind: &ActionKind) -> Option<Guard> {
         ActionKind::SuspendTrading => Some(Guard::SuspendTrade),
         ActionKind::EnforceNoShorting => Some(Guard::NoShorting),
         _ => None,
-    }
-}
-
-/// The environment variables an exec must not see besides `APCA_*`.
-fn hidden_env(cfg: &Config) -> Vec<String> {
-    match &cfg.alerts.email.transport {
-        EmailTransport::Smtp { username_env, password_env, .. } => {
-            username_env.iter().chain(password_env).cloned().collect()
-        }
-        EmailTransport::File { .. } => Vec::new(),
     }
 }
 
@@ -747,7 +737,7 @@ impl Runner<'_> {
             "findings": findings,
         });
         let stdin = serde_json::to_vec_pretty(&stdin).unwrap_or_default();
-        let env = exec::child_env(std::env::vars_os(), &env, &hidden_env(self.cfg));
+        let env = exec::child_env(std::env::vars_os(), &env, &exec::hidden_env(&self.cfg.alerts));
         match exec::run(&e.command, e.timeout, &self.cfg.dir, env, stdin).await {
             Err(why) => Executed::failed(why),
             Ok(run) => {
