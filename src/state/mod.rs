@@ -14,8 +14,8 @@ pub mod jsonl;
 mod state_lock;
 
 pub use file::{
-    Loaded, StateError, TEMP_PREFIX, ensure_dir, load_or_default, make_private, open_append, open_lock, quarantine,
-    read_json, remove_file, sweep_temp_files, temp_file_owner, write_atomic, write_json,
+    Loaded, StateError, TEMP_PREFIX, ensure_dir, load_or_default, make_private, quarantine, read_json, remove_file,
+    sweep_temp_files, temp_file_owner, write_atomic, write_json,
 };
 pub use file_lock::{FileLock, LockError};
 pub use state_lock::{LOCK_FILE, StateLock};
