@@ -203,16 +203,11 @@ impl Mailer {
     }
 
     /// The file transport into `dir`, for delivering messages already queued (each carries its
-    /// own addresses). Messages it renders itself are from `tradewarden@localhost` to no one:
-    /// queue through `from_config` instead.
+    /// own addresses). It has no addresses of its own, so what it renders cannot be built into
+    /// an email: queue through a `from_config` mailer, or `Outbox::enqueue` with addresses.
     #[must_use]
     pub fn file(dir: &Path) -> Self {
-        Self {
-            transport: Transport::file(dir),
-            from: "tradewarden@localhost".into(),
-            to: Vec::new(),
-            secret_env: Vec::new(),
-        }
+        Self { transport: Transport::file(dir), from: String::new(), to: Vec::new(), secret_env: Vec::new() }
     }
 
     async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
