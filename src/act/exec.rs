@@ -7,8 +7,9 @@
 //!   is reaped. After a normal exit nothing is signalled; output pipes a background grandchild
 //!   keeps open are abandoned after 2 s.
 //! - Its environment is tradewarden's, minus the broker credentials and every other
-//!   `APCA_*` variable, and minus the SMTP credential variables `[alerts.email]` names: a
-//!   command that needs keys must get them its own way. Added: `TRADEWARDEN_ACTION`,
+//!   `APCA_*` variable, and minus every notification channel's secret variables (the SMTP
+//!   credentials `[alerts.email]` names; `hidden_env`): a command that needs keys must get
+//!   them its own way. Added: `TRADEWARDEN_ACTION`,
 //!   `TRADEWARDEN_RULE`, `TRADEWARDEN_CODE`, `TRADEWARDEN_SUBJECT`, `TRADEWARDEN_SEVERITY`,
 //!   `TRADEWARDEN_FINGERPRINT`, `TRADEWARDEN_MODE` (`paper`/`live`).
 //! - Exit status and the first 16 KiB of stdout and stderr go to the journal.
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::config::AlertsConfig;
 
 /// Output kept per stream.
 pub const MAX_OUTPUT: usize = 16 * 1024;
@@ -69,6 +72,13 @@ impl ExecRun {
             "ended without a status".into()
         }
     }
+}
+
+/// The variables a command must not see besides `APCA_*`: every configured notification
+/// channel's secrets, read from the configuration (no channel need be built).
+#[must_use]
+pub fn hidden_env(alerts: &AlertsConfig) -> Vec<String> {
+    alerts.secret_env()
 }
 
 /// Whether a variable must not reach the command.
@@ -250,6 +260,29 @@ mod tests {
             assert!(secret(hidden, &smtp), "{hidden}");
         }
         assert!(!secret("PATH", &smtp) && !secret("HOME", &smtp));
+    }
+
+    /// The hidden names come from the configured channels (today the SMTP credentials of
+    /// `[alerts.email]`), not from a list exec keeps itself.
+    #[test]
+    fn every_channels_secret_variables_are_hidden_from_the_child() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+        let path = dir.path().join("tradewarden.toml");
+        std::fs::write(
+            &path,
+            "rules = [\"rules.toml\"]\n[bot]\nroot = \".\"\n[bot.positions]\nfile = \"p.json\"\n\
+             [alerts.email]\ntransport = \"smtp\"\nhost = \"smtp.example.com\"\nport = 587\n\
+             username_env = \"TW_TEST_SMTP_USER\"\npassword_env = \"TW_TEST_SMTP_PASS\"\n",
+        )
+        .unwrap();
+        let cfg = crate::config::Config::load(&path).unwrap();
+        let hide = hidden_env(&cfg.alerts);
+        assert_eq!(hide, ["TW_TEST_SMTP_USER", "TW_TEST_SMTP_PASS"]);
+        let base = [("TW_TEST_SMTP_USER", "u"), ("TW_TEST_SMTP_PASS", "p"), ("APCA_API_KEY_ID", "k"), ("PATH", "/bin")]
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env = child_env(base, &[], &hide);
+        assert_eq!(env, [(OsString::from("PATH"), OsString::from("/bin"))]);
     }
 
     #[tokio::test]

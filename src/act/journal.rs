@@ -10,20 +10,22 @@
 //!   re-reading the broker, never by repeating it (`recover`).
 //!
 //! Reading tolerates a torn last line (a crash mid-append) and skips any other line that is
-//! not a record, counting it; appending starts a new line if the file does not end with one.
+//! not a record, counting it; appending starts a new line if the file does not end with one
+//! (both `state::jsonl`'s).
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::state::ensure_dir;
+use crate::state::jsonl::{self, AppendPolicy, Lines};
+use crate::state::{FileLock, LockError};
 
 /// The journal's file name inside the state directory.
 pub const FILE: &str = "actions.jsonl";
@@ -120,15 +122,15 @@ impl Ledger {
     /// Parses journal text. Never fails: unreadable lines are counted, not fatal.
     #[must_use]
     pub fn parse(text: &str) -> Self {
-        let mut l = Self::default();
-        for line in text.lines() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Record>(line) {
-                Ok(r) => l.push(r),
-                Err(_) => l.skipped_lines += 1,
-            }
+        Self::from_lines(jsonl::parse(text))
+    }
+
+    /// The ledger of records read from the file.
+    #[must_use]
+    pub fn from_lines(lines: Lines<Record>) -> Self {
+        let mut l = Self { skipped_lines: lines.skipped, ..Self::default() };
+        for r in lines.records {
+            l.push(r);
         }
         l
     }
@@ -221,11 +223,7 @@ impl Journal {
     /// When it exists but cannot be read: then budget and cooldown are unknown, and no action
     /// may run.
     pub fn read(&self) -> io::Result<Ledger> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => Ok(Ledger::parse(&String::from_utf8_lossy(&bytes))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Ledger::default()),
-            Err(e) => Err(e),
-        }
+        jsonl::read(&self.path).map(Ledger::from_lines)
     }
 
     /// Appends one record as a line and fsyncs it (created 0600 in a 0700 state directory).
@@ -237,46 +235,43 @@ impl Journal {
             // Raised before the write: an intent that may be on disk must not be abandoned.
             flag.store(true, Ordering::SeqCst);
         }
-        if let Some(dir) = self.path.parent() {
-            ensure_dir(dir).map_err(|e| io::Error::other(e.to_string()))?;
-        }
-        let mut line = serde_json::to_string(record).map_err(io::Error::other)?;
-        line.push('\n');
-        let mut opts = OpenOptions::new();
-        opts.create(true).append(true).read(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&self.path)?;
-        let len = f.metadata()?.len();
-        if len > 0 && !ends_with_newline(&f, len)? {
-            // A torn last line: start ours on a fresh line so both stay parseable (or skipped).
-            line.insert(0, '\n');
-        }
-        f.write_all(line.as_bytes())?;
-        f.sync_data()
+        jsonl::append(&self.path, record, AppendPolicy { sync: true, rotate_at: None })
     }
 }
 
-/// Whether a file of `len` bytes ends with a newline (else its last line was torn: a crash or a
-/// full disk mid-append). Shared with the daemon's `audits.jsonl`.
-#[cfg(unix)]
-pub(crate) fn ends_with_newline(f: &std::fs::File, len: u64) -> io::Result<bool> {
-    use std::os::unix::fs::FileExt;
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, len - 1)?;
-    Ok(b[0] == b'\n')
+/// Holds `state_dir/actions.lock` so two tradewardens (the daemon and a `flatten`) never act at
+/// once: the journal's budget and cooldown are read, and an intent appended, under it.
+/// Released on drop.
+#[derive(Debug)]
+pub struct ActionsLock {
+    _held: FileLock,
 }
 
-#[cfg(not(unix))]
-pub(crate) fn ends_with_newline(_f: &std::fs::File, _len: u64) -> io::Result<bool> {
-    Ok(true)
+impl ActionsLock {
+    /// The lock file's name.
+    pub const FILE: &'static str = "actions.lock";
+
+    /// Takes the lock, waiting up to `wait`.
+    ///
+    /// # Errors
+    /// When it cannot be taken in time (another tradewarden is acting) or the file cannot
+    /// be used; a sentence for the action's report.
+    pub async fn acquire(state_dir: &Path, wait: Duration) -> Result<Self, String> {
+        let path = state_dir.join(Self::FILE);
+        match FileLock::acquire_within(&path, wait).await {
+            Ok(l) => Ok(Self { _held: l }),
+            Err(LockError::Held { .. }) => Err(format!("another tradewarden is acting ({} is locked)", path.display())),
+            Err(LockError::Io { source, .. }) => Err(format!("cannot lock {}: {source}", path.display())),
+            Err(e @ LockError::State(_)) => Err(e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -363,5 +358,26 @@ mod tests {
         let line = serde_json::to_string(&r).unwrap();
         assert!(line.starts_with(r#"{"kind":"intent","id":"a""#), "{line}");
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+    }
+
+    /// `actions.lock` used to be created with the process umask (often 0644); it is 0600 like
+    /// every state file, and a second taker waits, then gives up naming the file.
+    #[tokio::test]
+    async fn the_actions_lock_is_private_and_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = ActionsLock::acquire(dir.path(), Duration::ZERO).await.unwrap();
+        let err = ActionsLock::acquire(dir.path(), Duration::from_millis(150)).await.unwrap_err();
+        assert_eq!(
+            err,
+            format!("another tradewarden is acting ({} is locked)", dir.path().join(ActionsLock::FILE).display())
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(ActionsLock::FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        drop(held);
+        drop(ActionsLock::acquire(dir.path(), Duration::ZERO).await.unwrap());
     }
 }

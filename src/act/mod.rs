@@ -57,9 +57,9 @@ use crate::engine::Evaluated;
 use crate::model::{Mode, Outcome as RuleOutcome, Severity, Snapshot};
 pub use broker::ActBroker;
 use confirm::Timing;
-use journal::{Journal, Ledger, Outcome, Record};
+use journal::{ActionsLock, Journal, Ledger, Outcome, Record};
 use plan::{Guard, Plan, Scope, Step};
-use runner::{ActionsLock, Clockwork, Origin, Prepared, Recheck, Request, Runner, Stop, Trigger, finding};
+use runner::{Clockwork, Origin, Prepared, Recheck, Request, Runner, Stop, Trigger, finding};
 
 /// What happened to an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

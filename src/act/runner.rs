@@ -21,8 +21,6 @@
 //! 8. **outcome** journaled; a failed or unconfirmed action carries a critical finding.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -33,7 +31,7 @@ use super::fix_state::{self, FixInput, FixPlan, Written};
 use super::journal::{Intent, Journal, Ledger, Outcome, Record};
 use super::plan::{self, Guard, Plan, Scope, Step};
 use super::{ActionReport, Executed, Hooks, Status, cancel, exec, flatten, guard};
-use crate::config::{ActionKind, Config, EmailTransport, Rule};
+use crate::config::{ActionKind, Config, Rule};
 use crate::engine::Evaluated;
 use crate::model::{Finding, Mode, Outcome as RuleOutcome, Severity, Snapshot};
 
@@ -311,16 +309,6 @@ fn guard_of(kind: &ActionKind) -> Option<Guard> {
         ActionKind::SuspendTrading => Some(Guard::SuspendTrade),
         ActionKind::EnforceNoShorting => Some(Guard::NoShorting),
         _ => None,
-    }
-}
-
-/// The environment variables an exec must not see besides `APCA_*`.
-fn hidden_env(cfg: &Config) -> Vec<String> {
-    match &cfg.alerts.email.transport {
-        EmailTransport::Smtp { username_env, password_env, .. } => {
-            username_env.iter().chain(password_env).cloned().collect()
-        }
-        EmailTransport::File { .. } => Vec::new(),
     }
 }
 
@@ -749,7 +737,7 @@ impl Runner<'_> {
             "findings": findings,
         });
         let stdin = serde_json::to_vec_pretty(&stdin).unwrap_or_default();
-        let env = exec::child_env(std::env::vars_os(), &env, &hidden_env(self.cfg));
+        let env = exec::child_env(std::env::vars_os(), &env, &exec::hidden_env(&self.cfg.alerts));
         match exec::run(&e.command, e.timeout, &self.cfg.dir, env, stdin).await {
             Err(why) => Executed::failed(why),
             Ok(run) => {
@@ -800,47 +788,6 @@ fn same_as_approved(approved: &Prepared, fresh: &Prepared) -> Result<(), String>
                     "refused: the fresh read would also close {}, which was not in the plan shown; nothing sent",
                     extra.join(", ")
                 ))
-            }
-        }
-    }
-}
-
-/// Holds `state_dir/actions.lock` so two tradewardens (the daemon and a `flatten`) never act at
-/// once; released on drop.
-#[derive(Debug)]
-pub struct ActionsLock {
-    _file: std::fs::File,
-}
-
-impl ActionsLock {
-    /// The lock file's name.
-    pub const FILE: &'static str = "actions.lock";
-
-    /// Takes the lock, waiting up to `wait`.
-    ///
-    /// # Errors
-    /// When it cannot be taken in time (another tradewarden is acting) or the file cannot
-    /// be opened.
-    pub async fn acquire(state_dir: &std::path::Path, wait: Duration) -> Result<Self, String> {
-        crate::state::ensure_dir(state_dir).map_err(|e| e.to_string())?;
-        let path: PathBuf = state_dir.join(Self::FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Self { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(format!("another tradewarden is acting ({} is locked)", path.display()));
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", path.display())),
             }
         }
     }

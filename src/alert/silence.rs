@@ -6,7 +6,6 @@
 //! through `SilenceBook::update`, which holds `silences.lock` for the read-modify-write.
 //! Expired silences are pruned on every update.
 
-use std::fs::OpenOptions;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::state::{Loaded, StateError, ensure_dir, load_or_default, read_json, write_json};
+use crate::state::{FileLock, Loaded, LockError, StateError, load_or_default, read_json, write_json};
 
 /// One silence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,18 +111,15 @@ impl SilenceBook {
         now: DateTime<Utc>,
         f: impl FnOnce(&mut Self) -> R,
     ) -> Result<(R, Option<String>), StateError> {
-        ensure_dir(state_dir)?;
-        let lock_path = state_dir.join(Self::LOCK_FILE);
-        let lock_err = |source: io::Error| StateError::Write { path: lock_path.clone(), source };
-        let mut opts = OpenOptions::new();
-        opts.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let lock = opts.open(&lock_path).map_err(lock_err)?;
-        lock.lock().map_err(lock_err)?;
+        let lock = FileLock::acquire(&state_dir.join(Self::LOCK_FILE)).map_err(|e| match e {
+            LockError::State(e) => e,
+            LockError::Io { path, source } => StateError::Write { path, source },
+            // `acquire` waits instead; kept as a write error should that ever change.
+            LockError::Held { dir, .. } => StateError::Write {
+                path: dir.join(Self::LOCK_FILE),
+                source: io::Error::from(io::ErrorKind::WouldBlock),
+            },
+        })?;
         let path = state_dir.join(Self::FILE);
         // A file that cannot be read (not a corrupt one) must not be overwritten with an empty book.
         if let Err(e @ StateError::Read { .. }) = read_json::<Self>(&path) {

@@ -4,9 +4,7 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
 use super::{ConfigArg, exit, load, print};
-use crate::notify::Mailer;
-use crate::notify::{MessageContext, host_name, render_test};
-use crate::notify::{Notifier, Outbox, RetryPolicy};
+use crate::notify::{Channel, Mailer, MessageContext, Outbox, RetryPolicy, host_name, render_test};
 
 /// Exit code when the test message could not be delivered and stays queued.
 pub const QUEUED: u8 = 1;
@@ -44,7 +42,7 @@ pub async fn run(command: AlertsCommand, now: DateTime<Utc>) -> anyhow::Result<u
             let ctx = MessageContext { host: &host, config_path: &cfg.path, mode: None, now };
             let rendered = render_test(&ctx, &mailer.describe());
             let outbox = Outbox::new(&cfg.state_dir).with_policy(policy);
-            let msg = match outbox.enqueue(&rendered, &cfg.alerts.email.from, &cfg.alerts.email.to, now) {
+            let msg = match outbox.queue(&mailer, &rendered, now) {
                 Ok(m) => m,
                 Err(e) => {
                     eprintln!("error: cannot queue the test message: {e}");

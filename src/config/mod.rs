@@ -1,6 +1,7 @@
 //! Configuration: `tradewarden.toml` and the rule files it names, read into validated runtime
 //! types. Loading reports every problem at once, each with file, line and column.
 
+mod channels;
 pub mod cleartext;
 pub mod duration;
 mod problem;

@@ -291,8 +291,7 @@ impl Daemon {
         let notes_for_actions: Vec<ActionNote> = actions.iter().map(action_note).collect();
         let ctx = MessageContext { host: &self.host, config_path: &self.cfg.path, mode: Some(snap.mode), now };
         let rendered = render(notes, &notes_for_actions, &ctx)?;
-        let email = &self.cfg.alerts.email;
-        let (msg, unwritten) = self.outbox.enqueue_or_hold(&rendered, &email.from, &email.to, now);
+        let (msg, unwritten) = self.outbox.queue_or_hold(&self.mailer, &rendered, now);
         match unwritten {
             None => tracing::info!(message_id = %msg.message_id, subject = %msg.subject, "Email queued."),
             Some(e) => {

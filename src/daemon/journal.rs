@@ -1,56 +1,37 @@
 //! `state_dir/audits.jsonl`: one JSON line per cycle (`CycleRecord`), size-capped by rotation:
 //! when appending would pass the cap, the file becomes `audits.jsonl.1` (replacing the previous
-//! one) and a new file starts. So the history on disk stays under twice the cap.
+//! one) and a new file starts. So the history on disk stays under twice the cap. The line I/O is
+//! `state::jsonl`'s.
 //!
 //! A line cut short (the process killed in the middle of a multi-page write, or a full disk)
 //! stays as it is, and the next record starts on a fresh line, so one crash costs at most the
 //! record it was writing, never the next one too.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use crate::report::CycleRecord;
+use crate::state::jsonl::{self, AppendPolicy};
 
 /// The file name inside the state directory.
 pub const FILE: &str = "audits.jsonl";
 /// The default cap: 10 MB.
 pub const CAP: u64 = 10 * 1024 * 1024;
 
-/// Appends one record as a line, rotating first when the file would pass `cap` bytes.
+/// Appends one record as a line, rotating first when the file would pass `cap` bytes. Not
+/// fsynced: a cycle record lost to a power cut costs history, never a decision.
 ///
 /// # Errors
 /// When the file cannot be rotated or written.
 pub fn append(state_dir: &Path, record: &CycleRecord, cap: u64) -> io::Result<()> {
-    let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
-    line.push(b'\n');
-    let path = state_dir.join(FILE);
-    let len = match fs::metadata(&path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e),
-    };
-    if len > 0 && len + line.len() as u64 > cap {
-        fs::rename(&path, state_dir.join(format!("{FILE}.1")))?;
-    }
-    let mut opts = OpenOptions::new();
-    opts.create(true).append(true).read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&path)?;
-    let len = f.metadata()?.len();
-    if len > 0 && !crate::act::journal::ends_with_newline(&f, len)? {
-        line.insert(0, b'\n');
-    }
-    // One write of the whole line: with O_APPEND, a reader never sees two lines interleaved.
-    f.write_all(&line)
+    jsonl::append(&state_dir.join(FILE), record, AppendPolicy { sync: false, rotate_at: Some(cap) })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs::{self, OpenOptions};
+    use std::io::Write;
+
     use chrono::TimeZone;
 
     use super::*;

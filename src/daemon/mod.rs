@@ -59,7 +59,7 @@ use crate::act::Actor;
 use crate::alert::AlertBook;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BotSource, Config, Schedule};
-use crate::notify::{Mailer, Notifier, Outbox, RetryPolicy, host_name};
+use crate::notify::{Channel, Mailer, Outbox, RetryPolicy, host_name};
 use crate::server::{Shared, StatusView};
 use crate::state::{LockError, StateLock, sweep_temp_files};
 use cycle::Daemon;

@@ -1,9 +1,11 @@
-//! lettre transports: SMTP (STARTTLS, implicit TLS or plain) and `.eml` files.
+//! The email channel: lettre's transports, SMTP (STARTTLS, implicit TLS or plain) or `.eml`
+//! files, behind `Channel`.
 //!
 //! SMTP credentials come from the environment variables `[alerts.email]` names
 //! (`username_env`, `password_env`); their values are read once when the `Mailer` is built,
 //! handed to lettre, and never logged, stored, printed or put in a message (lettre's own
 //! `Debug` for credentials prints nothing, and `Mailer`'s `Debug` shows only the description).
+//! Their names are the channel's `secret_env`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -12,11 +14,42 @@ use lettre::message::{MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
 
-use super::outbox::{Notifier, OutboxMessage, SendError};
-use super::render::header_safe;
+use super::channel::{Channel, Content, Delivery, delivery};
+use super::outbox::{OutboxMessage, SendError};
+use super::render::{Rendered, header_safe};
 use crate::config::{EmailConfig, EmailTransport, SmtpTls};
-use crate::state::ensure_dir;
+use crate::state::{ensure_dir, make_private};
+
+/// The email channel's name, recorded in the messages it queues. Outbox files written before
+/// channels existed have no channel and are email.
+pub const EMAIL: &str = "email";
+
+/// The email fields of a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EmailContent {
+    /// Sender.
+    from: String,
+    /// Recipients.
+    to: Vec<String>,
+    /// Plain-text part.
+    text: String,
+    /// HTML part.
+    html: String,
+}
+
+/// The email fields of a rendered notice sent from `from` to `to`.
+#[must_use]
+pub fn content(notice: &Rendered, from: &str, to: &[String]) -> Content {
+    let c =
+        EmailContent { from: from.to_owned(), to: to.to_vec(), text: notice.text.clone(), html: notice.html.clone() };
+    match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(map)) => map,
+        // A struct of strings always serialises to an object.
+        _ => Content::new(),
+    }
+}
 
 /// Why a transport could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -47,26 +80,38 @@ pub enum NotifyError {
 /// # Errors
 /// When an address does not parse or lettre refuses the message.
 pub fn build_message(m: &OutboxMessage) -> Result<Message, String> {
-    let from = m.from.parse().map_err(|e| format!("sender `{}`: {e}", header_safe(&m.from)))?;
+    let c: EmailContent = serde_json::from_value(serde_json::Value::Object(m.content.clone()))
+        .map_err(|e| format!("not an email message: {e}"))?;
+    let from = c.from.parse().map_err(|e| format!("sender `{}`: {e}", header_safe(&c.from)))?;
     let mut b = Message::builder()
         .from(from)
         .subject(header_safe(&m.subject))
         .message_id(Some(header_safe(&m.message_id)))
         .date(SystemTime::from(m.created_at))
         .user_agent(format!("tradewarden/{}", env!("CARGO_PKG_VERSION")));
-    for to in &m.to {
+    for to in &c.to {
         b = b.to(to.parse().map_err(|e| format!("recipient `{}`: {e}", header_safe(to)))?);
     }
     let body = MultiPart::alternative()
         .boundary(format!("tradewarden-{}", header_safe(&m.id)))
-        .singlepart(SinglePart::plain(m.text.clone()))
-        .singlepart(SinglePart::html(m.html.clone()));
+        .singlepart(SinglePart::plain(c.text))
+        .singlepart(SinglePart::html(c.html));
     b.multipart(body).map_err(|e| format!("cannot build the message: {e}"))
 }
 
-/// The configured transport.
+/// The email channel: the configured transport, the addresses it queues messages with, and the
+/// names of its credentials variables.
 #[derive(Clone)]
-pub enum Mailer {
+pub struct Mailer {
+    transport: Transport,
+    from: String,
+    to: Vec<String>,
+    secret_env: Vec<String>,
+}
+
+/// lettre's transport.
+#[derive(Clone)]
+enum Transport {
     /// An SMTP server.
     Smtp {
         /// lettre's transport (holds the credentials, if any).
@@ -108,8 +153,17 @@ impl Mailer {
         timeout: Duration,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, NotifyError> {
+        let transport = Self::transport(cfg, timeout, env)?;
+        Ok(Self { transport, from: cfg.from.clone(), to: cfg.to.clone(), secret_env: cfg.secret_env() })
+    }
+
+    fn transport(
+        cfg: &EmailConfig,
+        timeout: Duration,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Transport, NotifyError> {
         match &cfg.transport {
-            EmailTransport::File { dir } => Ok(Self::file(dir)),
+            EmailTransport::File { dir } => Ok(Transport::file(dir)),
             EmailTransport::Smtp { host, port, tls, username_env, password_env, ca_file } => {
                 let tls_error = |message: String| NotifyError::Tls { host: host.clone(), message };
                 let tls_params = || {
@@ -142,30 +196,24 @@ impl Mailer {
                     b = b.credentials(Credentials::new(user, pass));
                 }
                 let auth = if username_env.is_some() { ", authenticated" } else { "" };
-                Ok(Self::Smtp { transport: b.build(), description: format!("smtp://{host}:{port} ({tls_word}{auth})") })
+                let description = format!("smtp://{host}:{port} ({tls_word}{auth})");
+                Ok(Transport::Smtp { transport: b.build(), description })
             }
         }
     }
 
-    /// The file transport into `dir`.
+    /// The file transport into `dir`, for delivering messages already queued (each carries its
+    /// own addresses). It has no addresses of its own, so what it renders cannot be built into
+    /// an email: queue through a `from_config` mailer, or `Outbox::enqueue` with addresses.
     #[must_use]
     pub fn file(dir: &Path) -> Self {
-        Self::File { transport: AsyncFileTransport::new(dir), dir: dir.to_owned() }
-    }
-}
-
-impl Notifier for Mailer {
-    fn describe(&self) -> String {
-        match self {
-            Self::Smtp { description, .. } => description.clone(),
-            Self::File { dir, .. } => format!(".eml files in {}", dir.display()),
-        }
+        Self { transport: Transport::file(dir), from: String::new(), to: Vec::new(), secret_env: Vec::new() }
     }
 
     async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
         let email = build_message(message).map_err(SendError::rejected)?;
-        match self {
-            Self::Smtp { transport, description } => match transport.send(email).await {
+        match &self.transport {
+            Transport::Smtp { transport, description } => match transport.send(email).await {
                 // The server's replies are external text: redacted before the outbox, the
                 // audit log or stdout sees them.
                 Ok(resp) => {
@@ -177,14 +225,14 @@ impl Notifier for Mailer {
                 }
                 Err(e) => Err(SendError::connection(crate::redact::redact(&format!("{description}: {e}")))),
             },
-            Self::File { transport, dir } => {
+            Transport::File { transport, dir } => {
                 ensure_dir(dir).map_err(|e| SendError::connection(e.to_string()))?;
                 match transport.send(email).await {
                     Ok(id) => {
                         let path = dir.join(format!("{id}.eml"));
                         // lettre writes with the process umask (often 0644); files under the
                         // state directory are 0600 (the folder is 0700 when we created it).
-                        if let Err(e) = private(&path) {
+                        if let Err(e) = make_private(&path) {
                             tracing::warn!(path = %path.display(), error = %e, "cannot make the .eml file private");
                         }
                         Ok(format!("written to {}", path.display()))
@@ -196,15 +244,35 @@ impl Notifier for Mailer {
     }
 }
 
-#[cfg(unix)]
-fn private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+impl Transport {
+    fn file(dir: &Path) -> Self {
+        Self::File { transport: AsyncFileTransport::new(dir), dir: dir.to_owned() }
+    }
 }
 
-#[cfg(not(unix))]
-fn private(_path: &Path) -> std::io::Result<()> {
-    Ok(())
+impl Channel for Mailer {
+    fn name(&self) -> &str {
+        EMAIL
+    }
+
+    fn describe(&self) -> String {
+        match &self.transport {
+            Transport::Smtp { description, .. } => description.clone(),
+            Transport::File { dir, .. } => format!(".eml files in {}", dir.display()),
+        }
+    }
+
+    fn secret_env(&self) -> Vec<String> {
+        self.secret_env.clone()
+    }
+
+    fn render(&self, notice: &Rendered) -> Content {
+        content(notice, &self.from, &self.to)
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutboxMessage) -> Delivery<'a> {
+        delivery(self.send(message))
+    }
 }
 
 #[cfg(test)]
@@ -215,15 +283,14 @@ mod tests {
 
     fn msg(subject: &str) -> OutboxMessage {
         let t = chrono::Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap();
+        let notice = Rendered { subject: subject.into(), text: "plain body".into(), html: "<p>html body</p>".into() };
         OutboxMessage {
             id: "0123456789abcdef0123456789abcdef".into(),
             message_id: "<01234567-89ab-cdef-0123-456789abcdef@tradewarden>".into(),
             created_at: t,
-            from: "tradewarden <tw@example.com>".into(),
-            to: vec!["ops@example.com".into()],
+            channel: EMAIL.into(),
             subject: subject.into(),
-            text: "plain body".into(),
-            html: "<p>html body</p>".into(),
+            content: content(&notice, "tradewarden <tw@example.com>", &["ops@example.com".into()]),
             attempts: 0,
             next_attempt_at: t,
             last_attempt_at: None,
@@ -287,6 +354,29 @@ mod tests {
         let shown = format!("{ok:?} {}", ok.describe());
         assert!(!shown.contains("secret") && !shown.contains("alice"), "{shown}");
         assert!(shown.contains("smtp://smtp.example.com:587 (starttls, authenticated)"), "{shown}");
+        // The channel names its secrets' variables (for `exec:` to hide), never their values.
+        assert_eq!(ok.secret_env(), ["TW_USER", "TW_PASS"]);
+        assert_eq!(ok.secret_env(), cfg.secret_env());
+        assert_eq!(ok.name(), EMAIL);
+    }
+
+    #[test]
+    fn rendering_addresses_the_message_from_the_config() {
+        let cfg = EmailConfig {
+            transport: EmailTransport::File { dir: PathBuf::from("/nonexistent") },
+            from: "tw@example.com".into(),
+            to: vec!["a@example.com".into(), "b@example.com".into()],
+        };
+        let mailer = Mailer::from_config(&cfg, Duration::from_secs(5)).unwrap();
+        assert!(mailer.secret_env().is_empty(), "the file transport has no secrets");
+        let mut m = msg("subject");
+        m.content = mailer.render(&Rendered { subject: "s".into(), text: "t".into(), html: "h".into() });
+        let built = build_message(&m).unwrap();
+        assert_eq!(built.envelope().to().len(), 2);
+        assert_eq!(built.envelope().from().unwrap().to_string(), "tw@example.com");
+        // A message of another channel is refused, not sent half-built.
+        m.content = Content::new();
+        assert!(build_message(&m).unwrap_err().starts_with("not an email message"), "{:?}", build_message(&m).err());
     }
 
     #[tokio::test]

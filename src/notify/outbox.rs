@@ -1,4 +1,6 @@
-//! The durable outbox: `state_dir/outbox/<id>.json`, one file per message.
+//! The durable outbox: `state_dir/outbox/<id>.json`, one file per message, keyed by channel:
+//! each message records the channel that rendered it (`channel`; files from before channels
+//! are email), and a flush delivers it through that channel (`Dispatch`).
 //!
 //! A message is written (atomically) before any attempt to send it, and its file is removed only
 //! after the transport accepted it. A failed attempt rewrites the file with the attempt count,
@@ -18,7 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::channel::{Channel, Content, Dispatch};
+use super::email::{self, EMAIL};
 use super::render::{Rendered, header_safe};
 use crate::state::{StateError, ensure_dir, quarantine, read_json, remove_file, write_json};
 
@@ -38,16 +41,14 @@ pub struct OutboxMessage {
     pub message_id: String,
     /// When it was queued; also its `Date` header.
     pub created_at: DateTime<Utc>,
-    /// Sender.
-    pub from: String,
-    /// Recipients.
-    pub to: Vec<String>,
+    /// The channel that rendered it and delivers it (`email`).
+    #[serde(default = "email_channel")]
+    pub channel: String,
     /// Subject (header-safe).
     pub subject: String,
-    /// Plain-text part.
-    pub text: String,
-    /// HTML part.
-    pub html: String,
+    /// The channel's own fields (email: `from`, `to`, `text`, `html`), stored beside these.
+    #[serde(flatten)]
+    pub content: Content,
     /// Failed attempts so far.
     #[serde(default)]
     pub attempts: u32,
@@ -59,6 +60,11 @@ pub struct OutboxMessage {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// Messages queued before channels existed are email.
+fn email_channel() -> String {
+    EMAIL.to_owned()
 }
 
 /// Why a send failed, which decides what the flush does next.
@@ -91,16 +97,6 @@ impl SendError {
     pub fn rejected(message: impl AsRef<str>) -> Self {
         Self { kind: SendErrorKind::Rejected, message: header_safe(message.as_ref()) }
     }
-}
-
-/// Something that delivers messages: lettre's SMTP or file transport (`Mailer`), or an
-/// in-memory transport in tests.
-pub trait Notifier: Send + Sync {
-    /// Where messages go, for humans (`smtp://host:587 (starttls)`, `files in DIR`). No secrets.
-    fn describe(&self) -> String;
-
-    /// Delivers one message; on success, a receipt for humans (the server's reply, the file).
-    fn send(&self, message: &OutboxMessage) -> impl Future<Output = Result<String, SendError>> + Send;
 }
 
 /// Retry timing.
@@ -259,8 +255,22 @@ impl Outbox {
         self.dir.join(format!("{id}.json"))
     }
 
-    /// Queues a rendered message: a fresh id and Message-ID, due now, written atomically before
-    /// this returns.
+    /// Queues a rendered notice for `channel`: rendered by the channel, with a fresh id and
+    /// Message-ID, due now, written atomically before this returns.
+    ///
+    /// # Errors
+    /// When the file cannot be written (the message is then not queued).
+    pub fn queue(
+        &self,
+        channel: &dyn Channel,
+        notice: &Rendered,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, StateError> {
+        self.write_new(Self::message(channel.name(), &notice.subject, channel.render(notice), now))
+    }
+
+    /// Queues a rendered notice as an email from `from` to `to` (the email channel's rendering,
+    /// without building its transport).
     ///
     /// # Errors
     /// When the file cannot be written (the message is then not queued).
@@ -271,23 +281,25 @@ impl Outbox {
         to: &[String],
         now: DateTime<Utc>,
     ) -> Result<OutboxMessage, StateError> {
-        let msg = Self::message(rendered, from, to, now);
+        self.write_new(Self::message(EMAIL, &rendered.subject, email::content(rendered, from, to), now))
+    }
+
+    fn write_new(&self, msg: OutboxMessage) -> Result<OutboxMessage, StateError> {
         ensure_dir(&self.dir)?;
         write_json(&self.path_of(&msg.id), &msg)?;
         Ok(msg)
     }
 
-    /// Queues a rendered message like `enqueue`, but never loses it: when its file cannot be
-    /// written, the message is held in memory (sent from there, and written at each flush
-    /// until that works) and the error is returned beside it, for the report.
-    pub fn enqueue_or_hold(
+    /// Queues like `queue`, but never loses the message: when its file cannot be written, the
+    /// message is held in memory (sent from there, and written at each flush until that
+    /// works) and the error is returned beside it, for the report.
+    pub fn queue_or_hold(
         &self,
-        rendered: &Rendered,
-        from: &str,
-        to: &[String],
+        channel: &dyn Channel,
+        notice: &Rendered,
         now: DateTime<Utc>,
     ) -> (OutboxMessage, Option<StateError>) {
-        let msg = Self::message(rendered, from, to, now);
+        let msg = Self::message(channel.name(), &notice.subject, channel.render(notice), now);
         match ensure_dir(&self.dir).and_then(|()| write_json(&self.path_of(&msg.id), &msg)) {
             Ok(()) => (msg, None),
             Err(e) => {
@@ -308,17 +320,15 @@ impl Outbox {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn message(rendered: &Rendered, from: &str, to: &[String], now: DateTime<Utc>) -> OutboxMessage {
+    fn message(channel: &str, subject: &str, content: Content, now: DateTime<Utc>) -> OutboxMessage {
         let uuid = uuid::Uuid::new_v4();
         OutboxMessage {
             id: uuid.simple().to_string(),
             message_id: format!("<{}@tradewarden>", uuid.hyphenated()),
             created_at: now,
-            from: from.to_owned(),
-            to: to.to_vec(),
-            subject: header_safe(&rendered.subject),
-            text: rendered.text.clone(),
-            html: rendered.html.clone(),
+            channel: channel.to_owned(),
+            subject: header_safe(subject),
+            content,
             attempts: 0,
             next_attempt_at: now,
             last_attempt_at: None,
@@ -402,18 +412,20 @@ impl Outbox {
         }
     }
 
-    /// Tries every message due at `now`, oldest first, within the flush budget. Never fails:
-    /// everything that went wrong is in the report (and the log).
-    pub async fn flush<N: Notifier>(&self, notifier: &N, now: DateTime<Utc>) -> FlushReport {
+    /// Tries every message due at `now`, oldest first, within the flush budget, each through
+    /// the channel it records. Never fails: everything that went wrong is in the report (and
+    /// the log). A connection-level failure stops the flush for that channel only.
+    pub async fn flush<D: Dispatch + ?Sized>(&self, channels: &D, now: DateTime<Utc>) -> FlushReport {
         let mut problems = Vec::new();
         self.write_held(&mut problems);
         let listing = self.list(now);
         problems.extend(listing.problems);
         let mut report = FlushReport { problems, ..FlushReport::default() };
         let started = Instant::now();
-        let mut down = false;
+        // Channels whose transport failed at the connection level during this flush.
+        let mut down: BTreeSet<String> = BTreeSet::new();
         let mut remaining = 0;
-        // The oldest message still owed that has failed: email is undeliverable since then.
+        // The oldest message still owed that has failed: delivery fails since then.
         let mut failing_since: Option<DateTime<Utc>> = None;
         let mut failing = |created: DateTime<Utc>, failed: bool| {
             if failed {
@@ -427,18 +439,27 @@ impl Outbox {
                 failing(msg.created_at, msg.attempts > 0);
                 continue;
             }
-            if down || started.elapsed() >= self.policy.flush_budget {
+            let Some(channel) = channels.channel(&msg.channel) else {
+                // Kept for when that channel is configured again; never dropped.
+                report.problems.push(unknown_channel(&msg));
+                remaining += 1;
+                failing(msg.created_at, msg.attempts > 0);
+                continue;
+            };
+            if down.contains(&msg.channel) || started.elapsed() >= self.policy.flush_budget {
                 report.deferred += 1;
                 remaining += 1;
                 failing(msg.created_at, msg.attempts > 0);
                 continue;
             }
-            let created = msg.created_at;
-            match self.attempt(notifier, msg, now, &mut report).await {
+            let (created, name) = (msg.created_at, msg.channel.clone());
+            match self.attempt(channel, msg, now, &mut report).await {
                 Attempt::Delivered => {}
                 Attempt::Failed { stop } => {
                     remaining += 1;
-                    down |= stop;
+                    if stop {
+                        down.insert(name);
+                    }
                     failing(created, true);
                 }
             }
@@ -450,26 +471,36 @@ impl Outbox {
 
     /// Tries one message now, whatever its schedule (`alerts test`). `None` when no such
     /// message is queued.
-    pub async fn deliver<N: Notifier>(&self, notifier: &N, id: &str, now: DateTime<Utc>) -> Option<FlushReport> {
+    pub async fn deliver<D: Dispatch + ?Sized>(
+        &self,
+        channels: &D,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Option<FlushReport> {
         let msg = match read_json::<OutboxMessage>(&self.path_of(id)) {
             Ok(Some(m)) => m,
             _ => return None,
         };
         let mut report = FlushReport::default();
-        if let Attempt::Failed { .. } = self.attempt(notifier, msg, now, &mut report).await {
+        let Some(channel) = channels.channel(&msg.channel) else {
+            report.problems.push(unknown_channel(&msg));
+            report.queued = 1;
+            return Some(report);
+        };
+        if let Attempt::Failed { .. } = self.attempt(channel, msg, now, &mut report).await {
             report.queued = 1;
         }
         Some(report)
     }
 
-    async fn attempt<N: Notifier>(
+    async fn attempt(
         &self,
-        notifier: &N,
+        channel: &dyn Channel,
         mut msg: OutboxMessage,
         now: DateTime<Utc>,
         report: &mut FlushReport,
     ) -> Attempt {
-        let sent = match tokio::time::timeout(self.policy.send_timeout, notifier.send(&msg)).await {
+        let sent = match tokio::time::timeout(self.policy.send_timeout, channel.deliver(&msg)).await {
             Ok(r) => r,
             Err(_) => Err(SendError::connection(format!(
                 "no answer within {}",
@@ -510,7 +541,9 @@ impl Outbox {
                     message_id = %msg.message_id,
                     attempts = msg.attempts,
                     next_attempt_at = %msg.next_attempt_at,
+                    channel = %msg.channel,
                     error = %error.message,
+                    // The wording the operators' log searches (and the daemon test) know.
                     "Email delivery failed; it stays queued."
                 );
                 if let Err(e) = write_json(&self.path_of(&msg.id), &msg) {
@@ -533,6 +566,14 @@ impl Outbox {
             }
         }
     }
+}
+
+/// The problem of a message whose channel is not configured.
+fn unknown_channel(msg: &OutboxMessage) -> String {
+    format!(
+        "message {} (`{}`) is for the `{}` channel, which is not configured; it stays queued",
+        msg.message_id, msg.subject, msg.channel
+    )
 }
 
 enum Attempt {

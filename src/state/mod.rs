@@ -1,4 +1,5 @@
-//! The watchdog's own data under `state_dir`: atomic JSON files and the single-instance lock.
+//! The watchdog's own data under `state_dir`: atomic JSON files (`file`), JSON-lines files
+//! (`jsonl`), and advisory locks (`file_lock`, `state_lock`).
 //!
 //! Invariants (design.md principle 5, "nothing is lost"):
 //! - every state file is written atomically (temp file in the same folder, fsync, rename,
@@ -7,11 +8,14 @@
 //! - a corrupt file is never fatal: it is moved aside to `<name>.corrupt-<ts>`, reported, and the
 //!   watchdog continues with empty state.
 
-mod lock;
-mod store;
+pub mod file;
+mod file_lock;
+pub mod jsonl;
+mod state_lock;
 
-pub use lock::{LOCK_FILE, LockError, StateLock};
-pub use store::{
-    Loaded, StateError, TEMP_PREFIX, ensure_dir, load_or_default, quarantine, read_json, remove_file, sweep_temp_files,
-    temp_file_owner, write_atomic, write_json,
+pub use file::{
+    Loaded, StateError, TEMP_PREFIX, ensure_dir, load_or_default, make_private, quarantine, read_json, remove_file,
+    sweep_temp_files, temp_file_owner, write_atomic, write_json,
 };
+pub use file_lock::{FileLock, LockError};
+pub use state_lock::{LOCK_FILE, StateLock};

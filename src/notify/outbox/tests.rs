@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use chrono::TimeZone;
 
 use super::*;
+use crate::notify::channel::{Delivery, delivery};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap()
@@ -19,10 +20,11 @@ fn rendered(subject: &str) -> Rendered {
     Rendered { subject: subject.into(), text: "text".into(), html: "<p>html</p>".into() }
 }
 
-/// An in-memory transport: records what it accepted; fails while `script` has errors queued
-/// (or always, when `down`).
+/// An in-memory channel: records what it accepted; fails while `script` has errors queued
+/// (or always, when `down`). Named `email` unless `named` says otherwise.
 #[derive(Default)]
 struct Memory {
+    name: Option<&'static str>,
     accepted: Mutex<Vec<OutboxMessage>>,
     tried: Mutex<Vec<String>>,
     script: Mutex<VecDeque<SendError>>,
@@ -30,14 +32,12 @@ struct Memory {
 }
 
 impl Memory {
+    fn named(name: &'static str) -> Self {
+        Self { name: Some(name), ..Self::default() }
+    }
+
     fn accepted_subjects(&self) -> Vec<String> {
         self.accepted.lock().unwrap().iter().map(|m| m.subject.clone()).collect()
-    }
-}
-
-impl Notifier for Memory {
-    fn describe(&self) -> String {
-        "memory".into()
     }
 
     async fn send(&self, message: &OutboxMessage) -> Result<String, SendError> {
@@ -50,6 +50,30 @@ impl Notifier for Memory {
         }
         self.accepted.lock().unwrap().push(message.clone());
         Ok("250 OK".into())
+    }
+}
+
+impl Channel for Memory {
+    fn name(&self) -> &str {
+        self.name.unwrap_or(EMAIL)
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
+    fn secret_env(&self) -> Vec<String> {
+        vec![format!("{}_TOKEN", self.name().to_uppercase())]
+    }
+
+    fn render(&self, notice: &Rendered) -> Content {
+        let mut c = Content::new();
+        c.insert("body".into(), notice.text.clone().into());
+        c
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutboxMessage) -> Delivery<'a> {
+        delivery(self.send(message))
     }
 }
 
@@ -156,14 +180,28 @@ async fn a_rejected_message_does_not_hold_up_the_others() {
 
 struct Hangs;
 
-impl Notifier for Hangs {
+impl Channel for Hangs {
+    fn name(&self) -> &str {
+        EMAIL
+    }
+
     fn describe(&self) -> String {
         "a server that never answers".into()
     }
 
-    async fn send(&self, _: &OutboxMessage) -> Result<String, SendError> {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        Ok("never".into())
+    fn secret_env(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn render(&self, _: &Rendered) -> Content {
+        Content::new()
+    }
+
+    fn deliver<'a>(&'a self, _: &'a OutboxMessage) -> Delivery<'a> {
+        delivery(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok("never".into())
+        })
     }
 }
 
@@ -255,7 +293,7 @@ async fn a_message_that_cannot_be_written_is_held_in_memory_until_written_or_sen
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(dir.path());
     std::fs::write(ob.dir(), "not a folder").unwrap();
-    let (m, err) = ob.enqueue_or_hold(&rendered("owed"), "tw@localhost", &["ops@localhost".into()], t0());
+    let (m, err) = ob.queue_or_hold(&Memory::default(), &rendered("owed"), t0());
     assert!(err.is_some(), "the write failed");
     assert_eq!(ob.held_count(), 1);
     assert_eq!(ob.list(t0()).messages, vec![m.clone()], "listed from memory");
@@ -289,7 +327,7 @@ async fn a_held_message_is_sent_from_memory_and_never_again() {
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(dir.path());
     std::fs::write(ob.dir(), "not a folder").unwrap();
-    let (m, _) = ob.enqueue_or_hold(&rendered("owed"), "tw@localhost", &["ops@localhost".into()], t0());
+    let (m, _) = ob.queue_or_hold(&Memory::default(), &rendered("owed"), t0());
     let mem = Memory::default();
     let r = ob.flush(&mem, t0()).await;
     assert_eq!(r.delivered.len(), 1, "{r:?}");
@@ -298,4 +336,88 @@ async fn a_held_message_is_sent_from_memory_and_never_again() {
     std::fs::remove_file(ob.dir()).unwrap();
     assert_eq!(ob.flush(&mem, t0() + secs(60)).await, FlushReport::default());
     assert_eq!(mem.accepted_subjects(), ["owed"]);
+}
+
+/// Outbox files written before channels existed (no `channel` field) still load, as email,
+/// with their email fields intact, and are delivered through the email channel.
+#[tokio::test]
+async fn a_message_queued_before_channels_loads_as_email_and_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    fs::create_dir_all(ob.dir()).unwrap();
+    let legacy = r#"{
+  "id": "0123456789abcdef0123456789abcdef",
+  "message_id": "<01234567-89ab-cdef-0123-456789abcdef@tradewarden>",
+  "created_at": "2026-11-20T14:30:00Z",
+  "from": "tradewarden@localhost",
+  "to": ["ops@localhost"],
+  "subject": "[tradewarden] CRITICAL no-shorts: CHWY",
+  "text": "plain",
+  "html": "<p>html</p>",
+  "attempts": 2,
+  "next_attempt_at": "2026-11-20T14:31:00Z",
+  "last_error": "connection refused"
+}
+"#;
+    fs::write(ob.path_of("0123456789abcdef0123456789abcdef"), legacy).unwrap();
+    let listed = ob.list(t0()).messages;
+    assert_eq!(listed.len(), 1);
+    let m = &listed[0];
+    assert_eq!(
+        (m.channel.as_str(), m.attempts, m.subject.as_str()),
+        (EMAIL, 2, "[tradewarden] CRITICAL no-shorts: CHWY")
+    );
+    // The email fields are the same message to the email channel.
+    let built = crate::notify::build_message(m).unwrap();
+    assert_eq!(built.envelope().to().len(), 1);
+    let raw = String::from_utf8(built.formatted()).unwrap();
+    assert!(raw.contains("plain") && raw.contains("<p>html</p>"), "{raw}");
+    // Rewritten after a failed attempt, it keeps every field and gains its channel.
+    let mem = Memory::default();
+    *mem.down.lock().unwrap() = true;
+    ob.flush(&mem, t0() + secs(60)).await;
+    let on_disk: serde_json::Value = serde_json::from_slice(&fs::read(ob.path_of(&m.id)).unwrap()).unwrap();
+    for key in ["from", "to", "text", "html", "subject", "message_id"] {
+        assert!(on_disk.get(key).is_some(), "{key} kept: {on_disk:#}");
+    }
+    assert_eq!((on_disk["channel"].as_str(), on_disk["attempts"].as_u64()), (Some(EMAIL), Some(3)));
+    *mem.down.lock().unwrap() = false;
+    let r = ob.flush(&mem, t0() + secs(3600)).await;
+    assert_eq!(r.delivered.len(), 1);
+    assert_eq!(mem.accepted.lock().unwrap()[0].message_id, m.message_id);
+}
+
+/// Each message records the channel that rendered it and is delivered through that channel
+/// only; one channel being down does not hold up another's messages; a message for a channel
+/// that is not configured stays queued, reported.
+#[tokio::test]
+async fn messages_are_delivered_through_the_channel_they_were_queued_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(dir.path());
+    let mail = Memory::default();
+    let hook = Memory::named("webhook");
+    let to_mail = ob.queue(&mail, &rendered("for mail"), t0()).unwrap();
+    let to_hook = ob.queue(&hook, &rendered("for hook"), t0() + secs(1)).unwrap();
+    assert_eq!((to_mail.channel.as_str(), to_hook.channel.as_str()), (EMAIL, "webhook"));
+    assert_eq!(to_hook.content.get("body").and_then(|v| v.as_str()), Some("text"), "rendered by its channel");
+    assert_eq!(ob.list(t0()).messages.iter().map(|m| m.channel.as_str()).collect::<Vec<_>>(), [EMAIL, "webhook"]);
+
+    // Only the email channel configured: the webhook message stays, reported.
+    let r = ob.flush(&mail, t0() + secs(2)).await;
+    assert_eq!(r.delivered.iter().map(|d| d.subject.as_str()).collect::<Vec<_>>(), ["for mail"]);
+    assert_eq!(r.queued, 1);
+    assert!(r.problems.iter().any(|p| p.contains("`webhook` channel, which is not configured")), "{:?}", r.problems);
+    assert!(hook.tried.lock().unwrap().is_empty());
+
+    // Both configured, email down: the webhook message still goes.
+    let _ = ob.queue(&mail, &rendered("mail again"), t0() + secs(3)).unwrap();
+    let _ = ob.queue(&mail, &rendered("mail third"), t0() + secs(4)).unwrap();
+    *mail.down.lock().unwrap() = true;
+    let both: Vec<Box<dyn Channel>> = vec![Box::new(mail), Box::new(hook)];
+    let r = ob.flush(both.as_slice(), t0() + secs(5)).await;
+    assert_eq!(r.delivered.iter().map(|d| d.subject.as_str()).collect::<Vec<_>>(), ["for hook"]);
+    assert_eq!((r.failed.len(), r.deferred, r.queued), (1, 1, 2), "{r:?}");
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let names: Vec<Vec<String>> = both.iter().map(|c| c.secret_env()).collect();
+    assert_eq!(names, [vec!["EMAIL_TOKEN".to_owned()], vec!["WEBHOOK_TOKEN".to_owned()]]);
 }

@@ -1,5 +1,7 @@
-//! Atomic JSON files in the state directory.
+//! Files in the state directory: the one place that knows how they are created and replaced.
 //!
+//! Every file tradewarden creates under `state_dir` is 0600 and every folder 0700
+//! (`ensure_dir`, `open_append`, `open_lock`, `make_private`): they may hold account details.
 //! `write_atomic` writes a temp file next to the target, fsyncs it, renames it over the target
 //! and fsyncs the folder, so readers see the old content or the new, never a torn file, even
 //! across a power loss. `load_or_default` is what the daemon uses at start-up and every cycle: a
@@ -10,7 +12,7 @@
 //! writer's pid (`.tmp-{pid}-…`), so `sweep_temp_files` can remove exactly those whose writer
 //! is gone, and never one a live process (a concurrent CLI command) is still writing.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -71,6 +73,53 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
         b.mode(0o700);
     }
     b.create(dir).map_err(|source| StateError::CreateDir { path: dir.to_owned(), source })
+}
+
+/// Options that create a file 0600 (on Unix; elsewhere the platform's default). An existing
+/// file keeps its mode: only creation is private by construction.
+fn private_options() -> OpenOptions {
+    let mut opts = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts
+}
+
+/// Opens `path` for appending (and reading its tail), creating it 0600 when missing. Its
+/// folder must exist (`ensure_dir`).
+///
+/// # Errors
+/// When it cannot be opened.
+pub fn open_append(path: &Path) -> io::Result<File> {
+    private_options().create(true).append(true).read(true).open(path)
+}
+
+/// Opens `path` for reading and writing without truncating it, creating it 0600 when missing:
+/// the file of an advisory lock. Its folder must exist (`ensure_dir`).
+///
+/// # Errors
+/// When it cannot be opened.
+pub fn open_lock(path: &Path) -> io::Result<File> {
+    private_options().create(true).truncate(false).read(true).write(true).open(path)
+}
+
+/// Makes a file another library created (with the process umask) 0600.
+///
+/// # Errors
+/// When its permissions cannot be changed.
+pub fn make_private(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
 }
 
 /// How the temp files of `write_atomic` start: `.tmp-{pid}-`.
@@ -367,6 +416,51 @@ mod tests {
         let path = dir.path().join("x.json");
         write_atomic(&path, b"1").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"1");
+    }
+
+    /// Replacing an existing file goes through a temp file that is renamed over it: the
+    /// content is the new one and no temp file is left beside it.
+    #[test]
+    fn an_atomic_replace_leaves_the_new_content_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.json");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names, ["alerts.json"]);
+        // A target that cannot be replaced (a folder stands there) is left as it was, and the
+        // temp file is cleaned up.
+        let blocked = dir.path().join("blocked");
+        fs::create_dir(&blocked).unwrap();
+        fs::write(blocked.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&blocked, b"new").is_err());
+        assert!(blocked.join("inside").is_file());
+        let names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(!names.iter().any(|n| n.starts_with(TEMP_PREFIX)), "{names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_created_0600_whatever_opens_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let appended = dir.path().join("audits.jsonl");
+        drop(open_append(&appended).unwrap());
+        let lock = dir.path().join("actions.lock");
+        drop(open_lock(&lock).unwrap());
+        let foreign = dir.path().join("x.eml");
+        fs::write(&foreign, b"x").unwrap();
+        fs::set_permissions(&foreign, fs::Permissions::from_mode(0o644)).unwrap();
+        make_private(&foreign).unwrap();
+        assert_eq!((mode(&appended), mode(&lock), mode(&foreign)), (0o600, 0o600, 0o600));
+        // Opening a lock file again does not truncate it.
+        fs::write(&lock, b"4242\n").unwrap();
+        drop(open_lock(&lock).unwrap());
+        assert_eq!(fs::read(&lock).unwrap(), b"4242\n");
     }
 
     #[test]
