@@ -13,6 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::SOURCE_RULE;
+use crate::model::RULE_READ_SOURCES;
 use crate::state::{FileLock, Loaded, LockError, StateError, load_or_default, read_json, write_json};
 
 /// One silence.
@@ -37,22 +39,41 @@ pub struct Silence {
 }
 
 impl Silence {
-    /// Whether it matches an alert's rule and subject (regardless of time).
+    /// The longest a silence lasts: 30 days. `silence add` refuses longer, and a longer one
+    /// written into the file by hand ends 30 days after it started.
+    pub const MAX_LENGTH: Duration = Duration::from_secs(30 * 24 * 3600);
+
+    /// Whether it matches an alert's rule and subject (regardless of time). An alert whose
+    /// subject is one of the reads every rule needs ([`RULE_READ_SOURCES`]: a source finding or
+    /// a rule's `rule_unknown` for it) is never matched: a silence must not hide a blind
+    /// watchdog, whatever `silences.json` says.
     #[must_use]
     pub fn matches(&self, rule: &str, subject: &str) -> bool {
-        self.rule == rule && self.subject.as_deref().is_none_or(|s| s == subject)
+        self.rule == rule
+            && self.subject.as_deref().is_none_or(|s| s == subject)
+            && !RULE_READ_SOURCES.contains(&subject)
+    }
+
+    /// When it really ends: `ends_at`, at most [`MAX_LENGTH`](Self::MAX_LENGTH) after it started.
+    #[must_use]
+    pub fn effective_end(&self) -> DateTime<Utc> {
+        let cap = chrono::Duration::from_std(Self::MAX_LENGTH)
+            .ok()
+            .and_then(|d| self.starts_at.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.ends_at.min(cap)
     }
 
     /// Whether it is in force at `now`.
     #[must_use]
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.starts_at <= now && now < self.ends_at
+        self.starts_at <= now && now < self.effective_end()
     }
 
     /// Whether it has ended at `now`.
     #[must_use]
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
-        self.ends_at <= now
+        self.effective_end() <= now
     }
 }
 
@@ -69,6 +90,40 @@ pub struct NewSilence {
     pub reason: String,
     /// Who.
     pub created_by: Option<String>,
+}
+
+impl NewSilence {
+    /// Why `silence add` must refuse it, if it must: longer than
+    /// [`Silence::MAX_LENGTH`], or a silence of `source` findings that could hide blindness
+    /// (every source, or one of [`RULE_READ_SOURCES`]).
+    #[must_use]
+    pub fn refusal(&self) -> Option<String> {
+        if self.duration > Silence::MAX_LENGTH {
+            return Some(format!(
+                "a silence lasts at most {} (asked: {}); add a new one when it ends, or fix the rule",
+                crate::config::duration::format(Silence::MAX_LENGTH),
+                crate::config::duration::format(self.duration)
+            ));
+        }
+        if self.rule == SOURCE_RULE {
+            match self.subject.as_deref() {
+                None => {
+                    return Some(
+                        "a silence of `source` needs --subject naming one source (a log, a bot file, \
+                         `broker:clock`...): all of them would hide a blind watchdog"
+                            .to_owned(),
+                    );
+                }
+                Some(s) if RULE_READ_SOURCES.contains(&s) => {
+                    return Some(format!(
+                        "`{s}` cannot be silenced: while it fails the watchdog is blind (every rule needs it)"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
 }
 
 /// Every silence, persisted as `state_dir/silences.json`.
@@ -230,6 +285,37 @@ mod tests {
         assert!(b.prune(t(14, 59)).is_empty());
         assert_eq!(b.prune(t(15, 0)), vec![s]);
         assert!(b.silences.is_empty());
+    }
+
+    /// Review (issue 12): `silence add --rule source` muted every source finding, so blindness,
+    /// and a silence could last for ever. Now: at most 30 days (a longer one in the file ends
+    /// then), `source` needs a subject that is not a rule read, and no silence in the file
+    /// matches an alert about a rule read, whatever it says.
+    #[test]
+    fn no_silence_hides_blindness_or_lasts_more_than_thirty_days() {
+        let refused = |rule: &str, subject: Option<&str>, mins: u64| new(rule, subject, mins).refusal();
+        assert!(refused("no-shorts", None, 30 * 24 * 60).is_none());
+        assert!(refused("no-shorts", None, 30 * 24 * 60 + 1).unwrap().contains("at most 30days"));
+        assert!(refused("source", None, 60).unwrap().contains("needs --subject"));
+        for s in RULE_READ_SOURCES {
+            assert!(refused("source", Some(s), 60).unwrap().contains("blind"), "{s}");
+        }
+        assert!(refused("source", Some("log:run"), 60).is_none());
+        assert!(refused("source", Some("broker:clock"), 60).is_none());
+
+        // Written into the file by hand: matched by nothing blind, and over after 30 days.
+        let mut b = SilenceBook::default();
+        let mut forever = new("source", None, 0);
+        forever.duration = Duration::MAX;
+        let s = b.add(forever, t(14, 0));
+        assert!(s.matches("source", "log:run"));
+        assert!(!s.matches("source", "broker:positions") && !s.matches("source", "broker:account"));
+        let rule = b.add(new("no-shorts", None, 60), t(14, 0));
+        assert!(!rule.matches("no-shorts", "broker:orders"), "a rule's rule_unknown for a rule read stays loud");
+        assert!(s.is_active(t(14, 0) + chrono::Duration::days(29)));
+        assert!(
+            !s.is_active(t(14, 0) + chrono::Duration::days(30)) && s.is_expired(t(14, 0) + chrono::Duration::days(30))
+        );
     }
 
     #[test]

@@ -17,13 +17,14 @@ pub enum SilenceCommand {
     Add {
         #[command(flatten)]
         config: ConfigArg,
-        /// The rule id (`source` for source findings).
+        /// The rule id (`source` for source findings, with --subject naming one source; the
+        /// account, positions and orders reads cannot be silenced).
         #[arg(long)]
         rule: String,
         /// Only this subject (a symbol, log name, order id, `account`); default: every subject.
         #[arg(long)]
         subject: Option<String>,
-        /// How long, like `30m` or `2h`.
+        /// How long, like `30m` or `2h` (at most 30 days).
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
         duration: Duration,
         /// Why (shown in `silence list` and reports).
@@ -87,6 +88,10 @@ pub fn run(command: SilenceCommand, now: DateTime<Utc>) -> anyhow::Result<u8> {
                 reason,
                 created_by: std::env::var("USER").ok().map(|u| clean(&u)).filter(|u| !u.is_empty()),
             };
+            if let Some(why) = new.refusal() {
+                eprintln!("error: {why}");
+                return Ok(exit::ERROR);
+            }
             match SilenceBook::update(&cfg.state_dir, now, |b| b.add(new, now)) {
                 Ok((s, problem)) => {
                     warn_problem(problem.as_deref());
@@ -173,12 +178,12 @@ pub fn table(silences: &[Silence], now: DateTime<Utc>) -> String {
     let rows: Vec<[String; 7]> = silences
         .iter()
         .map(|s| {
-            let left = (s.ends_at - now).to_std().map(|d| Duration::from_secs(d.as_secs())).unwrap_or_default();
+            let left = (s.effective_end() - now).to_std().map(|d| Duration::from_secs(d.as_secs())).unwrap_or_default();
             [
                 s.id.clone(),
                 s.rule.clone(),
                 s.subject.clone().unwrap_or_else(|| "*".into()),
-                s.ends_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                s.effective_end().format("%Y-%m-%d %H:%M:%S").to_string(),
                 crate::config::duration::format(left),
                 s.created_by.clone().unwrap_or_else(|| "-".into()),
                 s.reason.clone(),

@@ -78,7 +78,7 @@ pub fn silence_rows(silences: &[Silence]) -> Vec<SilenceRow> {
             id: s.id.clone(),
             rule: s.rule.clone(),
             subject: s.subject.clone(),
-            ends_at: s.ends_at,
+            ends_at: s.effective_end(),
             reason: s.reason.clone(),
         })
         .collect()

@@ -19,5 +19,5 @@ pub use log::{LogQuery, LogSummary, MalformedLine, Matcher, Window, WindowCount}
 pub use order::{Order, TERMINAL_STATUSES};
 pub use position::{Metadata, Position, TrackedPosition};
 pub use side::{OrderSide, Side};
-pub use snapshot::{BotView, BrokerView, Mode, Snapshot, SourceError, SourceErrorKind, Sourced};
+pub use snapshot::{BotView, BrokerView, Mode, RULE_READ_SOURCES, Snapshot, SourceError, SourceErrorKind, Sourced};
 pub use symbol::Symbol;

@@ -127,6 +127,10 @@ pub struct BrokerView {
     pub bodies: BTreeMap<String, Vec<u8>>,
 }
 
+/// The source names of the reads every rule needs (account, positions, open orders): while
+/// one fails the watchdog is blind, and no silence may hide that.
+pub const RULE_READ_SOURCES: [&str; 3] = ["broker:account", "broker:positions", "broker:orders"];
+
 impl BrokerView {
     /// A view where every endpoint failed with the same error (broker unreachable).
     #[must_use]
@@ -148,6 +152,7 @@ impl BrokerView {
     /// then.
     #[must_use]
     pub fn rule_reads_ok(&self) -> bool {
+        // The same three as `RULE_READ_SOURCES`.
         self.account.is_ok() && self.positions.is_ok() && self.orders.is_ok()
     }
 

@@ -193,7 +193,7 @@ impl Report {
                 rule: f.rule.clone(),
                 subject: f.subject.clone(),
                 silence: silence_id,
-                until: silence.map(|s| s.ends_at),
+                until: silence.map(crate::alert::Silence::effective_end),
                 reason: silence.map(|s| s.reason.clone()),
             });
         }
