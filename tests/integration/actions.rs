@@ -1109,3 +1109,30 @@ fn a_sell_placed_after_the_plan_is_cancelled_before_the_symbol_is_called_flat() 
     assert_eq!(status, 200, "{body}");
     assert_eq!(qty(&sim.state(), "OKTA"), None, "OKTA stays flat");
 }
+
+/// review2: Alpaca's `after` filters closed orders by *submission* time (alpaca-api.md §orders),
+/// so a limit order that rested for two days and filled a second ago is neither open nor among
+/// `closed_orders_since(now - quiet_for)`: fix_state does not wait and writes the fill the bot
+/// is recording right now (the double count `a_fill_seconds_ago_blocks_fix_state_and_settles`
+/// exists to prevent).
+#[test]
+#[ignore = "review2: a fill seconds ago of an order submitted days ago does not hold fix_state back"]
+fn a_fill_seconds_ago_of_an_order_resting_for_days_blocks_fix_state() {
+    let now = chrono::Utc::now();
+    let two_days_ago = (now - chrono::Duration::days(2)).to_rfc3339();
+    let mut scenario = stock_bot_scenario();
+    scenario["orders"] = json!([{ "symbol": "TSLA", "side": "buy", "qty": "4", "type": "limit",
+                                  "limit_price": "250.50", "time_in_force": "gtc",
+                                  "status": "filled", "filled_avg_price": "250.50",
+                                  "submitted_at": two_days_ago, "updated_at": now.to_rfc3339() }]);
+    let sim = Sim::start(&scenario);
+    let rules = "[[rule]]\nid = \"positions-match\"\ncheck = \"position_match\"\nseverity = \"critical\"\n\
+                 settle = \"10m\"\nactions = [\"fix_state\"]\n";
+    let bot = Bot::new(&sim.url, "examples/stock-bot/bot", rules, FIX_ACTIONS);
+    bot.settle_files();
+    let state_file = bot.file("bot/state/executor_state.json");
+    let original = std::fs::read_to_string(&state_file).unwrap();
+    let (code, out, err) = run(&mut bot.cli(&["fix", "--yes"]));
+    assert_eq!(code, 2, "fix_state must wait for the fill the bot is recording: {out}{err}");
+    assert_eq!(std::fs::read_to_string(&state_file).unwrap(), original, "nothing written");
+}
