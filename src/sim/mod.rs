@@ -23,6 +23,7 @@
 //! ```
 
 pub mod account;
+pub mod activities;
 pub mod broker;
 pub mod control;
 pub mod error;

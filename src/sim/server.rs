@@ -51,6 +51,8 @@ pub enum Route {
     Clock,
     /// `/v2/calendar`.
     Calendar,
+    /// `/v2/account/activities` and `/v2/account/activities/{activity_type}`.
+    Activities(Option<String>),
 }
 
 /// Why a path did not route.
@@ -90,6 +92,10 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, &'static str), Unrou
         ["orders:by_client_order_id"] => (Route::OrderByClientId, "/v2/orders:by_client_order_id", &[Method::GET]),
         ["orders", id] if !id.is_empty() => {
             (Route::Order(percent_decode(id)), "/v2/orders/{order_id}", &[Method::GET, Method::PATCH, Method::DELETE])
+        }
+        ["account", "activities"] => (Route::Activities(None), "/v2/account/activities", &[Method::GET]),
+        ["account", "activities", t] if !t.is_empty() => {
+            (Route::Activities(Some(percent_decode(t))), "/v2/account/activities/{activity_type}", &[Method::GET])
         }
         ["clock"] => (Route::Clock, "/v2/clock", &[Method::GET]),
         ["calendar"] => (Route::Calendar, "/v2/calendar", &[Method::GET]),
@@ -194,6 +200,10 @@ fn dispatch(sim: &Sim, method: &Method, route: Route, query: &HashMap<String, St
                     query_bool(n, "nested")?;
                 }
                 Reply::json(200, &b.order(&id)?)
+            }
+            (Route::Activities(kind), _) => {
+                let q = super::activities::ActivitiesQuery::from_query(kind.as_deref(), query)?;
+                Reply::json(200, &super::activities::fills(&b.all_orders(), &q))
             }
             (Route::Clock, _) => Reply::json(200, &b.clock()),
             (Route::Calendar, _) => {

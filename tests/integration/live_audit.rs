@@ -71,9 +71,10 @@ fn phantom_exit_against_the_simulator_reports_every_short() {
         assert!(has(&k, "positions-match", "side_mismatch", s), "{s}: {k:?}");
     }
     assert!(has(&k, "order-hazards", "sell_exceeds_position", "CHWY"), "{k:?}");
-    // Five reads, and a sixth (the recently closed orders) because positions-match found
-    // mismatches a fill seconds ago could explain.
-    assert_eq!(sim.total_requests(), 6, "one audit, at most six requests: {:?}", sim.requests());
+    // Five reads, then the recently closed orders and the recent fills (two more) because
+    // positions-match found mismatches a fill seconds ago could explain.
+    assert_eq!(sim.total_requests(), 7, "one audit, at most seven requests here: {:?}", sim.requests());
+    assert_eq!(sim.requests().get("GET /v2/account/activities/{activity_type}"), Some(&1), "{:?}", sim.requests());
 }
 
 #[test]
@@ -86,7 +87,7 @@ fn snapshot_then_replay_reproduces_the_live_findings() {
     let (code, stdout, stderr) = run(with_keys(bin()).arg("snapshot").arg("-c").arg(bot.config()).arg("-o").arg(&out));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("wrote") && stdout.contains("--replay"), "{stdout}");
-    assert_eq!(sim.total_requests(), 12, "the snapshot is one more six-request collection");
+    assert_eq!(sim.total_requests(), 14, "the snapshot is one more seven-request collection");
     for f in [
         "account.json",
         "positions.json",

@@ -16,6 +16,10 @@ pub enum Endpoint {
     Position,
     /// `GET /v2/orders`.
     Orders,
+    /// `GET /v2/orders/{id}`.
+    Order,
+    /// `GET /v2/account/activities/FILL`.
+    Fills,
     /// `GET /v2/clock`.
     Clock,
     /// `GET /v2/account/configurations`.
@@ -34,11 +38,13 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in a stable order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Account,
         Self::Positions,
         Self::Position,
         Self::Orders,
+        Self::Order,
+        Self::Fills,
         Self::Clock,
         Self::Configurations,
         Self::ClosePosition,
@@ -57,6 +63,8 @@ impl Endpoint {
             Self::Positions => "positions",
             Self::Position => "position",
             Self::Orders => "orders",
+            Self::Order => "order",
+            Self::Fills => "fills",
             Self::Clock => "clock",
             Self::Configurations => "configurations",
             Self::ClosePosition => "close_position",
@@ -71,9 +79,14 @@ impl Endpoint {
     #[must_use]
     pub fn method(self) -> Method {
         match self {
-            Self::Account | Self::Positions | Self::Position | Self::Orders | Self::Clock | Self::Configurations => {
-                Method::GET
-            }
+            Self::Account
+            | Self::Positions
+            | Self::Position
+            | Self::Orders
+            | Self::Order
+            | Self::Fills
+            | Self::Clock
+            | Self::Configurations => Method::GET,
             Self::ClosePosition | Self::CloseAllPositions | Self::CancelOrder | Self::CancelAllOrders => Method::DELETE,
             Self::PatchConfigurations => Method::PATCH,
         }
@@ -87,6 +100,8 @@ impl Endpoint {
             Self::Positions => "GET /v2/positions",
             Self::Position => "GET /v2/positions/{symbol}",
             Self::Orders => "GET /v2/orders",
+            Self::Order => "GET /v2/orders/{id}",
+            Self::Fills => "GET /v2/account/activities/FILL",
             Self::Clock => "GET /v2/clock",
             Self::Configurations => "GET /v2/account/configurations",
             Self::ClosePosition => "DELETE /v2/positions/{symbol}",

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-use super::client::{AlpacaClient, Reply};
+use super::client::{AlpacaClient, Item, Reply};
 use super::endpoint::Endpoint;
 use super::error::BrokerError;
 use crate::collect::broker::wire::{self, AlpacaAccountConfiguration, AlpacaPosition};
@@ -17,6 +17,14 @@ use crate::model::{Account, AccountConfiguration, BrokerView, MarketClock, Order
 pub const ORDERS_PAGE_LIMIT: usize = 500;
 /// Pages read before giving up on an order list (10,000 orders).
 pub const MAX_ORDER_PAGES: usize = 20;
+/// `page_size` of an activities read (Alpaca's largest).
+pub const FILLS_PAGE_SIZE: usize = 100;
+/// At most this many pages of fills in one recent-orders read (1,000 fills in the window):
+/// past it the read is `Incomplete`, never a silently shortened list.
+pub const MAX_FILL_PAGES: usize = 10;
+/// At most this many orders read one by one because they filled in the window but were
+/// submitted before it; past it the read is `Incomplete`.
+pub const MAX_FILLED_ORDER_LOOKUPS: usize = 50;
 
 /// A parsed read and the body exactly as received (what `snapshot` records).
 #[derive(Debug, Clone, PartialEq)]
@@ -185,18 +193,106 @@ impl AlpacaClient {
         self.parse(Endpoint::Orders, &reply, wire::parse_orders)
     }
 
-    /// `GET /v2/orders?status=closed&after=...`, every page: the orders that reached a
-    /// terminal status (filled, canceled...) among those submitted after `after`. Alpaca's
-    /// `after` compares submission times, so an order resting longer than that and filling
-    /// now is not here (it was in the open orders until it filled).
+    /// The orders that closed or filled recently: `GET /v2/orders?status=closed&after=`
+    /// (every page: those submitted after `after` that reached a terminal status), plus every
+    /// order with a fill after `after` whatever its submission time. Alpaca's `after` on orders
+    /// compares submission times, so a limit order that rested for days and filled a second ago
+    /// is in neither the open nor the closed list; the FILL activities (dated by transaction
+    /// time, `GET /v2/account/activities/FILL?after=`) name it, and it is read by id
+    /// (`GET /v2/orders/{id}`). The body is the combined array, so a replay sees the same.
     ///
     /// # Errors
-    /// As for `open_orders`.
+    /// As for `open_orders`; a read that cannot be completed (too many fills or lookups) is
+    /// `Incomplete`, never a shorter list.
     pub async fn closed_orders_since(&self, after: DateTime<Utc>) -> Result<Fetched<Vec<Order>>, BrokerError> {
         let (reply, _) = self.orders_reply(OrderStatusFilter::Closed, &[], Some(after)).await;
         let reply = reply?;
-        let value = self.parse(Endpoint::Orders, &reply, wire::parse_orders)?;
-        Ok(Fetched { value, body: reply.body })
+        // Parsed first, so a bad body is named by the orders parser.
+        self.parse(Endpoint::Orders, &reply, wire::parse_orders)?;
+        let mut items: Vec<Value> = serde_json::from_slice(&reply.body).map_err(|e| BrokerError::Malformed {
+            endpoint: Endpoint::Orders,
+            status: reply.status,
+            message: e.to_string(),
+        })?;
+        let known: HashSet<String> =
+            items.iter().filter_map(|o| o.get("id").and_then(Value::as_str)).map(str::to_owned).collect();
+        let mut missing: Vec<String> = Vec::new();
+        for id in self.filled_order_ids_since(after).await? {
+            if !known.contains(&id) && !missing.contains(&id) {
+                missing.push(id);
+            }
+        }
+        if missing.len() > MAX_FILLED_ORDER_LOOKUPS {
+            return Err(BrokerError::Incomplete {
+                endpoint: Endpoint::Order,
+                message: format!(
+                    "{} orders submitted earlier filled since {}: more than the {MAX_FILLED_ORDER_LOOKUPS} read one by one",
+                    missing.len(),
+                    after.to_rfc3339()
+                ),
+            });
+        }
+        for id in &missing {
+            let url = self.item_url(Endpoint::Order, "orders", id, Item::OrderId)?;
+            let (one, _) = self.get(Endpoint::Order, url).await;
+            let one = one?;
+            let value: Value = serde_json::from_slice(&one.body).map_err(|e| BrokerError::Malformed {
+                endpoint: Endpoint::Order,
+                status: one.status,
+                message: e.to_string(),
+            })?;
+            items.push(value);
+        }
+        let body = if missing.is_empty() { reply.body } else { serde_json::to_vec(&items).unwrap_or_default() };
+        let combined = Reply { status: reply.status, body };
+        let value = self.parse(Endpoint::Orders, &combined, wire::parse_orders)?;
+        Ok(Fetched { value, body: combined.body })
+    }
+
+    /// The ids of the orders with a FILL activity after `after` (transaction time), every
+    /// page (`page_token` = the last activity's id), newest first.
+    async fn filled_order_ids_since(&self, after: DateTime<Utc>) -> Result<Vec<String>, BrokerError> {
+        let endpoint = Endpoint::Fills;
+        let after_text = after.to_rfc3339_opts(SecondsFormat::Nanos, true);
+        let size = FILLS_PAGE_SIZE.to_string();
+        let mut ids = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_FILL_PAGES {
+            let mut query = vec![("after", after_text.as_str()), ("direction", "desc"), ("page_size", size.as_str())];
+            if let Some(t) = &token {
+                query.push(("page_token", t.as_str()));
+            }
+            let (reply, _) = self.get(endpoint, self.url(&["account", "activities", "FILL"], &query)).await;
+            let reply = reply?;
+            let page: Vec<Value> = self.parse(endpoint, &reply, |b| {
+                serde_json::from_slice(b).map_err(|e| format!("the FILL activities are not a JSON array: {e}"))
+            })?;
+            for a in &page {
+                let Some(id) = a.get("order_id").and_then(Value::as_str) else {
+                    return Err(BrokerError::Malformed {
+                        endpoint,
+                        status: reply.status,
+                        message: "a FILL activity has no `order_id`".to_owned(),
+                    });
+                };
+                ids.push(id.to_owned());
+            }
+            if page.len() < FILLS_PAGE_SIZE {
+                return Ok(ids);
+            }
+            token = page.last().and_then(|a| a.get("id")).and_then(Value::as_str).map(str::to_owned);
+            if token.is_none() {
+                return Err(BrokerError::Malformed {
+                    endpoint,
+                    status: reply.status,
+                    message: "a full page of FILL activities ends with one that has no `id` to page from".to_owned(),
+                });
+            }
+        }
+        Err(BrokerError::Incomplete {
+            endpoint,
+            message: format!("more than {} fills since {}", MAX_FILL_PAGES * FILLS_PAGE_SIZE, after.to_rfc3339()),
+        })
     }
 
     /// Reads an order list. One request (`limit=500`, newest first) unless exactly 500 came
@@ -347,17 +443,18 @@ impl AlpacaClient {
         after: DateTime<Utc>,
         bodies: &mut BTreeMap<String, Vec<u8>>,
     ) -> Sourced<Vec<Order>> {
-        let reply = self.orders_reply(OrderStatusFilter::Closed, &[], Some(after)).await;
-        let mut own = BTreeMap::new();
-        let parsed = self.settle(Endpoint::Orders, reply, &mut own, wire::parse_orders).map_err(|mut e| {
-            // Its own source, so a failure is not mistaken for the open orders'.
-            e.source = RECENT_ORDERS_SOURCE.to_owned();
-            e
-        });
-        if let Some(body) = own.remove("orders.json") {
-            bodies.insert(RECENT_ORDERS_FILE.to_owned(), body);
+        match self.closed_orders_since(after).await {
+            Ok(f) => {
+                bodies.insert(RECENT_ORDERS_FILE.to_owned(), f.body);
+                Ok(f.value)
+            }
+            Err(e) => {
+                let mut se: SourceError = e.to_source_error();
+                // Its own source, so a failure is not mistaken for the open orders'.
+                se.source = RECENT_ORDERS_SOURCE.to_owned();
+                Err(se)
+            }
         }
-        parsed
     }
 
     fn settle<T>(
