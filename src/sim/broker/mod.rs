@@ -1,6 +1,7 @@
 //! The simulated brokerage account: a pure, synchronous state machine (no I/O, time from an
 //! injected [`Clock`]). The HTTP layer parses requests, calls one method, and serializes what
-//! comes back; every rejection is an [`ApiError`] with Alpaca's status and code.
+//! comes back; every rejection is an [`ApiError`](crate::sim::ApiError) with Alpaca's status
+//! and code.
 //!
 //! Position rules (Alpaca's, alpaca-api.md §4.1):
 //! - a sell while flat opens a short, a sell while short deepens it; both need shorting
@@ -22,9 +23,9 @@
 //! follow the best price since submission. Fills are never partial. `ioc` and `fok` orders that
 //! do not fill at once are cancelled. Day orders never expire (no session ends here).
 //!
-//! The account is split by concept: [`seed`] (a scenario into an account), [`reads`] (the
-//! `GET` endpoints), [`rules`] (who may trade what), [`mutations`] (orders and positions
-//! changing), [`fills`] (prices reaching orders), [`configuration`] (the account switches).
+//! The account is split by concept: `seed` (a scenario into an account), `reads` (the
+//! `GET` endpoints), `rules` (who may trade what), `mutations` (orders and positions
+//! changing), `fills` (prices reaching orders), `configuration` (the account switches).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
