@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::fix_plan::{FileFix, FixInput, FixPlan, ReadFile};
-use crate::act::json_edit::{self, Edit, Node, apply, child_style, render, splice_children, style_of};
+use super::json_edit::{self, Edit, Node, apply, child_style, render, splice_children, style_of};
 use crate::collect::bot::state::positions_from_value;
 use crate::config::{BotSource, MetadataMapping, PositionsMapping};
 use crate::model::{FieldRef, Position, Side, TrackedPosition};

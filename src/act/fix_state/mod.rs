@@ -41,15 +41,17 @@
 //! file it leads to is replaced, and the link is kept.
 //!
 //! The module is split in two halves with the data between them: `edit` is the pure
-//! planner (texts in, a [`FixPlan`] with each file's new text and diff out), `file` the I/O
-//! (read inside the root, unchanged-checks, backup, atomic write keeping owner, group and
-//! mode); `busy` says when the bot is busy with its files; `fix_plan` holds the data.
+//! planner (texts in, a [`FixPlan`] with each file's new text and diff out; `json_edit` is
+//! its byte-span JSON editor), `file` the I/O (read inside the root, unchanged-checks,
+//! backup, atomic write keeping owner, group and mode); `busy` says when the bot is busy
+//! with its files; `fix_plan` holds the data.
 //! [`plan`] joins them: read, then plan.
 
 mod busy;
 mod edit;
 mod file;
 mod fix_plan;
+pub mod json_edit;
 
 pub use busy::{check_quiet, working_orders};
 pub use edit::{log_refusal, plan_edits};
