@@ -303,16 +303,12 @@ mod tests {
     /// replayed as failed, "when recorded"), the same bot view, the same time.
     #[tokio::test]
     async fn a_written_snapshot_replays_the_same_view() {
-        use std::sync::Arc;
-
         use chrono::TimeZone;
 
         use crate::collect::broker::replay::ReplayBroker;
         use crate::collect::broker::wire;
         use crate::collect::snapshot_dir::BrokerFile;
         use crate::model::BrokerView;
-        use crate::sim::broker::SimBroker;
-        use crate::sim::request::{OrdersQuery, StatusFilter};
 
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -333,28 +329,25 @@ mod tests {
         .unwrap();
         let cfg = Config::load(&root.join("tradewarden.toml")).unwrap_or_else(|e| panic!("{e}"));
 
-        // Real Alpaca bodies, from the simulator: a long, a short, an open and a filled order.
+        // Alpaca bodies: a long and a short, an open order, a filled one.
         let taken_at = Utc.with_ymd_and_hms(2026, 11, 20, 15, 30, 0).unwrap() + chrono::Duration::milliseconds(125);
-        let clock = Arc::new(crate::clock::ManualClock::new(taken_at));
-        let scenario = crate::sim::Scenario::from_json(
-            r#"{"prices": {"AAPL": "185.00", "CHWY": "30.00"},
-                "positions": [{"symbol": "AAPL", "qty": "10"}, {"symbol": "CHWY", "qty": "-20"}],
-                "orders": [{"symbol": "AAPL", "side": "sell", "qty": "5", "limit_price": "200"},
-                           {"symbol": "CHWY", "side": "buy", "qty": "1", "status": "filled"}]}"#,
-        )
-        .unwrap();
-        let sim = SimBroker::from_scenario(&scenario, clock.clone()).unwrap();
-        let query = |status| OrdersQuery { status, ..OrdersQuery::default() };
-        let body = |v: serde_json::Value| serde_json::to_vec(&v).unwrap();
+        let clock = crate::clock::ManualClock::new(taken_at);
+        let order = |id: &str, symbol: &str, side: &str, status: &str| {
+            format!(
+                r#"{{"id":"{id}","client_order_id":"c-{id}","symbol":"{symbol}","side":"{side}","qty":"5",
+                    "filled_qty":"0","type":"limit","limit_price":"200","status":"{status}",
+                    "created_at":"2026-11-20T15:29:00Z"}}"#
+            )
+        };
         let bodies: BTreeMap<String, Vec<u8>> = [
-            (BrokerFile::Account, body(serde_json::to_value(sim.account()).unwrap())),
-            (BrokerFile::Positions, body(serde_json::to_value(sim.positions()).unwrap())),
-            (BrokerFile::Orders, body(serde_json::to_value(sim.orders(&query(StatusFilter::Open))).unwrap())),
-            (BrokerFile::Configurations, body(serde_json::to_value(sim.configuration()).unwrap())),
-            (BrokerFile::RecentOrders, body(serde_json::to_value(sim.orders(&query(StatusFilter::Closed))).unwrap())),
+            (BrokerFile::Account, r#"{"id":"291f9c46-9fe1-49e8-934f-934869bb2adf","account_number":"PA1","status":"ACTIVE","cash":"1000.5","equity":"100454.55","shorting_enabled":true}"#.to_owned()),
+            (BrokerFile::Positions, r#"[{"symbol":"AAPL","qty":"10","side":"long","avg_entry_price":"180"},{"symbol":"CHWY","qty":"-20","side":"short","avg_entry_price":"30.5"}]"#.to_owned()),
+            (BrokerFile::Orders, format!("[{}]", order("o-1", "AAPL", "sell", "new"))),
+            (BrokerFile::Configurations, r#"{"no_shorting":false,"suspend_trade":false,"max_margin_multiplier":"2"}"#.to_owned()),
+            (BrokerFile::RecentOrders, format!("[{}]", order("o-2", "CHWY", "buy", "filled"))),
         ]
         .into_iter()
-        .map(|(f, b)| (f.file_name().to_owned(), b))
+        .map(|(f, b)| (f.file_name().to_owned(), b.into_bytes()))
         .collect();
         let file = |f: BrokerFile| bodies[f.file_name()].as_slice();
         let broker = BrokerView {
@@ -379,7 +372,7 @@ mod tests {
         assert_eq!(rec.bot_files, [PathBuf::from("positions.json")]);
 
         let replay = Broker::Replay(ReplayBroker::new(&out));
-        let replayed = collect(&cfg, &replay, clock.as_ref()).await.unwrap();
+        let replayed = collect(&cfg, &replay, &clock).await.unwrap();
         assert_eq!(replayed.taken_at, snap.taken_at);
         assert_eq!(replayed.mode, Mode::Replay);
         let mut expected = snap.broker.clone();

@@ -79,14 +79,6 @@ impl BrokerFile {
             Self::RecentOrders => "broker:recent_orders",
         }
     }
-
-    /// True for reads a snapshot may lack without having failed: recorded before they were
-    /// read at all, or when no rule needed them. Absent and not recorded as failed, they
-    /// replay as not read (`None`), not as unavailable.
-    #[must_use]
-    pub const fn optional(self) -> bool {
-        matches!(self, Self::Configurations | Self::RecentOrders)
-    }
 }
 
 /// `DIR/snapshot.toml`.

@@ -68,8 +68,9 @@ impl ReplayBroker {
         parse(&body).map_err(|e| SourceError::malformed(file.source(), format!("{}: {e}", self.path(file).display())))
     }
 
-    /// An optional read ([`BrokerFile::optional`]): `None` when neither recorded nor recorded
-    /// as failed.
+    /// A read a snapshot may lack without having failed (the configurations and the recently
+    /// closed orders: recorded before they were read at all, or when no rule needed them):
+    /// `None`, not read, when neither recorded nor recorded as failed.
     fn parse_optional<T>(&self, file: BrokerFile, parse: impl Fn(&[u8]) -> Result<T, String>) -> Option<Sourced<T>> {
         (self.path(file).exists() || self.recorded_errors().contains_key(file.source()))
             .then(|| self.parse(file, parse))
