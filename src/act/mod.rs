@@ -24,7 +24,7 @@
 //! `suspend_trading` (last: a suspended account cannot close positions either).
 //!
 //! Modules: `plan` (pure planning and descriptions), `runner` (the gates), `flatten`,
-//! `cancel`, `guard`, `fix_state` (+ `json_edit`), `exec` (the actions), `confirm` (polling),
+//! `cancel`, `guard`, `fix_state` (with its `json_edit`), `exec` (the actions), `confirm` (polling),
 //! `journal`, `recover`, `broker` (the trait), `cmd` (the CLI).
 
 pub mod broker;
@@ -35,7 +35,6 @@ pub mod fix_state;
 mod flatten;
 mod guard;
 pub mod journal;
-pub mod json_edit;
 pub mod plan;
 mod recover;
 pub mod runner;

@@ -271,7 +271,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
     std::fs::write(dir.join("reports/before.json"), before.to_json())?;
     let snapshot_dir = dir.join("reports/incident-snapshot");
     std::fs::create_dir_all(&snapshot_dir)?;
-    if let Err(e) = super::snapshot::write_snapshot(&cfg, &snap, &cfg.bot.root, &snapshot_dir) {
+    if let Err(e) = crate::collect::record::write_snapshot(&cfg, &snap, &cfg.bot.root, &snapshot_dir) {
         tracing::warn!("could not record the incident snapshot: {e}");
     }
     p.step(3, "Audit: what tradewarden sees");

@@ -319,32 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             },
         },
-        Command::Snapshot { config, out } => {
-            let cfg = match load(&config.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let broker = match Broker::for_config(&cfg, None) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::ERROR);
-                }
-            };
-            match snapshot::record(&cfg, &broker, &SystemClock, &out).await {
-                Ok(rec) => {
-                    for e in &rec.source_errors {
-                        eprintln!("warning: recorded as failed: {e}");
-                    }
-                    print(&snapshot::summary(&rec, &cfg.path))?;
-                    Ok(exit::CLEAN)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(exit::ERROR)
-                }
-            }
-        }
+        Command::Snapshot { config, out } => snapshot::run(&config, &out).await,
         Command::Flatten(args) => act::flatten(args).await,
         Command::Fix(args) => act::fix(args).await,
         Command::Silence { command } => silence::run(command, crate::clock::Clock::now(&SystemClock)),

@@ -2,6 +2,8 @@
 
 pub mod bot;
 pub mod broker;
+pub mod record;
+pub mod snapshot_dir;
 
 use std::path::PathBuf;
 

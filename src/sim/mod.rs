@@ -8,7 +8,7 @@
 //! - [`faults`]: latency, errors, timeouts, malformed bodies and the rate limit, seeded;
 //! - [`control`]: the state behind one lock, shared by HTTP and in-process callers;
 //! - [`server`]: axum, the `/v2` route table, the `/_sim` admin API, [`spawn`];
-//! - [`command`]: `tradewarden sim`.
+//! - the `tradewarden sim` command is in `src/cli/sim.rs`.
 //!
 //! In-process use:
 //! ```no_run

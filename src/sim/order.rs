@@ -308,6 +308,53 @@ pub struct SimOrder {
 }
 
 impl SimOrder {
+    /// A new order accepted `now`: a fresh id, status `new`, nothing filled, and the terms of
+    /// a market day order (no prices, regular hours) until the caller sets its own. Without a
+    /// `client_order_id` it gets a fresh UUID, as Alpaca does. `seq` is set when the broker
+    /// stores it.
+    #[must_use]
+    pub fn new(
+        symbol: &str,
+        asset_id: Uuid,
+        side: OrderSide,
+        intent: Intent,
+        shares: Decimal,
+        client_order_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            client_order_id: client_order_id.unwrap_or_else(|| Uuid::new_v4().to_string()),
+            seq: 0,
+            created_at: now,
+            updated_at: now,
+            submitted_at: now,
+            filled_at: None,
+            canceled_at: None,
+            replaced_at: None,
+            replaced_by: None,
+            replaces: None,
+            symbol: symbol.to_owned(),
+            asset_id,
+            notional: None,
+            shares,
+            filled_qty: Decimal::ZERO,
+            filled_avg_price: None,
+            kind: OrderType::Market,
+            side,
+            intent,
+            time_in_force: TimeInForce::Day,
+            limit_price: None,
+            stop_price: None,
+            trail_price: None,
+            trail_percent: None,
+            hwm: None,
+            triggered: false,
+            status: OrderStatus::New,
+            extended_hours: false,
+        }
+    }
+
     /// Shares still to fill.
     #[must_use]
     pub fn remaining(&self) -> Decimal {
@@ -379,6 +426,28 @@ mod tests {
         }
         assert_eq!(OrderStatus::parse("open"), None);
         assert_eq!(TimeInForce::parse("gtd"), None);
+    }
+
+    #[test]
+    fn a_new_order_is_working_unfilled_and_takes_a_given_client_id() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let asset = Uuid::new_v4();
+        let shares = Decimal::new(15, 1);
+        let a = SimOrder::new("AAPL", asset, OrderSide::Sell, Intent::SellToClose, shares, None, now);
+        let b = SimOrder::new("AAPL", asset, OrderSide::Sell, Intent::SellToClose, shares, Some("mine".into()), now);
+        assert_ne!(a.id, b.id);
+        assert!(Uuid::parse_str(&a.client_order_id).is_ok(), "a fresh UUID: {}", a.client_order_id);
+        assert_eq!(b.client_order_id, "mine");
+        assert_eq!((a.status, a.kind, a.time_in_force), (OrderStatus::New, OrderType::Market, TimeInForce::Day));
+        assert_eq!((a.created_at, a.updated_at, a.submitted_at), (now, now, now));
+        assert_eq!((a.remaining(), a.filled_qty, a.filled_avg_price), (shares, Decimal::ZERO, None));
+        assert_eq!(
+            (a.symbol.as_str(), a.asset_id, a.side, a.intent),
+            ("AAPL", asset, OrderSide::Sell, Intent::SellToClose)
+        );
+        assert!(a.limit_price.is_none() && a.stop_price.is_none() && a.hwm.is_none() && !a.triggered);
+        let wire = a.to_wire();
+        assert_eq!((wire.status.as_str(), wire.qty), ("new", Some(shares)));
     }
 
     #[test]

@@ -2,11 +2,18 @@
 
 use std::str::FromStr;
 
-use chrono::TimeZone;
-use rust_decimal::dec;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use rust_decimal::{Decimal, dec};
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::model::OrderSide;
+use crate::sim::order::{OrderType, TimeInForce};
+use crate::sim::request::{CloseQuery, ConfigPatch, OrderRequest, OrdersQuery, ReplaceRequest, StatusFilter};
+use crate::sim::scenario::Scenario;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 12, 15, 0, 0).unwrap()

@@ -11,6 +11,7 @@ use super::client::{AlpacaClient, Item, Reply};
 use super::endpoint::Endpoint;
 use super::error::BrokerError;
 use crate::collect::broker::wire::{self, AlpacaAccountConfiguration, AlpacaPosition};
+use crate::collect::snapshot_dir::BrokerFile;
 use crate::model::{Account, AccountConfiguration, BrokerView, MarketClock, Order, Position, SourceError, Sourced};
 
 /// The largest page `GET /v2/orders` returns (Alpaca's maximum `limit`).
@@ -57,21 +58,22 @@ impl OrderStatusFilter {
 }
 
 /// The snapshot file the recently closed orders are recorded in (`DIR/broker/<file>`; optional).
-pub const RECENT_ORDERS_FILE: &str = "recent_orders.json";
+pub const RECENT_ORDERS_FILE: &str = BrokerFile::RecentOrders.file_name();
 /// Their source name in errors and in `snapshot.toml`.
-pub const RECENT_ORDERS_SOURCE: &str = "broker:recent_orders";
+pub const RECENT_ORDERS_SOURCE: &str = BrokerFile::RecentOrders.source();
 
 /// The snapshot file each audit read is recorded in (`DIR/broker/<file>`).
 #[must_use]
 pub fn snapshot_file(endpoint: Endpoint) -> Option<&'static str> {
-    match endpoint {
-        Endpoint::Account => Some("account.json"),
-        Endpoint::Positions => Some("positions.json"),
-        Endpoint::Orders => Some("orders.json"),
-        Endpoint::Clock => Some("clock.json"),
-        Endpoint::Configurations => Some("account_configurations.json"),
-        _ => None,
-    }
+    let file = match endpoint {
+        Endpoint::Account => BrokerFile::Account,
+        Endpoint::Positions => BrokerFile::Positions,
+        Endpoint::Orders => BrokerFile::Orders,
+        Endpoint::Clock => BrokerFile::Clock,
+        Endpoint::Configurations => BrokerFile::Configurations,
+        _ => return None,
+    };
+    Some(file.file_name())
 }
 
 /// When an order was submitted (else created): the key `until` pages by.
@@ -435,7 +437,7 @@ impl AlpacaClient {
         BrokerView { account, positions, orders, clock, configuration, recent_orders: None, bodies }
     }
 
-    /// The orders closed among those submitted after `after` (`closed_orders_since`), as a
+    /// The orders that closed or filled since `after` (`closed_orders_since`), as a
     /// source of the view (`broker:recent_orders`), its body recorded in `bodies` as
     /// `recent_orders.json` for a snapshot.
     pub async fn recent_orders(
@@ -499,7 +501,10 @@ mod tests {
     #[test]
     fn every_audit_read_has_a_snapshot_file() {
         for e in [Endpoint::Account, Endpoint::Positions, Endpoint::Orders, Endpoint::Clock, Endpoint::Configurations] {
-            assert!(snapshot_file(e).is_some());
+            let file = snapshot_file(e).unwrap();
+            // The live source name and the replayed one are the same (`broker:positions`).
+            let recorded = BrokerFile::ALL.into_iter().find(|f| f.file_name() == file).unwrap();
+            assert_eq!(e.source(), recorded.source(), "{e:?}");
         }
         assert_eq!(snapshot_file(Endpoint::ClosePosition), None);
     }
