@@ -730,7 +730,7 @@ fn requests(config: &Config, alerts: &AlertBook, snapshot: &Snapshot, evaluated:
             // evaluated this cycle either: no action on it, exactly as for unknown.
             let unknown = alert.unknown
                 || matches!(evaluated.outcome(&rule.id), Some(RuleOutcome::Unknown | RuleOutcome::Skipped));
-            by_kind.entry((runner::priority(action), action.clone())).or_default().push(Trigger {
+            by_kind.entry((action.priority(), action.clone())).or_default().push(Trigger {
                 fingerprint: alert.fingerprint.clone(),
                 rule: alert.rule.clone(),
                 subject: alert.subject.clone(),

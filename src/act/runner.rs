@@ -207,12 +207,14 @@ pub fn finding(code: &str, severity: Severity, action: &str, message: String, ob
 /// Why the live guard refuses.
 pub const LIVE_REFUSAL: &str = "the broker is a live account (real money) and [actions] allow_live is not true";
 
-/// The live guard; `Some(refusal)` when acting is not allowed on this account.
+/// The live guard; `Some(refusal)` when acting is not allowed on this account (a live one
+/// refuses the live-guarded actions of the action table without `allow_live`).
 #[must_use]
-pub fn live_guard(mode: Mode, allow_live: bool, action: &str) -> Option<Stop> {
+pub fn live_guard(mode: Mode, allow_live: bool, kind: &ActionKind) -> Option<Stop> {
     match mode {
         Mode::Replay => Some(Stop::Skipped("the broker is a replayed snapshot: there is nothing to act on".into())),
-        Mode::Live if !allow_live => {
+        Mode::Live if !allow_live && kind.is_live_guarded() => {
+            let action = &kind.to_string();
             let msg = format!("{action} refused: {LIVE_REFUSAL}");
             let f = finding("action_refused", Severity::Critical, action, msg.clone(), json!({ "mode": "live" }));
             Some(Stop::Refused(msg, Some(f)))
@@ -243,7 +245,7 @@ fn budget_gate(
     let (spent, limit, what) = if spent_own >= own {
         (spent_own, own, format!("its daily budget is spent ({spent_own} of {source} today, UTC)"))
     } else if !protective {
-        let shared = ledger.spent_where(day, |a| !ActionKind::PROTECTIVE.contains(&a));
+        let shared = ledger.spent_where(day, |a| !ActionKind::is_protective_name(a));
         if shared < acfg.max_per_day {
             return None;
         }
@@ -289,21 +291,6 @@ fn joined(triggers: &[Trigger], f: impl Fn(&Trigger) -> &str) -> String {
         }
     }
     v.join(",")
-}
-
-/// Orders actions within a cycle: guards that stop the bleeding first, flattening before the
-/// bot's files are fixed, and `suspend_trading` last (it also blocks closes).
-#[must_use]
-pub fn priority(kind: &ActionKind) -> u8 {
-    match kind {
-        ActionKind::EnforceNoShorting => 0,
-        ActionKind::CancelHazardOrders => 1,
-        ActionKind::FlattenShorts => 2,
-        ActionKind::FlattenAll => 3,
-        ActionKind::Exec(_) => 4,
-        ActionKind::FixState => 5,
-        ActionKind::SuspendTrading => 6,
-    }
 }
 
 fn guard_of(kind: &ActionKind) -> Option<Guard> {
@@ -519,7 +506,7 @@ impl Runner<'_> {
         let acfg = &self.cfg.actions;
         let now = self.clock.at();
         // 1. live guard
-        if let Some(stop) = live_guard(self.broker.mode(), acfg.allow_live, &action) {
+        if let Some(stop) = live_guard(self.broker.mode(), acfg.allow_live, &req.kind) {
             return (self.stopped(req, &req.triggers, stop), false);
         }
         // 2. silence
@@ -601,6 +588,7 @@ impl Runner<'_> {
         // (host and key said paper, every other gate passed, there is a plan), before the
         // intent and any write.
         if !acfg.allow_live
+            && req.kind.is_live_guarded()
             && let Some(stop) = self.account_guard(&action).await
         {
             return (self.stopped(req, &triggers, stop), false);
