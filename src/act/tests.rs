@@ -3,16 +3,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::dec;
 use serde_json::json;
 
 use super::broker::fake::{CloseMode, FakeBroker, order};
+use super::confirm::Timing;
 use super::journal::{Intent, Journal, Ledger, Outcome, Record};
+use super::request::requests;
+use super::runner::{Clockwork, Runner};
 use super::*;
-use crate::alert::{Silence, step};
-use crate::model::{BotView, OrderSide};
+use crate::alert::{AlertBook, Silence, step};
+use crate::config::Config;
+use crate::model::{BotView, Mode, OrderSide, Severity, Snapshot};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -111,7 +116,8 @@ fn intent(id: &str, at: DateTime<Utc>, action: &str, fingerprint: &str, targets:
         subject: "CHWY".into(),
         why: vec![],
         steps: vec!["DELETE /v2/positions/CHWY (the broker buys to cover 1596)".into()],
-        targets,
+        // As the journal reads a line of the untyped format.
+        targets: serde_json::from_value(targets).unwrap(),
         broker_seen: serde_json::Value::Null,
         diff: None,
     }
@@ -167,7 +173,7 @@ async fn act_mode_flattens_every_short_once_with_one_intent_and_one_outcome() {
     assert_eq!((l.intents.len(), l.outcomes.len()), (1, 1));
     let i = &l.intents[0];
     assert_eq!(i.fingerprints, ["no-shorts/BILL", "no-shorts/CHWY"]);
-    assert_eq!(i.targets["symbols"], json!(["BILL", "CHWY"]));
+    assert_eq!(i.targets.symbols(), ["BILL", "CHWY"]);
     assert!(i.why[0].contains("short_position"), "{:?}", i.why);
     assert!(i.broker_seen["positions"].as_array().unwrap().len() == 3);
     assert_eq!(l.outcome(&i.id).unwrap().result, "done");
@@ -681,7 +687,7 @@ async fn flatten_all_closes_everything_through_the_broker_whatever_the_alert_is_
     assert_eq!(b.writes(), ["close_all"]);
     assert!(b.with(|s| s.positions.is_empty()));
     let l = ledger(&e);
-    assert_eq!(l.intents[0].targets["symbols"], json!(["AAPL", "BILL", "CHWY"]));
+    assert_eq!(l.intents[0].targets.symbols(), ["AAPL", "BILL", "CHWY"]);
 }
 
 #[tokio::test]

@@ -145,7 +145,6 @@ pub static TABLE: [Spec; 7] = [
 ];
 
 impl ActionKind {
-
     /// Its row of [`TABLE`].
     #[must_use]
     pub fn spec(&self) -> &'static Spec {
