@@ -53,7 +53,7 @@ pub(crate) fn requests(
                 silenced_by: None,
                 unknown,
                 // flatten_all is the broker's close-all, whatever the alert is about.
-                scope: if *action == ActionKind::FlattenAll { Scope::All } else { scope_of(alert, snapshot) },
+                scope: if action.spec().account_wide { Scope::All } else { scope_of(alert, snapshot) },
                 order_ids: order_ids(alert),
             });
         }

@@ -69,6 +69,8 @@ pub struct Spec {
     pub live_guarded: bool,
     /// The reads its plan is made from, in the order they are made.
     pub needs: &'static [Input],
+    /// It acts on the whole account, whatever symbol the alert is about.
+    pub account_wide: bool,
     /// What it does, in a phrase (the README's table, `rules list`).
     pub effect: &'static str,
     /// Builds the kind from what follows the name (the exec's name; empty otherwise).
@@ -84,6 +86,7 @@ pub static TABLE: [Spec; 7] = [
         protective: true,
         live_guarded: true,
         needs: &[Input::Positions, Input::OpenOrders],
+        account_wide: false,
         effect: "per short: cancel its open orders, then `DELETE /v2/positions/{symbol}`",
         make: |_| ActionKind::FlattenShorts,
     },
@@ -93,6 +96,8 @@ pub static TABLE: [Spec; 7] = [
         protective: false,
         live_guarded: true,
         needs: &[Input::Positions, Input::OpenOrders],
+        // The broker's close-all.
+        account_wide: true,
         effect: "`DELETE /v2/positions?cancel_orders=true`",
         make: |_| ActionKind::FlattenAll,
     },
@@ -102,6 +107,7 @@ pub static TABLE: [Spec; 7] = [
         protective: true,
         live_guarded: true,
         needs: &[Input::OpenOrders],
+        account_wide: false,
         effect: "cancel exactly the orders `open_order_hazard` findings name",
         make: |_| ActionKind::CancelHazardOrders,
     },
@@ -111,6 +117,7 @@ pub static TABLE: [Spec; 7] = [
         protective: true,
         live_guarded: true,
         needs: &[Input::Configuration],
+        account_wide: false,
         effect: "PATCH /v2/account/configurations {\"suspend_trade\": true}",
         make: |_| ActionKind::SuspendTrading,
     },
@@ -120,6 +127,7 @@ pub static TABLE: [Spec; 7] = [
         protective: true,
         live_guarded: true,
         needs: &[Input::Configuration],
+        account_wide: false,
         effect: "PATCH /v2/account/configurations {\"no_shorting\": true}",
         make: |_| ActionKind::EnforceNoShorting,
     },
@@ -130,6 +138,7 @@ pub static TABLE: [Spec; 7] = [
         live_guarded: true,
         // The orders too: a fill in flight holds the fix back (the bot may be recording it).
         needs: &[Input::Positions, Input::OpenOrders, Input::ClosedOrders],
+        account_wide: false,
         effect: "rewrite the bot's positions/metadata files to match the broker",
         make: |_| ActionKind::FixState,
     },
@@ -139,6 +148,7 @@ pub static TABLE: [Spec; 7] = [
         protective: false,
         live_guarded: true,
         needs: &[],
+        account_wide: false,
         effect: "run `[actions.exec.NAME]` (argv, no shell, findings on stdin, timeout)",
         make: |name| ActionKind::Exec(name.to_owned()),
     },
