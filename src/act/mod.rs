@@ -1,5 +1,5 @@
 //! Remediation (design.md §6): the actions rules name, behind safety gates, in the daemon
-//! (`Actor::on_cycle`) and as commands (`tradewarden flatten`, `tradewarden fix`, in `cmd`).
+//! (`Actor::on_cycle`) and as commands (`tradewarden flatten`, `tradewarden fix`: `src/cli/act.rs`).
 //!
 //! | action | effect |
 //! |---|---|

@@ -11,56 +11,6 @@ use crate::config::Config;
 use crate::engine::Evaluated;
 use crate::model::{ActionKind, Finding, Outcome as RuleOutcome, Snapshot};
 
-/// The symbol an alert is about, when its subject is one the snapshot knows (held at the
-/// broker, tracked by the bot, or in its metadata); else the action's scope is every symbol.
-fn scope_of(alert: &AlertState, snapshot: &Snapshot) -> Scope {
-    let s = alert.subject.as_str();
-    let known = snapshot.broker.positions.as_ref().is_ok_and(|p| p.iter().any(|p| p.symbol.as_str() == s))
-        || snapshot.bot.positions.as_ref().is_ok_and(|p| p.iter().any(|p| p.symbol.as_str() == s))
-        || matches!(&snapshot.bot.metadata, Some(Ok(m)) if m.keys().any(|k| k.as_str() == s));
-    if known { Scope::Symbols([s.to_owned()].into()) } else { Scope::All }
-}
-
-fn order_ids(alert: &AlertState) -> BTreeSet<String> {
-    alert
-        .findings()
-        .flat_map(|f| f.observed.get("order_ids").and_then(Value::as_array).cloned().unwrap_or_default())
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect()
-}
-
-/// One request per action named by firing alerts' rules, in the cycle's order. Silenced
-/// alerts take no part (no action, no description: the report lists them as silenced).
-pub(crate) fn requests(
-    config: &Config,
-    alerts: &AlertBook,
-    snapshot: &Snapshot,
-    evaluated: &Evaluated,
-) -> Vec<Request> {
-    let mut by_kind: BTreeMap<(u8, ActionKind), Vec<Trigger>> = BTreeMap::new();
-    for alert in alerts.actionable() {
-        let Some(rule) = config.rules.iter().find(|r| r.id == alert.rule) else { continue };
-        for action in &rule.actions {
-            // A skipped rule (its `when` does not hold) holds its alerts firing, but was not
-            // evaluated this cycle either: no action on it, exactly as for unknown.
-            let unknown = alert.unknown
-                || matches!(evaluated.outcome(&rule.id), Some(RuleOutcome::Unknown | RuleOutcome::Skipped));
-            by_kind.entry((action.priority(), action.clone())).or_default().push(Trigger {
-                fingerprint: alert.fingerprint.clone(),
-                rule: alert.rule.clone(),
-                subject: alert.subject.clone(),
-                findings: alert.findings().cloned().collect(),
-                silenced_by: None,
-                unknown,
-                // flatten_all is the broker's close-all, whatever the alert is about.
-                scope: if action.spec().account_wide { Scope::All } else { scope_of(alert, snapshot) },
-                order_ids: order_ids(alert),
-            });
-        }
-    }
-    by_kind.into_iter().map(|((_, kind), triggers)| Request { kind, origin: Origin::Daemon, triggers }).collect()
-}
-
 /// Where an action request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -109,6 +59,58 @@ pub struct Request {
     pub origin: Origin,
     /// Who asks.
     pub triggers: Vec<Trigger>,
+}
+
+/// The symbol an alert is about, when its subject is one the snapshot knows (held at the
+/// broker, tracked by the bot, or in its metadata); else the action's scope is every symbol.
+fn scope_of(alert: &AlertState, snapshot: &Snapshot) -> Scope {
+    let s = alert.subject.as_str();
+    let known = snapshot.broker.positions.as_ref().is_ok_and(|p| p.iter().any(|p| p.symbol.as_str() == s))
+        || snapshot.bot.positions.as_ref().is_ok_and(|p| p.iter().any(|p| p.symbol.as_str() == s))
+        || matches!(&snapshot.bot.metadata, Some(Ok(m)) if m.keys().any(|k| k.as_str() == s));
+    if known { Scope::Symbols([s.to_owned()].into()) } else { Scope::All }
+}
+
+/// The orders findings name (`observed.order_ids`, as `open_order_hazard` reports them): what
+/// `cancel_hazard_orders` cancels, from the alert and again from the re-read's findings.
+pub(crate) fn order_ids<'f>(findings: impl IntoIterator<Item = &'f Finding>) -> BTreeSet<String> {
+    findings
+        .into_iter()
+        .flat_map(|f| f.observed.get("order_ids").and_then(Value::as_array).cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// One request per action named by firing alerts' rules, in the cycle's order. Silenced
+/// alerts take no part (no action, no description: the report lists them as silenced).
+pub(crate) fn requests(
+    config: &Config,
+    alerts: &AlertBook,
+    snapshot: &Snapshot,
+    evaluated: &Evaluated,
+) -> Vec<Request> {
+    let mut by_kind: BTreeMap<(u8, ActionKind), Vec<Trigger>> = BTreeMap::new();
+    for alert in alerts.actionable() {
+        let Some(rule) = config.rules.iter().find(|r| r.id == alert.rule) else { continue };
+        for action in &rule.actions {
+            // A skipped rule (its `when` does not hold) holds its alerts firing, but was not
+            // evaluated this cycle either: no action on it, exactly as for unknown.
+            let unknown = alert.unknown
+                || matches!(evaluated.outcome(&rule.id), Some(RuleOutcome::Unknown | RuleOutcome::Skipped));
+            by_kind.entry((action.priority(), action.clone())).or_default().push(Trigger {
+                fingerprint: alert.fingerprint.clone(),
+                rule: alert.rule.clone(),
+                subject: alert.subject.clone(),
+                findings: alert.findings().cloned().collect(),
+                silenced_by: None,
+                unknown,
+                // flatten_all is the broker's close-all, whatever the alert is about.
+                scope: if action.spec().account_wide { Scope::All } else { scope_of(alert, snapshot) },
+                order_ids: order_ids(alert.findings()),
+            });
+        }
+    }
+    by_kind.into_iter().map(|((_, kind), triggers)| Request { kind, origin: Origin::Daemon, triggers }).collect()
 }
 
 /// The merged scope and order ids of the triggers.

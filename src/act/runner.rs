@@ -33,7 +33,7 @@ use super::fix_state::{self, FixPlan, Written};
 use super::journal::{Intent, Journal, Ledger, Outcome, Record, Targets};
 use super::plan::Plan;
 use super::planner::{self, Blocked, Reads};
-use super::request::{Request, Trigger, joined, known, merged, unsilenced};
+use super::request::{Request, Trigger, joined, known, merged, order_ids, unsilenced};
 use super::{ActionReport, Executed, Hooks, Status, cancel, exec, flatten, guard};
 use crate::config::{ActionKind, Config, EmailTransport, Rule};
 use crate::engine::Evaluated;
@@ -130,13 +130,9 @@ impl<'s> Recheck<'s> {
                 t.fingerprint,
                 o.reason.clone().unwrap_or_default()
             )),
-            Some(_) if ev.findings.iter().any(|f| f.fingerprint() == t.fingerprint) => Ok(ev
-                .findings
-                .iter()
-                .filter(|f| f.fingerprint() == t.fingerprint)
-                .flat_map(|f| f.observed.get("order_ids").and_then(Value::as_array).cloned().unwrap_or_default())
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()),
+            Some(_) if ev.findings.iter().any(|f| f.fingerprint() == t.fingerprint) => {
+                Ok(order_ids(ev.findings.iter().filter(|f| f.fingerprint() == t.fingerprint)))
+            }
             _ => Err(format!("{}: the violation is gone on the re-read", t.fingerprint)),
         }
     }
