@@ -24,6 +24,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::plan::Guard;
+use crate::model::ActionKind;
 use crate::state::jsonl::{self, AppendPolicy, Lines};
 use crate::state::{FileLock, LockError};
 
@@ -68,13 +70,108 @@ pub struct Intent {
     pub steps: Vec<String>,
     /// What recovery needs to re-read: symbols, order ids, a configuration field, files.
     #[serde(default)]
-    pub targets: Value,
+    pub targets: Targets,
     /// The broker state seen by the re-read right before acting.
     #[serde(default)]
     pub broker_seen: Value,
     /// `fix_state`: the unified diff about to be written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+}
+
+impl Intent {
+    /// The action, when its name is one (an `exec:NAME` whose table is gone since included).
+    #[must_use]
+    pub fn kind(&self) -> Option<ActionKind> {
+        ActionKind::from_name(&self.action)
+    }
+}
+
+/// What an intent's action is about, for recovery to re-read. On disk it is the plain JSON
+/// object it always was (`{"symbols": [...], "shorts_only": true, "order_ids": [...]}`,
+/// `{"order_ids": [...]}`, `{"field": "no_shorting"}`, `{"files": [...]}`, `{"argv": [...]}`),
+/// so journals written before it was typed read back the same.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Targets {
+    /// Nothing recorded.
+    #[default]
+    None,
+    /// `flatten_*`: the symbols it closes and the orders it cancels first.
+    Flatten {
+        /// The symbols of its close steps.
+        symbols: Vec<String>,
+        /// `flatten_shorts`.
+        #[serde(default)]
+        shorts_only: bool,
+        /// Its cancel steps' orders.
+        #[serde(default)]
+        order_ids: Vec<String>,
+    },
+    /// `fix_state`: the files, with their content hashes before and after.
+    Files {
+        /// One per file written.
+        files: Vec<FileTarget>,
+    },
+    /// `suspend_trading`, `enforce_no_shorting`: the configuration field it turns on.
+    Configuration {
+        /// `suspend_trade` or `no_shorting`.
+        field: Guard,
+    },
+    /// `exec:NAME`: the command.
+    Exec {
+        /// argv.
+        argv: Vec<String>,
+    },
+    /// `cancel_hazard_orders`: the orders it cancels.
+    Orders {
+        /// Their ids.
+        order_ids: Vec<String>,
+    },
+    /// Anything else (a newer or damaged line): kept as read, re-read as nothing.
+    Other(Value),
+}
+
+impl Targets {
+    /// The symbols a flatten closes.
+    #[must_use]
+    pub fn symbols(&self) -> &[String] {
+        match self {
+            Self::Flatten { symbols, .. } => symbols,
+            _ => &[],
+        }
+    }
+
+    /// The orders it cancels.
+    #[must_use]
+    pub fn order_ids(&self) -> &[String] {
+        match self {
+            Self::Flatten { order_ids, .. } | Self::Orders { order_ids } => order_ids,
+            _ => &[],
+        }
+    }
+
+    /// The files `fix_state` writes.
+    #[must_use]
+    pub fn files(&self) -> &[FileTarget] {
+        match self {
+            Self::Files { files } => files,
+            _ => &[],
+        }
+    }
+}
+
+/// One file `fix_state` writes, as recovery checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileTarget {
+    /// Its path.
+    pub path: String,
+    /// The SHA-256 of its content before.
+    #[serde(default)]
+    pub sha256_before: String,
+    /// The SHA-256 of the content written.
+    #[serde(default)]
+    pub sha256_after: String,
 }
 
 /// What happened.
@@ -288,7 +385,7 @@ mod tests {
             subject: "CHWY".into(),
             why: vec![],
             steps: vec![],
-            targets: json!({"symbols": ["CHWY"]}),
+            targets: Targets::Flatten { symbols: vec!["CHWY".into()], shorts_only: true, order_ids: vec![] },
             broker_seen: Value::Null,
             diff: None,
         }
@@ -350,6 +447,47 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(j.path()).unwrap().permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    /// Journals written while `targets` was untyped JSON read back as the same targets, and the
+    /// typed ones are written as the same JSON.
+    #[test]
+    fn targets_of_the_untyped_format_read_back_and_are_written_the_same() {
+        let cases = [
+            (
+                json!({ "symbols": ["CHWY"], "shorts_only": true, "order_ids": ["o-1"] }),
+                Targets::Flatten { symbols: vec!["CHWY".into()], shorts_only: true, order_ids: vec!["o-1".into()] },
+            ),
+            (json!({ "order_ids": ["o-2"] }), Targets::Orders { order_ids: vec!["o-2".into()] }),
+            (json!({ "field": "no_shorting" }), Targets::Configuration { field: Guard::NoShorting }),
+            (json!({ "field": "suspend_trade" }), Targets::Configuration { field: Guard::SuspendTrade }),
+            (
+                json!({ "files": [{ "path": "/b/p.json", "sha256_before": "aa", "sha256_after": "bb" }] }),
+                Targets::Files {
+                    files: vec![FileTarget {
+                        path: "/b/p.json".into(),
+                        sha256_before: "aa".into(),
+                        sha256_after: "bb".into(),
+                    }],
+                },
+            ),
+            (json!({ "argv": ["stop", "now"] }), Targets::Exec { argv: vec!["stop".into(), "now".into()] }),
+            (Value::Null, Targets::None),
+            (json!({ "field": "margin" }), Targets::Other(json!({ "field": "margin" }))),
+        ];
+        for (old, typed) in cases {
+            assert_eq!(serde_json::from_value::<Targets>(old.clone()).unwrap(), typed, "{old}");
+            assert_eq!(serde_json::to_value(&typed).unwrap(), old);
+        }
+        // Older or partial flatten targets: the symbols alone still say what to re-read.
+        for old in [json!({ "symbols": ["A"], "shorts_only": false }), json!({ "symbols": ["A"] })] {
+            let t: Targets = serde_json::from_value(old).unwrap();
+            assert_eq!((t.symbols(), t.order_ids()), (&["A".to_owned()][..], &[][..]));
+        }
+        // A whole line of the old format, targets absent.
+        let line = r#"{"kind":"intent","id":"x","at":"2026-11-20T10:00:00Z","action":"fix_state","origin":"cli"}"#;
+        let Ok(Record::Intent(i)) = serde_json::from_str::<Record>(line) else { panic!("{line}") };
+        assert_eq!((i.kind(), i.targets), (Some(ActionKind::FixState), Targets::None));
     }
 
     #[test]

@@ -7,19 +7,12 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::model::{Severity, Side};
+use crate::model::{ActionKind, Severity, Side};
 
 use super::broker::ActBroker;
 use super::confirm::{orders_json, positions_json};
 use super::fix_state::sha256_hex;
-use super::journal::Intent;
-
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-        .unwrap_or_default()
-}
+use super::journal::{Intent, Targets};
 
 /// What is true now about an interrupted intent: a sentence, the state read, and how serious
 /// that is for the operator: critical when the danger the action was for is still there (a
@@ -35,14 +28,16 @@ pub(crate) async fn resolve(
     bot_root: &Path,
 ) -> Result<(String, Value, Severity), String> {
     let t = &intent.targets;
-    let action = intent.action.as_str();
-    match action {
-        "flatten_shorts" | "flatten_all" => {
+    let Some(kind) = intent.kind() else {
+        return Ok((format!("unknown action `{}`: nothing re-read", intent.action), Value::Null, Severity::Warning));
+    };
+    match kind {
+        ActionKind::FlattenShorts | ActionKind::FlattenAll => {
             let positions = b.positions().await.map_err(|e| e.to_string())?;
-            let symbols = strings(t, "symbols");
+            let symbols = t.symbols();
             let mut parts = Vec::new();
             let mut severity = Severity::Warning;
-            for s in &symbols {
+            for s in symbols {
                 match positions.iter().find(|p| p.symbol.as_str() == s) {
                     None => parts.push(format!("{s} is flat")),
                     Some(p) => {
@@ -61,9 +56,9 @@ pub(crate) async fn resolve(
             }
             Ok((parts.join("; "), json!({ "positions": positions_json(&positions) }), severity))
         }
-        "cancel_hazard_orders" => {
+        ActionKind::CancelHazardOrders => {
             let open = b.open_orders().await.map_err(|e| e.to_string())?;
-            let ids = strings(t, "order_ids");
+            let ids = t.order_ids();
             let still = |id: &String| open.iter().any(|o| &o.id == id);
             let parts: Vec<String> = ids
                 .iter()
@@ -80,13 +75,11 @@ pub(crate) async fn resolve(
             let severity = if ids.iter().any(still) { Severity::Critical } else { Severity::Warning };
             Ok((parts.join("; "), json!({ "open_orders": orders_json(&open) }), severity))
         }
-        "suspend_trading" | "enforce_no_shorting" => {
+        ActionKind::SuspendTrading | ActionKind::EnforceNoShorting => {
             let c = b.configuration().await.map_err(|e| e.to_string())?;
-            let field = t.get("field").and_then(Value::as_str).unwrap_or_default();
-            let value = match field {
-                "suspend_trade" => c.suspend_trade,
-                "no_shorting" => c.no_shorting,
-                _ => None,
+            let (field, value) = match t {
+                Targets::Configuration { field } => (field.field(), field.value(&c)),
+                _ => ("", None),
             };
             let text = match value {
                 Some(true) => format!("{field} is true at the broker"),
@@ -99,30 +92,27 @@ pub(crate) async fn resolve(
                 Severity::Warning,
             ))
         }
-        "fix_state" => {
+        ActionKind::FixState => {
             let mut parts = Vec::new();
-            for f in t.get("files").and_then(Value::as_array).into_iter().flatten() {
-                let path = f.get("path").and_then(Value::as_str).unwrap_or_default();
-                let before = f.get("sha256_before").and_then(Value::as_str).unwrap_or_default();
-                let after = f.get("sha256_after").and_then(Value::as_str).unwrap_or_default();
+            for f in t.files() {
+                let (path, before, after) = (f.path.as_str(), &f.sha256_before, &f.sha256_after);
                 // Through the bot-root check, like every read of the bot's files: a symlink
                 // swapped in since the crash cannot make recovery read outside the root, nor a
                 // FIFO hang the start-up.
                 let now = super::fix_state::read_in_root(bot_root, Path::new(path)).map(|(b, _, _)| sha256_hex(&b));
                 parts.push(match now {
-                    Ok(h) if h == after => format!("{path} holds the fixed content"),
-                    Ok(h) if h == before => format!("{path} was not written"),
+                    Ok(h) if h == *after => format!("{path} holds the fixed content"),
+                    Ok(h) if h == *before => format!("{path} was not written"),
                     Ok(_) => format!("{path} has changed since (neither the old nor the fixed content)"),
                     Err(e) => format!("{path} cannot be read: {e}"),
                 });
             }
             Ok((parts.join("; "), Value::Null, Severity::Warning))
         }
-        a if a.starts_with("exec:") => Ok((
+        ActionKind::Exec(_) => Ok((
             "tradewarden stopped while the command ran; whether it finished is unknown (it is not run again)".into(),
             Value::Null,
             Severity::Warning,
         )),
-        other => Ok((format!("unknown action `{other}`: nothing re-read"), Value::Null, Severity::Warning)),
     }
 }

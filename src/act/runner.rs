@@ -26,67 +26,20 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::broker::ActBroker;
-use super::confirm::{Timing, orders_json, positions_json};
-use super::fix_state::{self, FixInput, FixPlan, Written};
-use super::journal::{Intent, Journal, Ledger, Outcome, Record};
-use super::plan::{self, Guard, Plan, Scope, Step};
+use super::confirm::Timing;
+use super::fix_state::{self, FixPlan, Written};
+use super::journal::{Intent, Journal, Ledger, Outcome, Record, Targets};
+use super::plan::Plan;
+use super::planner::{self, Blocked, Reads};
+use super::request::{Request, Trigger, joined, known, merged, order_ids, unsilenced};
 use super::{ActionReport, Executed, Hooks, Status, cancel, exec, flatten, guard};
 use crate::config::{ActionKind, Config, Rule};
 use crate::engine::Evaluated;
+use crate::model::action::Input;
 use crate::model::{Finding, Mode, Outcome as RuleOutcome, Severity, Snapshot};
 
 /// The rule id (and check) of the findings actions report.
 pub const RULE: &str = "actions";
-
-/// Where an action request came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// A firing alert in a daemon cycle.
-    Daemon,
-    /// `tradewarden flatten` / `fix`.
-    Cli,
-}
-
-impl Origin {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Daemon => "daemon",
-            Self::Cli => "cli",
-        }
-    }
-}
-
-/// One alert (or the operator's command) asking for an action.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Trigger {
-    /// The cooldown key (`rule/subject`, or `cli/...`).
-    pub fingerprint: String,
-    /// The rule (`cli` for a command).
-    pub rule: String,
-    /// The subject.
-    pub subject: String,
-    /// Its findings (the exec's stdin, the journal's "why").
-    pub findings: Vec<Finding>,
-    /// The silence muting it.
-    pub silenced_by: Option<String>,
-    /// Its rule was not evaluated this cycle (unknown, or skipped by its `when`).
-    pub unknown: bool,
-    /// The symbols it is about.
-    pub scope: Scope,
-    /// The orders its findings name (`observed.order_ids`).
-    pub order_ids: BTreeSet<String>,
-}
-
-/// An action and the triggers asking for it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    /// The action.
-    pub kind: ActionKind,
-    /// Daemon or CLI.
-    pub origin: Origin,
-    /// Who asks.
-    pub triggers: Vec<Trigger>,
-}
 
 /// The result of the re-read before acting: the fresh plan and what it was made from.
 #[derive(Debug, Clone)]
@@ -96,7 +49,7 @@ pub struct Prepared {
     /// What was read (the intent's `broker_seen`).
     pub seen: Value,
     /// What recovery must re-read.
-    pub targets: Value,
+    pub targets: Targets,
     /// `fix_state`: the files.
     pub fix: Option<FixPlan>,
 }
@@ -175,13 +128,9 @@ impl<'s> Recheck<'s> {
                 t.fingerprint,
                 o.reason.clone().unwrap_or_default()
             )),
-            Some(_) if ev.findings.iter().any(|f| f.fingerprint() == t.fingerprint) => Ok(ev
-                .findings
-                .iter()
-                .filter(|f| f.fingerprint() == t.fingerprint)
-                .flat_map(|f| f.observed.get("order_ids").and_then(Value::as_array).cloned().unwrap_or_default())
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()),
+            Some(_) if ev.findings.iter().any(|f| f.fingerprint() == t.fingerprint) => {
+                Ok(order_ids(ev.findings.iter().filter(|f| f.fingerprint() == t.fingerprint)))
+            }
             _ => Err(format!("{}: the violation is gone on the re-read", t.fingerprint)),
         }
     }
@@ -205,12 +154,14 @@ pub fn finding(code: &str, severity: Severity, action: &str, message: String, ob
 /// Why the live guard refuses.
 pub const LIVE_REFUSAL: &str = "the broker is a live account (real money) and [actions] allow_live is not true";
 
-/// The live guard; `Some(refusal)` when acting is not allowed on this account.
+/// The live guard; `Some(refusal)` when acting is not allowed on this account (a live one
+/// refuses the live-guarded actions of the action table without `allow_live`).
 #[must_use]
-pub fn live_guard(mode: Mode, allow_live: bool, action: &str) -> Option<Stop> {
+pub fn live_guard(mode: Mode, allow_live: bool, kind: &ActionKind) -> Option<Stop> {
     match mode {
         Mode::Replay => Some(Stop::Skipped("the broker is a replayed snapshot: there is nothing to act on".into())),
-        Mode::Live if !allow_live => {
+        Mode::Live if !allow_live && kind.is_live_guarded() => {
+            let action = &kind.to_string();
             let msg = format!("{action} refused: {LIVE_REFUSAL}");
             let f = finding("action_refused", Severity::Critical, action, msg.clone(), json!({ "mode": "live" }));
             Some(Stop::Refused(msg, Some(f)))
@@ -241,7 +192,7 @@ fn budget_gate(
     let (spent, limit, what) = if spent_own >= own {
         (spent_own, own, format!("its daily budget is spent ({spent_own} of {source} today, UTC)"))
     } else if !protective {
-        let shared = ledger.spent_where(day, |a| !ActionKind::PROTECTIVE.contains(&a));
+        let shared = ledger.spent_where(day, |a| !ActionKind::is_protective_name(a));
         if shared < acfg.max_per_day {
             return None;
         }
@@ -264,52 +215,9 @@ fn budget_gate(
     Some(Stop::Refused(msg, Some(f)))
 }
 
-/// The merged scope and order ids of the triggers.
-fn merged(triggers: &[Trigger]) -> (Scope, BTreeSet<String>) {
-    let mut scope: Option<Scope> = None;
-    let mut ids = BTreeSet::new();
-    for t in triggers {
-        match &mut scope {
-            None => scope = Some(t.scope.clone()),
-            Some(s) => s.merge(t.scope.clone()),
-        }
-        ids.extend(t.order_ids.iter().cloned());
-    }
-    (scope.unwrap_or(Scope::Symbols(BTreeSet::new())), ids)
-}
-
-fn joined(triggers: &[Trigger], f: impl Fn(&Trigger) -> &str) -> String {
-    let mut v: Vec<&str> = Vec::new();
-    for t in triggers {
-        let s = f(t);
-        if !v.contains(&s) {
-            v.push(s);
-        }
-    }
-    v.join(",")
-}
-
-/// Orders actions within a cycle: guards that stop the bleeding first, flattening before the
-/// bot's files are fixed, and `suspend_trading` last (it also blocks closes).
-#[must_use]
-pub fn priority(kind: &ActionKind) -> u8 {
-    match kind {
-        ActionKind::EnforceNoShorting => 0,
-        ActionKind::CancelHazardOrders => 1,
-        ActionKind::FlattenShorts => 2,
-        ActionKind::FlattenAll => 3,
-        ActionKind::Exec(_) => 4,
-        ActionKind::FixState => 5,
-        ActionKind::SuspendTrading => 6,
-    }
-}
-
-fn guard_of(kind: &ActionKind) -> Option<Guard> {
-    match kind {
-        ActionKind::SuspendTrading => Some(Guard::SuspendTrade),
-        ActionKind::EnforceNoShorting => Some(Guard::NoShorting),
-        _ => None,
-    }
+/// A read that failed: no action on incomplete data.
+fn unreadable(input: Input, why: &str) -> Stop {
+    Stop::Skipped(format!("cannot re-read {} ({why}): no action on incomplete data", input.what()))
 }
 
 /// Everything one action run needs.
@@ -331,17 +239,7 @@ pub struct Runner<'a> {
 impl Runner<'_> {
     fn report(&self, req: &Request, triggers: &[Trigger], status: Status, detail: String) -> ActionReport {
         let t = if triggers.is_empty() { &req.triggers[..] } else { triggers };
-        ActionReport {
-            at: self.clock.at(),
-            action: req.kind.to_string(),
-            rule: joined(t, |t| &t.rule),
-            subject: joined(t, |t| &t.subject),
-            result: status.as_str().into(),
-            detail,
-            finding: None,
-            diff: None,
-            journal_id: None,
-        }
+        ActionReport::of(&req.kind, t, self.clock.at(), status, detail)
     }
 
     fn stopped(&self, req: &Request, triggers: &[Trigger], stop: Stop) -> ActionReport {
@@ -373,124 +271,45 @@ impl Runner<'_> {
         Some(Stop::Refused(msg, Some(f)))
     }
 
-    /// The fresh, action-specific re-read and plan.
+    /// The fresh, action-specific re-read (the reads the action table says it needs, in
+    /// order; the first that fails is no action), then the plan ([`planner::plan_for`]).
     pub async fn prepare(&self, kind: &ActionKind, triggers: &[Trigger]) -> Result<Prepared, Stop> {
-        let b = self.broker;
         let (scope, ids) = merged(triggers);
-        let unreadable = |what: &str, e: &dyn std::fmt::Display| {
-            Stop::Skipped(format!("cannot re-read {what} ({e}): no action on incomplete data"))
-        };
-        match kind {
-            ActionKind::FlattenShorts | ActionKind::FlattenAll => {
-                let shorts_only = *kind == ActionKind::FlattenShorts;
-                let positions = b.positions().await.map_err(|e| unreadable("the positions", &e))?;
-                let orders = b.open_orders().await.map_err(|e| unreadable("the open orders", &e))?;
-                let plan = plan::flatten(&positions, &orders, &scope, shorts_only);
-                let cancels: Vec<&str> = plan
-                    .steps
-                    .iter()
-                    .filter_map(|s| match s {
-                        Step::CancelOrder { id, .. } => Some(id.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                let targets =
-                    json!({ "symbols": plan.closed_symbols(), "shorts_only": shorts_only, "order_ids": cancels });
-                let seen = json!({ "positions": positions_json(&positions), "open_orders": orders_json(&orders) });
-                Ok(Prepared { plan, seen, targets, fix: None })
+        let now = self.clock.at();
+        let reads = self.reread(kind, now).await?;
+        let inputs = reads.inputs(scope, ids);
+        let planned = planner::plan_for(kind, &inputs, self.cfg, self.clock.at()).map_err(|b| match b {
+            Blocked::Unknown(input, why) => unreadable(input, &why),
+            Blocked::Waiting(why) => Stop::Skipped(why),
+            Blocked::NoExec(name) => Stop::Skipped(format!("no [actions.exec.{name}] table")),
+            Blocked::Refused(e) => {
+                let action = kind.to_string();
+                let f =
+                    finding("action_refused", Severity::Warning, &action, format!("{action} refused: {e}"), json!({}));
+                Stop::Refused(format!("refused: {e}"), Some(f))
             }
-            ActionKind::CancelHazardOrders => {
-                let orders = b.open_orders().await.map_err(|e| unreadable("the open orders", &e))?;
-                let plan = plan::cancel(&orders, &ids);
-                let chosen: Vec<&str> = plan
-                    .steps
-                    .iter()
-                    .filter_map(|s| match s {
-                        Step::CancelOrder { id, .. } => Some(id.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                let targets = json!({ "order_ids": chosen });
-                Ok(Prepared { plan, seen: json!({ "open_orders": orders_json(&orders) }), targets, fix: None })
-            }
-            ActionKind::SuspendTrading | ActionKind::EnforceNoShorting => {
-                let g = guard_of(kind).ok_or_else(|| Stop::Skipped("not a guard".into()))?;
-                let c = b.configuration().await.map_err(|e| unreadable("the account configuration", &e))?;
-                let plan = plan::configure(&c, g);
-                let seen =
-                    json!({ "configuration": { "no_shorting": c.no_shorting, "suspend_trade": c.suspend_trade } });
-                Ok(Prepared { plan, seen, targets: json!({ "field": g.field() }), fix: None })
-            }
-            ActionKind::FixState => {
-                let positions = b.positions().await.map_err(|e| unreadable("the positions", &e))?;
-                // A fill in flight is one the bot may be recording right now: writing the
-                // broker's quantity into its file too would make it count the fill twice.
-                let mut orders = b.open_orders().await.map_err(|e| unreadable("the open orders", &e))?;
-                let now = self.clock.at();
-                // A market order fills at once and is never among the open ones: read the
-                // orders closed since quiet_for ago too (no fix on an unread list).
-                let quiet = chrono::Duration::from_std(self.cfg.actions.quiet_for).unwrap_or(chrono::Duration::MAX);
-                let since = now.checked_sub_signed(quiet).unwrap_or(DateTime::<Utc>::MIN_UTC);
-                let closed =
-                    b.closed_orders_since(since).await.map_err(|e| unreadable("the recently closed orders", &e))?;
-                orders.extend(closed);
-                let working = fix_state::working_orders(&orders, &scope, self.cfg.actions.quiet_for, now);
-                if !working.is_empty() {
-                    return Err(Stop::Skipped(format!(
-                        "orders for {} are filling or changed within quiet_for ({}): the bot may be recording \
-                         them; fix_state waits until they settle",
-                        working.join(", "),
-                        crate::config::duration::format(self.cfg.actions.quiet_for)
-                    )));
+        })?;
+        let seen = planner::seen(kind, &inputs);
+        Ok(Prepared { plan: planned.plan, seen, targets: planned.targets, fix: planned.fix })
+    }
+
+    /// The reads `kind` needs, from the broker, in the table's order.
+    async fn reread(&self, kind: &ActionKind, now: DateTime<Utc>) -> Result<Reads, Stop> {
+        let b = self.broker;
+        let mut reads = Reads::default();
+        for input in kind.needs() {
+            let failed = |e: &dyn std::fmt::Display| unreadable(*input, &e.to_string());
+            match input {
+                Input::Positions => reads.positions = Some(b.positions().await.map_err(|e| failed(&e))?),
+                Input::OpenOrders => reads.open_orders = Some(b.open_orders().await.map_err(|e| failed(&e))?),
+                Input::ClosedOrders => {
+                    let since = planner::closed_since(self.cfg.actions.quiet_for, now);
+                    reads.closed_orders = Some(b.closed_orders_since(since).await.map_err(|e| failed(&e))?);
                 }
-                let input = FixInput {
-                    bot: &self.cfg.bot,
-                    root: &self.cfg.bot.root,
-                    broker: &positions,
-                    scope: &scope,
-                    template: &self.cfg.actions.fix_state_template,
-                    now: self.clock.at(),
-                };
-                let fix = fix_state::plan(&input).map_err(|e| {
-                    let f = finding(
-                        "action_refused",
-                        Severity::Warning,
-                        "fix_state",
-                        format!("fix_state refused: {e}"),
-                        json!({}),
-                    );
-                    Stop::Refused(format!("refused: {e}"), Some(f))
-                })?;
-                let targets = json!({ "files": fix.files.iter().map(|f| json!({
-                    "path": f.path.display().to_string(),
-                    "sha256_before": f.stamp.sha256,
-                    "sha256_after": fix_state::sha256_hex(f.after.as_bytes()),
-                })).collect::<Vec<_>>() });
-                Ok(Prepared {
-                    plan: fix.plan(),
-                    seen: json!({ "positions": positions_json(&positions) }),
-                    targets,
-                    fix: Some(fix),
-                })
-            }
-            ActionKind::Exec(name) => {
-                let e = self
-                    .cfg
-                    .actions
-                    .exec
-                    .get(name)
-                    .ok_or_else(|| Stop::Skipped(format!("no [actions.exec.{name}] table")))?;
-                let plan = Plan {
-                    steps: vec![Step::Exec {
-                        name: name.clone(),
-                        argv: e.command.clone(),
-                        timeout: humantime::format_duration(e.timeout).to_string(),
-                    }],
-                    notes: Vec::new(),
-                };
-                Ok(Prepared { plan, seen: Value::Null, targets: json!({ "argv": e.command }), fix: None })
+                Input::Configuration => reads.configuration = Some(b.configuration().await.map_err(|e| failed(&e))?),
             }
         }
+        Ok(reads)
     }
 
     /// Gates 1 to 8 (see the module doc) for one request. `recheck` is the daemon's
@@ -507,17 +326,14 @@ impl Runner<'_> {
         let acfg = &self.cfg.actions;
         let now = self.clock.at();
         // 1. live guard
-        if let Some(stop) = live_guard(self.broker.mode(), acfg.allow_live, &action) {
+        if let Some(stop) = live_guard(self.broker.mode(), acfg.allow_live, &req.kind) {
             return (self.stopped(req, &req.triggers, stop), false);
         }
         // 2. silence
-        let (muted, mut triggers): (Vec<Trigger>, Vec<Trigger>) =
-            req.triggers.iter().cloned().partition(|t| t.silenced_by.is_some());
-        if triggers.is_empty() {
-            let by: BTreeSet<String> = muted.iter().filter_map(|t| t.silenced_by.clone()).collect();
-            let by: Vec<String> = by.into_iter().collect();
-            return (self.stopped(req, &muted, Stop::Skipped(format!("silenced by {}", by.join(", ")))), false);
-        }
+        let mut triggers = match unsilenced(&req.triggers) {
+            Ok(t) => t,
+            Err(why) => return (self.stopped(req, &req.triggers, Stop::Skipped(why)), false),
+        };
         // 3. budgets
         if let Some(stop) = budget_gate(acfg, &req.kind, ledger, now.date_naive()) {
             return (self.stopped(req, &triggers, stop), false);
@@ -543,16 +359,8 @@ impl Runner<'_> {
             );
         }
         // 5. re-read
-        let mut gone = Vec::new();
-        triggers.retain(|t| {
-            if t.unknown {
-                gone.push(format!(
-                    "{}: its rule is unknown this cycle or skipped by its `when`; no action on incomplete data",
-                    t.fingerprint
-                ));
-            }
-            !t.unknown
-        });
+        let (kept, mut gone) = known(triggers);
+        triggers = kept;
         if let Some(r) = recheck {
             let mut kept = Vec::new();
             for mut t in triggers {
@@ -589,6 +397,7 @@ impl Runner<'_> {
         // (host and key said paper, every other gate passed, there is a plan), before the
         // intent and any write.
         if !acfg.allow_live
+            && req.kind.is_live_guarded()
             && let Some(stop) = self.account_guard(&action).await
         {
             return (self.stopped(req, &triggers, stop), false);

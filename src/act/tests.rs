@@ -3,16 +3,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::dec;
 use serde_json::json;
 
 use super::broker::fake::{CloseMode, FakeBroker, order};
+use super::confirm::Timing;
 use super::journal::{Intent, Journal, Ledger, Outcome, Record};
+use super::request::requests;
+use super::runner::{Clockwork, Runner};
 use super::*;
-use crate::alert::{Silence, step};
-use crate::model::{BotView, OrderSide};
+use crate::alert::{AlertBook, Silence, step};
+use crate::config::Config;
+use crate::model::{ActionKind, BotView, Mode, Order, OrderSide, Severity, Snapshot};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -111,7 +116,8 @@ fn intent(id: &str, at: DateTime<Utc>, action: &str, fingerprint: &str, targets:
         subject: "CHWY".into(),
         why: vec![],
         steps: vec!["DELETE /v2/positions/CHWY (the broker buys to cover 1596)".into()],
-        targets,
+        // As the journal reads a line of the untyped format.
+        targets: serde_json::from_value(targets).unwrap(),
         broker_seen: serde_json::Value::Null,
         diff: None,
     }
@@ -167,7 +173,7 @@ async fn act_mode_flattens_every_short_once_with_one_intent_and_one_outcome() {
     assert_eq!((l.intents.len(), l.outcomes.len()), (1, 1));
     let i = &l.intents[0];
     assert_eq!(i.fingerprints, ["no-shorts/BILL", "no-shorts/CHWY"]);
-    assert_eq!(i.targets["symbols"], json!(["BILL", "CHWY"]));
+    assert_eq!(i.targets.symbols(), ["BILL", "CHWY"]);
     assert!(i.why[0].contains("short_position"), "{:?}", i.why);
     assert!(i.broker_seen["positions"].as_array().unwrap().len() == 3);
     assert_eq!(l.outcome(&i.id).unwrap().result, "done");
@@ -681,7 +687,7 @@ async fn flatten_all_closes_everything_through_the_broker_whatever_the_alert_is_
     assert_eq!(b.writes(), ["close_all"]);
     assert!(b.with(|s| s.positions.is_empty()));
     let l = ledger(&e);
-    assert_eq!(l.intents[0].targets["symbols"], json!(["AAPL", "BILL", "CHWY"]));
+    assert_eq!(l.intents[0].targets.symbols(), ["AAPL", "BILL", "CHWY"]);
 }
 
 #[tokio::test]
@@ -712,4 +718,161 @@ async fn the_runner_itself_refuses_silenced_triggers() {
     let (r, _) = runner.run(&req, &mut Ledger::default(), None, None).await;
     assert_eq!((r.result.as_str(), r.detail.as_str()), ("skipped", "silenced by s-1"));
     assert!(b.calls().is_empty());
+}
+
+/// The property of the one planner: on the same broker state, what observe mode describes
+/// (from the cycle's snapshot) is exactly what act mode would do (from its fresh re-read):
+/// the same steps and notes, or the same refusal.
+#[test]
+fn observe_describes_exactly_what_act_would_do_on_the_same_reads() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as RunConfig, TestRunner};
+
+    use super::observe::describe;
+    use super::plan::Scope;
+    use super::request::{Origin, Request, Trigger};
+    use super::runner::{Prepared, Stop};
+
+    let e = env(&format!("{ACT}{EXEC_X}"), NO_SHORTS);
+    let kinds = [
+        ActionKind::FlattenShorts,
+        ActionKind::FlattenAll,
+        ActionKind::CancelHazardOrders,
+        ActionKind::SuspendTrading,
+        ActionKind::EnforceNoShorting,
+        ActionKind::FixState,
+        ActionKind::Exec("x".into()),
+        ActionKind::Exec("gone".into()),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let strategy = (
+        0..kinds.len(),
+        proptest::collection::btree_map("[A-D]", -50i64..50, 0..4),
+        proptest::collection::vec(("[A-E]", any::<bool>(), 1i64..100, any::<bool>()), 0..5),
+        (any::<bool>(), any::<bool>()),
+        proptest::option::of(proptest::collection::btree_set("[A-E]", 0..3)),
+        proptest::collection::btree_set("o[0-5]", 0..3),
+    );
+    let mut runner = TestRunner::new(RunConfig { cases: 128, ..RunConfig::default() });
+    runner
+        .run(&strategy, |(k, held, raw_orders, (no_shorting, suspend_trade), scoped, ids)| {
+            let kind = kinds[k].clone();
+            let held: Vec<(&str, i64)> = held.iter().map(|(s, q)| (s.as_str(), *q)).collect();
+            let orders: Vec<Order> = raw_orders
+                .iter()
+                .enumerate()
+                .map(|(i, (s, sell, q, open))| {
+                    let mut o = order(&format!("o{i}"), s, if *sell { OrderSide::Sell } else { OrderSide::Buy }, *q);
+                    if !open {
+                        o.status = "filled".into();
+                    }
+                    o
+                })
+                .collect();
+            let b = FakeBroker::new(&held, orders);
+            b.with(|s| (s.no_shorting, s.suspend_trade) = (no_shorting, suspend_trade));
+            let trigger = Trigger {
+                fingerprint: "no-shorts/x".into(),
+                rule: "no-shorts".into(),
+                subject: "x".into(),
+                findings: Vec::new(),
+                silenced_by: None,
+                unknown: false,
+                scope: scoped.map_or(Scope::All, Scope::Symbols),
+                order_ids: ids,
+            };
+            let req = Request { kind: kind.clone(), origin: Origin::Daemon, triggers: vec![trigger] };
+            let (observed, prepared) = rt.block_on(async {
+                let snap = Snapshot {
+                    taken_at: now(),
+                    mode: b.mode(),
+                    broker: b.view().await,
+                    bot: BotView { positions: Ok(Vec::new()), metadata: None },
+                    logs: BTreeMap::new(),
+                };
+                let observed = describe(&e.cfg, &req, &snap, now());
+                let hooks = Hooks::default();
+                let r = Runner {
+                    cfg: &e.cfg,
+                    broker: &b,
+                    journal: Journal::new(&e.cfg.state_dir),
+                    timing: Timing { timeout: Duration::from_millis(50), poll: Duration::from_millis(10) },
+                    clock: Clockwork::new(now()),
+                    hooks: &hooks,
+                };
+                (observed, r.prepare(&kind, &req.triggers).await)
+            });
+            let expected = match &prepared {
+                Ok(Prepared { plan, .. }) if plan.is_empty() => {
+                    format!("observe mode: nothing to do ({})", plan.notes.join("; "))
+                }
+                Ok(Prepared { plan, .. }) => format!("observe mode, nothing sent: would {}", plan.describe()),
+                Err(Stop::Skipped(why)) => format!("observe mode: {why}"),
+                Err(Stop::Refused(why, _)) => format!("observe mode: {}", why.trim_start_matches("refused: ")),
+            };
+            prop_assert_eq!(&observed.detail, &expected, "{}: act prepared {:?}", kind, prepared.map(|p| p.plan));
+            prop_assert_eq!(observed.result.as_str(), "described");
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Issue 13: only act mode refused fix_state while an order was filling; observe described a
+/// rewrite act would never make.
+#[tokio::test]
+async fn observe_describes_fix_state_waiting_for_a_filling_order() {
+    let rules = NO_SHORTS.replace("flatten_shorts", "fix_state");
+    let e = env("mode = \"observe\"\n", &rules);
+    let b = phantom();
+    let mut a = actor(&e, &b);
+    let out = cycle(&e, &b, &mut a).await;
+    let r = out.iter().find(|r| r.action == "fix_state").unwrap();
+    assert_eq!(r.result, "described");
+    assert!(
+        r.detail.starts_with("observe mode: orders for CHWY are filling or changed within quiet_for"),
+        "{}",
+        r.detail
+    );
+    assert!(r.diff.is_none());
+}
+
+/// A rule not evaluated this cycle is no action in act mode; observe says so rather than
+/// describing a plan.
+#[test]
+fn observe_leaves_out_triggers_whose_rule_was_not_evaluated() {
+    use super::observe::describe;
+    use super::plan::Scope;
+    use super::request::{Origin, Request, Trigger};
+
+    let e = env("mode = \"observe\"\n", NO_SHORTS);
+    let trigger = |unknown: bool| Trigger {
+        fingerprint: format!("no-shorts/{unknown}"),
+        rule: "no-shorts".into(),
+        subject: "CHWY".into(),
+        findings: Vec::new(),
+        silenced_by: None,
+        unknown,
+        scope: Scope::All,
+        order_ids: Default::default(),
+    };
+    let snap = Snapshot {
+        taken_at: now(),
+        mode: Mode::Paper,
+        broker: crate::model::BrokerView::unavailable("not read"),
+        bot: BotView { positions: Ok(Vec::new()), metadata: None },
+        logs: BTreeMap::new(),
+    };
+    let req = Request { kind: ActionKind::FlattenShorts, origin: Origin::Daemon, triggers: vec![trigger(true)] };
+    let r = describe(&e.cfg, &req, &snap, now());
+    assert_eq!(
+        (r.result.as_str(), r.detail.as_str()),
+        (
+            "described",
+            "observe mode: no action would be taken: no-shorts/true: its rule is unknown this cycle or skipped by \
+             its `when`; no action on incomplete data"
+        )
+    );
+    let req = Request { triggers: vec![trigger(true), trigger(false)], ..req };
+    let r = describe(&e.cfg, &req, &snap, now());
+    assert!(r.detail.starts_with("observe mode: the positions cannot be read this cycle"), "{}", r.detail);
 }

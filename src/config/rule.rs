@@ -137,81 +137,8 @@ impl When {
     }
 }
 
-/// An action a rule may name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ActionKind {
-    /// Close every short (cancelling its open orders first).
-    FlattenShorts,
-    /// Close everything, cancelling orders.
-    FlattenAll,
-    /// Cancel the orders named by `open_order_hazard` findings.
-    CancelHazardOrders,
-    /// `suspend_trade = true` at the broker.
-    SuspendTrading,
-    /// `no_shorting = true` at the broker.
-    EnforceNoShorting,
-    /// Rewrite the bot's state files to match the broker.
-    FixState,
-    /// Run `[actions.exec.NAME]`.
-    Exec(String),
-}
-
-impl ActionKind {
-    /// The protective actions: they stop the bleeding, so they have their own daily budgets
-    /// and no other action's spending can refuse them.
-    pub const PROTECTIVE: [&'static str; 4] =
-        ["flatten_shorts", "cancel_hazard_orders", "enforce_no_shorting", "suspend_trading"];
-
-    /// Whether this action is protective (see [`Self::PROTECTIVE`]).
-    #[must_use]
-    pub fn is_protective(&self) -> bool {
-        matches!(self, Self::FlattenShorts | Self::CancelHazardOrders | Self::EnforceNoShorting | Self::SuspendTrading)
-    }
-
-    /// Parses an action name.
-    ///
-    /// # Errors
-    /// When the name is unknown or names an undefined exec.
-    pub fn parse(text: &str, execs: &BTreeSet<String>) -> Result<Self, String> {
-        Ok(match text {
-            "flatten_shorts" => Self::FlattenShorts,
-            "flatten_all" => Self::FlattenAll,
-            "cancel_hazard_orders" => Self::CancelHazardOrders,
-            "suspend_trading" => Self::SuspendTrading,
-            "enforce_no_shorting" => Self::EnforceNoShorting,
-            "fix_state" => Self::FixState,
-            other => match other.strip_prefix("exec:") {
-                Some(name) if execs.contains(name) => Self::Exec(name.to_owned()),
-                Some(name) => return Err(format!("action `{other}` names no [actions.exec.{name}] table")),
-                None => {
-                    return Err(format!(
-                        "unknown action `{other}`; expected flatten_shorts, flatten_all, cancel_hazard_orders, suspend_trading, enforce_no_shorting, fix_state or exec:NAME"
-                    ));
-                }
-            },
-        })
-    }
-}
-
-impl fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::FlattenShorts => f.write_str("flatten_shorts"),
-            Self::FlattenAll => f.write_str("flatten_all"),
-            Self::CancelHazardOrders => f.write_str("cancel_hazard_orders"),
-            Self::SuspendTrading => f.write_str("suspend_trading"),
-            Self::EnforceNoShorting => f.write_str("enforce_no_shorting"),
-            Self::FixState => f.write_str("fix_state"),
-            Self::Exec(n) => write!(f, "exec:{n}"),
-        }
-    }
-}
-
-impl Serialize for ActionKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+/// The actions a rule may name: one table in the model (act and config both read it).
+pub use crate::model::ActionKind;
 
 /// What rules may refer to in the main configuration.
 #[derive(Debug, Clone, Default)]

@@ -229,7 +229,7 @@ impl Daemon {
         // operator hears like any other action, in the first cycle that can report it.
         let mut actions = std::mem::take(&mut self.carry_actions);
         actions.extend(fresh);
-        rec.actions = actions.iter().map(action_line).collect();
+        rec.actions = actions.iter().map(ActionLine::from).collect();
         // Findings the hook reports (a refusal, a failed or unconfirmed action) join this
         // cycle's report, and its email as one-shot notices: they describe an event, so they
         // have no lifecycle (nothing "resolves" because no action was tried next cycle).
@@ -409,18 +409,6 @@ fn one_shot(f: &Finding, now: DateTime<Utc>) -> Notification {
             silenced: false,
             silenced_by: None,
         },
-    }
-}
-
-fn action_line(a: &ActionReport) -> ActionLine {
-    ActionLine {
-        action: a.action.clone(),
-        rule: a.rule.clone(),
-        subject: a.subject.clone(),
-        result: a.result.clone(),
-        detail: a.detail.clone(),
-        diff: a.diff.clone(),
-        journal_id: a.journal_id.clone(),
     }
 }
 

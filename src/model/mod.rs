@@ -3,6 +3,7 @@
 //! Quantities, prices and money are `rust_decimal::Decimal`, never floats.
 
 mod account;
+pub mod action;
 mod field;
 mod finding;
 mod log;
@@ -13,6 +14,7 @@ mod snapshot;
 mod symbol;
 
 pub use account::{Account, AccountConfiguration, MarketClock};
+pub use action::ActionKind;
 pub use field::{FieldRef, check_pointer};
 pub use finding::{Finding, Issue, Outcome, RuleOutcome, Severity};
 pub use log::{LogQuery, LogSummary, MalformedLine, Matcher, Window, WindowCount};

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Summary;
+use crate::act::ActionReport;
 use crate::model::Mode;
 
 /// A finding's alert that a silence mutes: it stays in the report, but sends no email and
@@ -86,7 +87,8 @@ pub struct EmailStatus {
     pub errors: Vec<String>,
 }
 
-/// One action the hook ran or described.
+/// One action the hook ran or described: the [`ActionReport`] without its time and finding
+/// (the report lists findings on their own), derived from it by `From` and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionLine {
     /// `flatten_shorts`, `exec:stop-bot`, ...
@@ -105,6 +107,13 @@ pub struct ActionLine {
     /// The id of its intent and outcome in `state_dir/actions.jsonl`, when it was journaled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_id: Option<String>,
+}
+
+impl From<&ActionReport> for ActionLine {
+    fn from(a: &ActionReport) -> Self {
+        let ActionReport { at: _, action, rule, subject, result, detail, finding: _, diff, journal_id } = a.clone();
+        Self { action, rule, subject, result, detail, diff, journal_id }
+    }
 }
 
 /// One daemon cycle: a line of `audits.jsonl`, and the `cycle` of the report it produced.
@@ -142,4 +151,38 @@ pub struct CycleRecord {
     /// Anything else that went wrong (a state file moved aside, a write that failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    /// The report's `cycle.actions` keep their JSON shape: an action report less its time and
+    /// finding, optional fields left out when empty.
+    #[test]
+    fn an_action_line_is_the_action_report_less_time_and_finding() {
+        let mut a = ActionReport {
+            at: Utc.with_ymd_and_hms(2026, 11, 20, 15, 30, 0).unwrap(),
+            action: "flatten_shorts".into(),
+            rule: "no-shorts".into(),
+            subject: "CHWY".into(),
+            result: "done".into(),
+            detail: "closed".into(),
+            finding: None,
+            diff: None,
+            journal_id: Some("j-1".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(ActionLine::from(&a)).unwrap(),
+            json!({ "action": "flatten_shorts", "rule": "no-shorts", "subject": "CHWY", "result": "done",
+                    "detail": "closed", "journal_id": "j-1" })
+        );
+        a.diff = Some("--- a\n+++ b\n".into());
+        a.journal_id = None;
+        let line = ActionLine::from(&a);
+        assert_eq!((line.diff.as_deref(), line.journal_id), (Some("--- a\n+++ b\n"), None));
+    }
 }

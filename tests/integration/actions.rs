@@ -626,7 +626,7 @@ async fn cancel_hazard_orders_cancels_exactly_the_flagged_orders() {
     assert_eq!(count(&sim, CLOSE), 0);
     let l = bot.ledger();
     let chwy = state["orders"][0]["id"].as_str().unwrap();
-    assert_eq!(l.intents[0].targets["order_ids"], json!([chwy]));
+    assert_eq!(l.intents[0].targets.order_ids(), [chwy]);
 }
 
 #[tokio::test]
