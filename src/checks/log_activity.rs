@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Evaluation, param_or, read_log_name, unknown_field, unknown_source};
 use crate::config::RuleContext;
-use crate::config::duration::format as format_duration;
+use crate::duration::format as format_duration;
 use crate::config::reader::TableReader;
 use crate::model::{FieldRef, Issue, LogQuery, Matcher, Snapshot, Window};
 
@@ -46,7 +46,7 @@ pub struct Params {
     /// The `[logs.NAME]` to count in. Required.
     pub log: String,
     /// How far back from now to count. Required.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub within: Duration,
     /// At least this many events must be in the window. Default `1`; must be at least 1.
     pub min_count: u64,

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use super::{Evaluation, read_log_name, unknown_field, unknown_source};
 use crate::config::RuleContext;
-use crate::config::duration::format as format_duration;
+use crate::duration::format as format_duration;
 use crate::config::reader::TableReader;
 use crate::model::{Issue, LogQuery, Snapshot};
 
@@ -46,7 +46,7 @@ pub struct Params {
     /// The `[logs.NAME]` to watch. Required.
     pub log: String,
     /// The newest event must be at most this old. Required.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub max_age: Duration,
 }
 

@@ -172,7 +172,7 @@ impl Params {
 }
 
 fn age_text(d: Duration) -> String {
-    crate::config::duration::format(std::time::Duration::from_secs(d.num_seconds().unsigned_abs()))
+    crate::duration::format(std::time::Duration::from_secs(d.num_seconds().unsigned_abs()))
 }
 
 #[cfg(test)]

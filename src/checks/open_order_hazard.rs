@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 
 use super::{Evaluation, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
-use crate::config::duration::format as format_duration;
+use crate::duration::format as format_duration;
 use crate::config::reader::TableReader;
 use crate::model::{Issue, Order, OrderSide, Snapshot, Symbol};
 
@@ -61,11 +61,11 @@ pub const PARAMS: &[&str] = &["stale_after", "sequence_window"];
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Params {
     /// An open order placed longer ago than this is stale. Default `30m`.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub stale_after: Duration,
     /// An open buy placed this close (before or after) to a still-open market or limit sell
     /// is a `buy_before_sell`. Default `5m`.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub sequence_window: Duration,
 }
 

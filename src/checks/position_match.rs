@@ -83,7 +83,7 @@ pub struct Params {
     pub price_tolerance_pct: Decimal,
     /// Skip a symbol whose open order's last activity (update or fill) is this recent. Default
     /// `5s`.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub settle: Duration,
 }
 

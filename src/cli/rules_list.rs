@@ -21,7 +21,7 @@ pub fn render(rules: &[Rule]) -> String {
             timing.push(format!("for {h}"));
         }
         if let Some(rep) = r.repeat {
-            timing.push(format!("repeat {}", crate::config::duration::format(rep)));
+            timing.push(format!("repeat {}", crate::duration::format(rep)));
         }
         let _ = writeln!(out, "    {}", timing.join(", "));
         if !r.actions.is_empty() {

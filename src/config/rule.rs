@@ -56,7 +56,7 @@ mod opt_duration {
     #[expect(clippy::ref_option, reason = "serde's `with` passes a reference to the field")]
     pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => s.serialize_str(&crate::config::duration::format(*d)),
+            Some(d) => s.serialize_str(&crate::duration::format(*d)),
             None => s.serialize_none(),
         }
     }
@@ -86,7 +86,7 @@ impl Hold {
             }
             return Ok(Self::Cycles(n));
         }
-        super::duration::parse_config(t)
+        crate::duration::parse_config(t)
             .map(Self::Duration)
             .map_err(|e| format!("{e}, or a number of cycles like \"3 cycles\""))
     }
@@ -95,7 +95,7 @@ impl Hold {
 impl fmt::Display for Hold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Duration(d) => f.write_str(&super::duration::format(*d)),
+            Self::Duration(d) => f.write_str(&crate::duration::format(*d)),
             Self::Cycles(1) => f.write_str("1 cycle"),
             Self::Cycles(n) => write!(f, "{n} cycles"),
         }
