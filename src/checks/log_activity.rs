@@ -29,8 +29,8 @@ use serde_json::{Map, Value, json};
 
 use super::{Evaluation, param_or, read_log_name, unknown_field, unknown_source};
 use crate::config::RuleContext;
-use crate::duration::format as format_duration;
 use crate::config::reader::TableReader;
+use crate::duration::format as format_duration;
 use crate::model::{FieldRef, Issue, LogQuery, Matcher, Snapshot, Window};
 
 /// The kind name.

@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 
 use super::{Evaluation, read_log_name, unknown_field, unknown_source};
 use crate::config::RuleContext;
-use crate::duration::format as format_duration;
 use crate::config::reader::TableReader;
+use crate::duration::format as format_duration;
 use crate::model::{Issue, LogQuery, Snapshot};
 
 /// The kind name.

@@ -46,8 +46,8 @@ use serde_json::{Value, json};
 
 use super::{Evaluation, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
-use crate::duration::format as format_duration;
 use crate::config::reader::TableReader;
+use crate::duration::format as format_duration;
 use crate::model::{Issue, Order, OrderSide, Snapshot, Symbol};
 
 /// The kind name.

@@ -8,14 +8,10 @@ use serde::Serialize;
 
 use super::reader::{Problems, SourceText, TableReader, parse_document};
 use crate::checks::CheckConfig;
-use crate::model::Severity;
+use crate::model::{Origin, Severity};
 
 /// Keys every rule may have besides its check's parameters.
 pub const COMMON_KEYS: [&str; 8] = ["id", "check", "severity", "for", "repeat", "when", "actions", "description"];
-
-/// Rule ids tradewarden uses for its own pseudo-rules: source findings, action findings, and
-/// alerts raised from the command line.
-pub const RESERVED_IDS: [&str; 3] = [crate::engine::SOURCE_RULE, crate::act::runner::RULE, "cli"];
 
 /// A validated rule.
 #[derive(Debug, Clone, Serialize)]
@@ -229,12 +225,15 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule>
     if let Some(id) = &id {
         if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
             r.problem_key("id", format!("rule id `{id}` must be non-empty, without spaces or `/`"));
-        } else if RESERVED_IDS.contains(&id.as_str()) {
+        } else if Origin::of(id).is_some() {
             // The code special-cases these as strings (source findings take `source_for`, action
             // findings and CLI triggers carry them): a user rule so named would be mistaken for them.
             r.problem_key(
                 "id",
-                format!("rule id `{id}` is reserved (used by tradewarden itself: {})", RESERVED_IDS.join(", ")),
+                format!(
+                    "rule id `{id}` is reserved (used by tradewarden itself: {})",
+                    Origin::ALL.map(Origin::id).join(", ")
+                ),
             );
         }
         r.rename(format!("rule `{id}`"));
@@ -318,7 +317,7 @@ mod tests {
     #[test]
     fn a_rule_named_like_a_pseudo_rule_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for id in RESERVED_IDS {
+        for id in Origin::ALL.map(Origin::id) {
             std::fs::write(
                 dir.path().join("rules.toml"),
                 format!("[[rule]]\nid = \"{id}\"\ncheck = \"no_short_positions\"\nseverity = \"info\"\n"),
