@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use crate::checks::{CheckConfig, Evaluation};
 use crate::clock::Clock;
 use crate::config::{Config, Rule};
 use crate::model::Snapshot;
@@ -66,23 +65,14 @@ pub async fn collect(config: &Config, broker: &Broker, clock: &dyn Clock) -> Res
     Ok(snap)
 }
 
-/// When a `position_match` rule would report something on `snap` as it is, the `after` bound
-/// of a read of recently closed orders (now minus the largest `settle`): a market order fills
-/// at once and is never among the open orders, yet the bot may still be recording its fill.
-/// `None` when no rule settles or none finds anything, so a cycle where the bot agrees with
-/// the broker stays at five requests; one that disagrees costs a sixth.
+/// The `after` bound of a read of recently closed orders, when a rule's check asks for one on
+/// `snap` as it is (`Check::recent_orders_window`: a `position_match` that would report
+/// something and settles): now minus the longest window asked. `None` when no check asks, so a
+/// cycle where the bot agrees with the broker stays at five requests; one that disagrees costs
+/// a sixth.
 #[must_use]
 pub fn recent_orders_after(rules: &[Rule], snap: &Snapshot, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let window = rules
-        .iter()
-        .filter_map(|r| match &r.check {
-            CheckConfig::PositionMatch(p) if !p.settle.is_zero() => {
-                matches!(p.evaluate(snap, now), Evaluation::Checked(ref issues) if !issues.is_empty())
-                    .then_some(p.settle)
-            }
-            _ => None,
-        })
-        .max()?;
+    let window = rules.iter().filter_map(|r| r.check.recent_orders_window(snap, now)).max()?;
     let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
     // A window reaching before chrono's first instant reads every closed order.
     Some(now.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC))

@@ -16,7 +16,7 @@ use std::time::Duration;
 pub use crate::duration;
 pub use problem::{ConfigError, Problem};
 use reader::{Problems, SourceText, TableReader, parse_document};
-pub use rule::{ActionKind, Hold, Rule, RuleContext, When};
+pub use rule::{ActionKind, CheckKinds, Hold, Rule, RuleContext, When};
 pub use schedule::Schedule;
 
 use crate::model::{FieldRef, LogQuery, check_pointer};
@@ -299,28 +299,20 @@ pub struct Overrides {
 const TOP_KEYS: [&str; 9] = ["state_dir", "rules", "broker", "bot", "logs", "schedule", "alerts", "actions", "server"];
 
 impl Config {
-    /// Loads and validates a configuration file and its rule files.
+    /// Loads and validates a configuration file and its rule files, the rules' checks read by
+    /// `kinds`, with command-line settings applied before validation. `Config::load` and
+    /// `Config::load_with` (in `checks::load`) call it with every check kind.
     ///
     /// # Errors
     /// Every problem found, with file, line and column.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::load_with(path, &Overrides::default())
-    }
-
-    /// Loads a configuration with command-line settings applied before validation, so a
-    /// requirement the command line meets (`kind = "replay"` needs a directory: `--replay DIR`
-    /// gives one) is not reported as missing.
-    ///
-    /// # Errors
-    /// Every problem found, with file, line and column.
-    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn load_using(path: &Path, overrides: &Overrides, kinds: &dyn CheckKinds) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
         let src = SourceText::new(&path, text);
         let problems = Problems::default();
-        let config = read_config(&src, &problems, &path, &dir, overrides);
+        let config = read_config(&src, &problems, &path, &dir, overrides, kinds);
         if problems.is_empty() {
             config.ok_or_else(|| ConfigError::file(&path, "invalid configuration"))
         } else {
@@ -396,6 +388,7 @@ fn read_config(
     path: &Path,
     dir: &Path,
     overrides: &Overrides,
+    kinds: &dyn CheckKinds,
 ) -> Option<Config> {
     let doc = match parse_document(src) {
         Ok(d) => d,
@@ -431,7 +424,7 @@ fn read_config(
         match read_rules_text(&file) {
             Ok(text) => {
                 let rsrc = SourceText::new(&file, text);
-                for rule in rule::read_rules_file(&rsrc, problems, &ctx) {
+                for rule in rule::read_rules_file(&rsrc, problems, &ctx, kinds) {
                     if rules.iter().any(|r| r.id == rule.id) {
                         let msg = format!("rule id `{}` is defined twice; ids must be unique", rule.id);
                         problems.push(rsrc.problem(rule.id_offset, msg));

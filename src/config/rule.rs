@@ -1,14 +1,18 @@
 //! A rule: a check kind with its parameters, plus severity, `for`, `repeat`, `when` and actions.
+//!
+//! Config reads the keys every rule has; the kind named by `check` reads the rest of the table
+//! through [`CheckKinds`] (implemented in `checks`, which config does not import).
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde::ser::SerializeMap;
 
 use super::reader::{Problems, SourceText, TableReader, parse_document};
-use crate::checks::CheckConfig;
-use crate::model::{Origin, Severity};
+use crate::model::{Check, Origin, Severity};
 
 /// Keys every rule may have besides its check's parameters.
 pub const COMMON_KEYS: [&str; 8] = ["id", "check", "severity", "for", "repeat", "when", "actions", "description"];
@@ -19,8 +23,8 @@ pub struct Rule {
     /// Unique id, also the first half of alert fingerprints.
     pub id: String,
     /// The check and its parameters.
-    #[serde(flatten)]
-    pub check: CheckConfig,
+    #[serde(flatten, serialize_with = "check_as_table")]
+    pub check: Arc<dyn Check>,
     /// Severity of its findings.
     pub severity: Severity,
     /// How long a violation must persist before it fires.
@@ -42,6 +46,18 @@ pub struct Rule {
     /// Byte offset of its `id` value in that file (for duplicate-id messages).
     #[serde(skip)]
     pub id_offset: usize,
+}
+
+/// Writes the check as the rule does: `check = "kind"` and its parameters.
+fn check_as_table<S: serde::Serializer>(check: &Arc<dyn Check>, s: S) -> Result<S::Ok, S::Error> {
+    let params = check.params();
+    let params = params.as_object();
+    let mut m = s.serialize_map(Some(1 + params.map_or(0, serde_json::Map::len)))?;
+    m.serialize_entry("check", check.kind())?;
+    for (k, v) in params.into_iter().flatten() {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
 }
 
 mod opt_duration {
@@ -209,6 +225,17 @@ impl Serialize for ActionKind {
     }
 }
 
+/// The check kinds, as config reads rules with them: the kind a rule's `check` names reads its
+/// parameters from the rule's table. `checks::Kinds` implements it over every kind.
+pub trait CheckKinds {
+    /// The parameter keys the kind accepts (none for an unknown kind).
+    fn param_names(&self, kind: &str) -> Vec<&'static str>;
+
+    /// Reads the kind's parameters from the rule's table into its check. Problems, an unknown
+    /// kind among them, go to the reader.
+    fn read(&self, kind: &str, r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Arc<dyn Check>>;
+}
+
 /// What rules may refer to in the main configuration.
 #[derive(Debug, Clone, Default)]
 pub struct RuleContext {
@@ -219,7 +246,7 @@ pub struct RuleContext {
 }
 
 /// Reads one `[[rule]]` table.
-pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule> {
+pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext, kinds: &dyn CheckKinds) -> Option<Rule> {
     let id_offset = r.raw("id").map_or(0, |v| v.span().start);
     let id: Option<String> = r.require("id");
     if let Some(id) = &id {
@@ -252,10 +279,10 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule>
         }
     }
     let description: Option<String> = r.get("description");
-    let check = kind.as_deref().and_then(|k| CheckConfig::read(k, r, ctx));
+    let check = kind.as_deref().and_then(|k| kinds.read(k, r, ctx));
     let mut expected: Vec<&str> = COMMON_KEYS.to_vec();
     if let Some(k) = kind.as_deref() {
-        expected.extend(CheckConfig::param_names(k));
+        expected.extend(kinds.param_names(k));
     }
     let origin = {
         let src = r.source();
@@ -278,7 +305,7 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule>
 }
 
 /// Reads a rules file: `[[rule]]` tables only. Problems go to `problems`.
-pub fn read_rules_file(src: &SourceText, problems: &Problems, ctx: &RuleContext) -> Vec<Rule> {
+pub fn read_rules_file(src: &SourceText, problems: &Problems, ctx: &RuleContext, kinds: &dyn CheckKinds) -> Vec<Rule> {
     let doc = match parse_document(src) {
         Ok(d) => d,
         Err(ps) => {
@@ -292,7 +319,7 @@ pub fn read_rules_file(src: &SourceText, problems: &Problems, ctx: &RuleContext)
     let tables = top.array_of_tables("rule");
     let mut rules = Vec::new();
     for mut t in tables {
-        if let Some(rule) = read_rule(&mut t, ctx) {
+        if let Some(rule) = read_rule(&mut t, ctx, kinds) {
             rules.push(rule);
         }
     }

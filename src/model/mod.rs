@@ -3,6 +3,7 @@
 //! Quantities, prices and money are `rust_decimal::Decimal`, never floats.
 
 mod account;
+mod check;
 mod field;
 mod finding;
 mod log;
@@ -14,6 +15,7 @@ mod snapshot;
 mod symbol;
 
 pub use account::{Account, AccountConfiguration, MarketClock};
+pub use check::{Blind, Check, Evaluation};
 pub use field::{FieldRef, check_pointer};
 pub use finding::{Finding, Issue, Outcome, RuleOutcome, Severity};
 pub use log::{LogQuery, LogSummary, MalformedLine, Matcher, Window, WindowCount};
