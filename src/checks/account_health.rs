@@ -46,6 +46,7 @@ pub const SPEC: Kind = Kind {
         absent: Absent::Default("false"),
         doc: "the broker-side `no_shorting` guard must be on",
     }],
+    example: "expect_no_shorting = true\n",
     read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
 };
 

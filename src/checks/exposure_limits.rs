@@ -54,6 +54,10 @@ pub const SPEC: Kind = Kind {
         Param { name: "max_positions", ty: "integer", absent: Absent::Off, doc: "" },
         Param { name: "min_position_value", ty: "decimal", absent: Absent::Off, doc: "dollars" },
     ],
+    example: concat!(
+        "max_gross_exposure_pct = \"150\"\nmax_short_exposure_pct = \"0\"\nmax_position_pct = \"8\"\n",
+        "max_positions = 30\nmin_position_value = \"500\"\n"
+    ),
     read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
 };
 

@@ -20,6 +20,11 @@ pub struct Kind {
     pub codes: &'static [&'static str],
     /// Its parameters, in documentation order.
     pub params: &'static [Param],
+    /// The parameters of an example rule, one `key = value` line each: every parameter given,
+    /// none at its default, the logs named being `run` and `exits`. The tests read each kind
+    /// from it (and from its required lines alone), write it back and compare, so a new kind
+    /// needs no test edits elsewhere.
+    pub example: &'static str,
     /// Reads the parameters from a rule's table into the check; problems go to the reader.
     pub read: fn(&mut TableReader<'_, '_>, &RuleContext) -> Option<Arc<dyn Check>>,
 }

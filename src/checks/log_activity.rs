@@ -56,6 +56,7 @@ pub const SPEC: Kind = Kind {
             doc: "every field must equal (names or `/pointers`; numbers compare by value)",
         },
     ],
+    example: "log = \"exits\"\nwithin = \"2h\"\nmin_count = 3\nmatch = { event = \"EXIT\", \"/n\" = 1, ok = true }\n",
     read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
 };
 

@@ -50,6 +50,7 @@ pub const SPEC: Kind = Kind {
         Param { name: "log", ty: "string", absent: Absent::Required, doc: "a `[logs.NAME]`" },
         Param { name: "max_age", ty: "duration", absent: Absent::Required, doc: "" },
     ],
+    example: "log = \"run\"\nmax_age = \"1h 30m\"\n",
     read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
 };
 

@@ -48,6 +48,7 @@ pub const SPEC: Kind = Kind {
             doc: "must parse and not be in the future",
         },
     ],
+    example: "required = [\"entry_score\", \"/ts\"]\npositive = [\"entry_score\"]\ntimestamps = [\"/ts\"]\n",
     read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
 };
 

@@ -27,6 +27,7 @@ pub const SPEC: Kind = Kind {
     description: "Any broker position with negative qty / side short (long-only bots).",
     codes: &["short_position"],
     params: &[],
+    example: "",
     read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
 };
 

@@ -75,6 +75,7 @@ pub const SPEC: Kind = Kind {
             doc: "more than 0s, at most 24h",
         },
     ],
+    example: "stale_after = \"45m\"\nsequence_window = \"90s\"\n",
     read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
 };
 

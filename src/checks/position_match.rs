@@ -79,6 +79,7 @@ pub const SPEC: Kind = Kind {
                   either side of now; a partly filled order resting longer settles nothing",
         },
     ],
+    example: "qty_tolerance = \"0.5\"\nprice_tolerance_pct = \"2.5\"\nsettle = \"10s\"\n",
     read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
 };
 

@@ -28,34 +28,19 @@ fn rule_text(kind: &str, params: &str) -> String {
     format!("[[rule]]\nid = \"r\"\ncheck = \"{kind}\"\nseverity = \"warning\"\n{params}")
 }
 
-/// The fewest parameters each kind accepts.
-fn minimal(kind: &str) -> &'static str {
-    match kind {
-        log_freshness::KIND => "log = \"run\"\nmax_age = \"5m\"\n",
-        log_activity::KIND => "log = \"exits\"\nwithin = \"1h\"\n",
-        _ => "",
-    }
+/// The fewest parameters the kind accepts: the required lines of its example.
+fn minimal(kind: &Kind) -> String {
+    let required: Vec<&str> = kind.params.iter().filter(|p| p.absent == Absent::Required).map(|p| p.name).collect();
+    kind.example
+        .lines()
+        .filter(|l| required.iter().any(|name| l.starts_with(&format!("{name} ="))))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
-/// Every parameter of each kind, none at its default.
-fn full(kind: &str) -> &'static str {
-    match kind {
-        no_short_positions::KIND => "",
-        position_match::KIND => "qty_tolerance = \"0.5\"\nprice_tolerance_pct = \"2.5\"\nsettle = \"10s\"\n",
-        metadata_complete::KIND => {
-            "required = [\"entry_score\", \"/ts\"]\npositive = [\"entry_score\"]\ntimestamps = [\"/ts\"]\n"
-        }
-        log_freshness::KIND => "log = \"run\"\nmax_age = \"1h 30m\"\n",
-        log_activity::KIND => {
-            "log = \"exits\"\nwithin = \"2h\"\nmin_count = 3\nmatch = { event = \"EXIT\", \"/n\" = 1, ok = true }\n"
-        }
-        open_order_hazard::KIND => "stale_after = \"45m\"\nsequence_window = \"90s\"\n",
-        exposure_limits::KIND => {
-            "max_gross_exposure_pct = \"150\"\nmax_short_exposure_pct = \"0\"\nmax_position_pct = \"8\"\nmax_positions = 30\nmin_position_value = \"500\"\n"
-        }
-        account_health::KIND => "expect_no_shorting = true\n",
-        other => panic!("no full parameters for `{other}`"),
-    }
+/// Every parameter of the kind, none at its default: its example.
+fn full(kind: &Kind) -> &'static str {
+    kind.example
 }
 
 /// A rule written back from its `params` (what `rules list` shows) as TOML.
@@ -81,7 +66,7 @@ fn every_kind_has_codes_and_reads_from_a_minimal_rule() {
     for kind in KINDS {
         assert!(!kind.codes.is_empty(), "{} has no codes", kind.name);
         assert!(!kind.description.is_empty(), "{} has no description", kind.name);
-        let rules = read_rules(&rule_text(kind.name, minimal(kind.name)));
+        let rules = read_rules(&rule_text(kind.name, &minimal(kind)));
         assert_eq!(rules.len(), 1, "{}", kind.name);
         assert_eq!(rules[0].check.kind(), kind.name);
     }
@@ -94,8 +79,8 @@ fn every_kind_has_codes_and_reads_from_a_minimal_rule() {
 #[test]
 fn every_kind_round_trips_through_its_params() {
     for kind in KINDS {
-        for params in [minimal(kind.name), full(kind.name)] {
-            let rule = read_rules(&rule_text(kind.name, params)).remove(0);
+        for params in [minimal(kind), full(kind).to_owned()] {
+            let rule = read_rules(&rule_text(kind.name, &params)).remove(0);
             let text = written_back(&rule);
             let again = read_rules(&text).remove(0);
             assert!(same(&again, &rule), "{}:\n{text}\n{:?}\n{:?}", kind.name, rule.check, again.check);
@@ -104,11 +89,14 @@ fn every_kind_round_trips_through_its_params() {
 }
 
 /// What a check writes and what its kind declares are the same parameters: `rules list` shows
-/// the declared ones, so an undeclared parameter would be hidden from the operator.
+/// the declared ones, so an undeclared parameter would be hidden from the operator. The example
+/// gives each declared parameter on a line of its own.
 #[test]
 fn the_declared_parameters_are_the_written_ones() {
     for kind in KINDS {
-        let rule = read_rules(&rule_text(kind.name, full(kind.name))).remove(0);
+        let example: Vec<&str> = kind.example.lines().map(|l| l.split(" =").next().unwrap_or_default()).collect();
+        assert_eq!(example, kind.param_names(), "{}: the example's lines, one per parameter in order", kind.name);
+        let rule = read_rules(&rule_text(kind.name, full(kind))).remove(0);
         let mut written: Vec<String> = rule.check.params().as_object().expect("a table").keys().cloned().collect();
         written.sort_unstable();
         let mut declared: Vec<String> = kind.param_names().into_iter().map(str::to_owned).collect();
@@ -117,12 +105,16 @@ fn the_declared_parameters_are_the_written_ones() {
     }
 }
 
+/// Each optional parameter of the example is set to something else than its default, so the
+/// round trip above proves the parameter is read and written, not merely defaulted twice.
 #[test]
-fn full_parameters_are_not_the_defaults() {
-    for kind in KINDS.iter().filter(|k| k.name != no_short_positions::KIND) {
-        let min = read_rules(&rule_text(kind.name, minimal(kind.name))).remove(0);
-        let full = read_rules(&rule_text(kind.name, full(kind.name))).remove(0);
-        assert!(!same(&min, &full), "{}", kind.name);
+fn example_parameters_are_not_the_defaults() {
+    for kind in KINDS {
+        let min = read_rules(&rule_text(kind.name, &minimal(kind))).remove(0);
+        for line in kind.example.lines().filter(|l| !minimal(kind).contains(l)) {
+            let set = read_rules(&rule_text(kind.name, &format!("{}{line}\n", minimal(kind)))).remove(0);
+            assert!(!same(&min, &set), "{}: `{line}` is the default", kind.name);
+        }
     }
 }
 
@@ -132,9 +124,9 @@ fn full_parameters_are_not_the_defaults() {
 #[test]
 fn declared_defaults_are_the_real_defaults() {
     for kind in KINDS {
-        let min = read_rules(&rule_text(kind.name, minimal(kind.name))).remove(0);
+        let min = read_rules(&rule_text(kind.name, &minimal(kind))).remove(0);
         for p in kind.params {
-            let without: String = minimal(kind.name)
+            let without: String = minimal(kind)
                 .lines()
                 .filter(|l| !l.starts_with(&format!("{} =", p.name)))
                 .map(|l| format!("{l}\n"))
@@ -151,13 +143,6 @@ fn declared_defaults_are_the_real_defaults() {
                     );
                 }
                 Absent::Default(value) => {
-                    assert_eq!(
-                        without,
-                        minimal(kind.name),
-                        "{}.{} has a default: minimal rules leave it out",
-                        kind.name,
-                        p.name
-                    );
                     let written =
                         read_rules(&rule_text(kind.name, &format!("{without}{} = {value}\n", p.name))).remove(0);
                     assert!(
