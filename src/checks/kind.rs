@@ -90,7 +90,7 @@ impl Param {
 }
 
 /// The header of the README's table of check kinds.
-pub const README_HEADER: &str =
+const README_HEADER: &str =
     "| check | codes | parameters (type, default): meaning | what it checks |\n|---|---|---|---|\n";
 
 /// The README's table of check kinds, header and one row per kind, from their metadata.

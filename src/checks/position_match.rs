@@ -434,6 +434,19 @@ mod tests {
         assert_eq!(eval(&Params::default(), b), Evaluation::Checked(vec![]));
     }
 
+    /// Collection reads recently closed orders (a sixth request) only for a rule that settles
+    /// and would report something on the snapshot as it is; the window is its `settle`.
+    #[test]
+    fn asks_for_recent_orders_only_when_it_settles_and_disagrees() {
+        let agree = SnapshotBuilder::new().position("AAPL", "10", "180").tracked("AAPL", "10", None).build();
+        let disagree = SnapshotBuilder::new().position("AAPL", "10", "180").tracked("AAPL", "4", None).build();
+        let p = Params { settle: Duration::from_secs(30), ..Params::default() };
+        assert_eq!(p.recent_orders_window(&agree, agree.taken_at), None);
+        assert_eq!(p.recent_orders_window(&disagree, disagree.taken_at), Some(Duration::from_secs(30)));
+        let never = Params { settle: Duration::ZERO, ..Params::default() };
+        assert_eq!(never.recent_orders_window(&disagree, disagree.taken_at), None);
+    }
+
     #[test]
     fn each_code_on_its_symbol() {
         let cases: Vec<Case> = vec![

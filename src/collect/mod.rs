@@ -77,3 +77,68 @@ pub fn recent_orders_after(rules: &[Rule], snap: &Snapshot, now: DateTime<Utc>) 
     // A window reaching before chrono's first instant reads every closed order.
     Some(now.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::config::When;
+    use crate::model::{BotView, BrokerView, Check, Evaluation, Mode, Severity};
+
+    /// A check that asks for a fixed window of recently closed orders, or none (whatever the
+    /// snapshot holds: the windows are what is under test).
+    #[derive(Debug)]
+    struct Asks(Option<Duration>);
+
+    impl Check for Asks {
+        fn kind(&self) -> &'static str {
+            "asks"
+        }
+        fn params(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+        fn evaluate(&self, _: &Snapshot, _: DateTime<Utc>) -> Evaluation {
+            Evaluation::Checked(Vec::new())
+        }
+        fn recent_orders_window(&self, _: &Snapshot, _: DateTime<Utc>) -> Option<Duration> {
+            self.0
+        }
+    }
+
+    fn rule(asks: Option<u64>) -> Rule {
+        Rule {
+            id: "r".into(),
+            check: Arc::new(Asks(asks.map(Duration::from_secs))),
+            severity: Severity::Warning,
+            hold: None,
+            repeat: None,
+            when: When::Always,
+            actions: Vec::new(),
+            description: None,
+            origin: String::new(),
+            id_offset: 0,
+        }
+    }
+
+    #[test]
+    fn recent_orders_are_read_back_to_the_longest_window_any_check_asks_for() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 6, 15, 0, 0).unwrap();
+        let snap = Snapshot {
+            taken_at: now,
+            mode: Mode::Paper,
+            broker: BrokerView::unavailable("down"),
+            bot: BotView { positions: Ok(Vec::new()), metadata: None },
+            logs: std::collections::BTreeMap::new(),
+        };
+        assert_eq!(recent_orders_after(&[rule(None), rule(None)], &snap, now), None);
+        assert_eq!(recent_orders_after(&[], &snap, now), None);
+        let asked = recent_orders_after(&[rule(Some(5)), rule(None), rule(Some(30))], &snap, now);
+        assert_eq!(asked, Some(now - chrono::Duration::seconds(30)));
+        let forever = recent_orders_after(&[rule(Some(u64::MAX))], &snap, now);
+        assert_eq!(forever, Some(DateTime::<Utc>::MIN_UTC), "a window before chrono's first instant reads every order");
+    }
+}
