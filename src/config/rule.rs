@@ -253,8 +253,9 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext, kinds: &dyn Che
         if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
             r.problem_key("id", format!("rule id `{id}` must be non-empty, without spaces or `/`"));
         } else if Origin::of(id).is_some() {
-            // The code special-cases these as strings (source findings take `source_for`, action
-            // findings and CLI triggers carry them): a user rule so named would be mistaken for them.
+            // tradewarden's own findings and triggers carry these ids (`Origin`: source findings
+            // take `source_for`, action findings and CLI triggers carry theirs): a user rule so
+            // named would be mistaken for them.
             r.problem_key(
                 "id",
                 format!(
