@@ -5,10 +5,7 @@ use serde_json::json;
 
 use crate::checks::{Evaluation, RULE_UNKNOWN, blind_source};
 use crate::config::{Rule, When};
-use crate::model::{Finding, Issue, Outcome, RuleOutcome, Severity, Snapshot, SourceError};
-
-/// The rule id of built-in source findings.
-pub const SOURCE_RULE: &str = "source";
+use crate::model::{Finding, Issue, Origin, Outcome, RuleOutcome, Severity, Snapshot, SourceError};
 
 /// Findings and outcomes of one audit.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -125,8 +122,8 @@ pub fn source_findings(snap: &Snapshot) -> Vec<Finding> {
         .source_errors()
         .into_iter()
         .map(|e| Finding {
-            rule: SOURCE_RULE.into(),
-            check: SOURCE_RULE.into(),
+            rule: Origin::Source.id().into(),
+            check: Origin::Source.id().into(),
             code: e.kind.code().into(),
             severity: Severity::Warning,
             subject: e.source.clone(),
@@ -149,8 +146,8 @@ pub fn source_findings(snap: &Snapshot) -> Vec<Finding> {
                 })
                 .collect();
             v.push(Finding {
-                rule: SOURCE_RULE.into(),
-                check: SOURCE_RULE.into(),
+                rule: Origin::Source.id().into(),
+                check: Origin::Source.id().into(),
                 code: "source_malformed".into(),
                 severity: Severity::Info,
                 subject: format!("log:{name}"),

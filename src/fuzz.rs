@@ -20,10 +20,10 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde_json::{Value, json};
 
+use crate::checks::read_rules_file;
 use crate::collect::bot::{jsonl, state};
 use crate::collect::broker::wire;
 use crate::config::reader::{Problems, SourceText};
-use crate::config::rule::read_rules_file;
 use crate::config::{BotSource, Config, MetadataMapping, PositionsMapping, RuleContext};
 use crate::model::{FieldRef, LogQuery, LogSummary, Matcher, Side, Sourced, Window};
 use crate::num::{decimal_from_json, parse_decimal};

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod duration;
 pub mod engine;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;

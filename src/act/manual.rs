@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::fix_state;
 use super::plan::{Plan, Scope};
-use super::request::{Origin, Request, Trigger};
+use super::request::{Caller, Request, Trigger};
 use super::runner::Prepared;
 use crate::model::ActionKind;
 
@@ -62,10 +62,10 @@ impl Manual {
         };
         Request {
             kind,
-            origin: Origin::Cli,
+            origin: Caller::Cli,
             triggers: vec![Trigger {
                 fingerprint: key,
-                rule: "cli".into(),
+                rule: crate::model::Origin::Cli.id().into(),
                 subject,
                 findings: Vec::new(),
                 silenced_by: None,

@@ -11,16 +11,17 @@ use crate::config::Config;
 use crate::engine::Evaluated;
 use crate::model::{ActionKind, Finding, Outcome as RuleOutcome, Snapshot};
 
-/// Where an action request came from.
+/// Who runs an action: the daemon for a firing alert, or the operator's command. (Not
+/// [`model::Origin`](crate::model::Origin), the pseudo-rule a finding comes from.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub enum Caller {
     /// A firing alert in a daemon cycle.
     Daemon,
     /// `tradewarden flatten` / `fix`.
     Cli,
 }
 
-impl Origin {
+impl Caller {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Daemon => "daemon",
@@ -56,7 +57,7 @@ pub struct Request {
     /// The action.
     pub kind: ActionKind,
     /// Daemon or CLI.
-    pub origin: Origin,
+    pub origin: Caller,
     /// Who asks.
     pub triggers: Vec<Trigger>,
 }
@@ -110,7 +111,7 @@ pub(crate) fn requests(
             });
         }
     }
-    by_kind.into_iter().map(|((_, kind), triggers)| Request { kind, origin: Origin::Daemon, triggers }).collect()
+    by_kind.into_iter().map(|((_, kind), triggers)| Request { kind, origin: Caller::Daemon, triggers }).collect()
 }
 
 /// The merged scope and order ids of the triggers.

@@ -39,7 +39,7 @@ use crate::model::action::Input;
 use crate::model::{Finding, Mode, Outcome as RuleOutcome, Severity, Snapshot};
 
 /// The rule id (and check) of the findings actions report.
-pub const RULE: &str = "actions";
+pub const RULE: &str = crate::model::Origin::Actions.id();
 
 /// The result of the re-read before acting: the fresh plan and what it was made from.
 #[derive(Debug, Clone)]

@@ -730,7 +730,7 @@ fn observe_describes_exactly_what_act_would_do_on_the_same_reads() {
 
     use super::observe::describe;
     use super::plan::Scope;
-    use super::request::{Origin, Request, Trigger};
+    use super::request::{Caller, Request, Trigger};
     use super::runner::{Prepared, Stop};
 
     let e = env(&format!("{ACT}{EXEC_X}"), NO_SHORTS);
@@ -781,7 +781,7 @@ fn observe_describes_exactly_what_act_would_do_on_the_same_reads() {
                 scope: scoped.map_or(Scope::All, Scope::Symbols),
                 order_ids: ids,
             };
-            let req = Request { kind: kind.clone(), origin: Origin::Daemon, triggers: vec![trigger] };
+            let req = Request { kind: kind.clone(), origin: Caller::Daemon, triggers: vec![trigger] };
             let (observed, prepared) = rt.block_on(async {
                 let snap = Snapshot {
                     taken_at: now(),
@@ -842,7 +842,7 @@ async fn observe_describes_fix_state_waiting_for_a_filling_order() {
 fn observe_leaves_out_triggers_whose_rule_was_not_evaluated() {
     use super::observe::describe;
     use super::plan::Scope;
-    use super::request::{Origin, Request, Trigger};
+    use super::request::{Caller, Request, Trigger};
 
     let e = env("mode = \"observe\"\n", NO_SHORTS);
     let trigger = |unknown: bool| Trigger {
@@ -862,7 +862,7 @@ fn observe_leaves_out_triggers_whose_rule_was_not_evaluated() {
         bot: BotView { positions: Ok(Vec::new()), metadata: None },
         logs: BTreeMap::new(),
     };
-    let req = Request { kind: ActionKind::FlattenShorts, origin: Origin::Daemon, triggers: vec![trigger(true)] };
+    let req = Request { kind: ActionKind::FlattenShorts, origin: Caller::Daemon, triggers: vec![trigger(true)] };
     let r = describe(&e.cfg, &req, &snap, now());
     assert_eq!(
         (r.result.as_str(), r.detail.as_str()),

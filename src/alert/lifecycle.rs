@@ -59,8 +59,8 @@ use serde::{Deserialize, Serialize};
 use super::silence::Silence;
 use crate::checks::RULE_UNKNOWN;
 use crate::config::{AlertsConfig, Hold, Rule};
-use crate::engine::{Evaluated, SOURCE_RULE, blinding_source};
-use crate::model::{Finding, Outcome, Severity};
+use crate::engine::{Evaluated, blinding_source};
+use crate::model::{Finding, Origin, Outcome, Severity};
 use crate::state::{Loaded, StateError, load_or_default, write_json};
 
 /// An alert's phase. (Inactive alerts are simply absent from the book.)
@@ -333,7 +333,7 @@ pub fn step(
             (None, None) => false,
         };
         let policy = Policy {
-            hold: if rule_id == SOURCE_RULE || caused_by_source {
+            hold: if Origin::of(rule_id) == Some(Origin::Source) || caused_by_source {
                 Some(defaults.source_for)
             } else {
                 rule.and_then(|r| r.hold)
@@ -348,7 +348,9 @@ pub fn step(
         let only_blind = before.is_some_and(|a| a.findings().all(|f| f.code == RULE_UNKNOWN));
         let signal = if found.is_some() {
             Signal::Present
-        } else if rule_id == SOURCE_RULE || (only_blind && rule.is_some() && evaluated.outcome(rule_id).is_some()) {
+        } else if Origin::of(rule_id) == Some(Origin::Source)
+            || (only_blind && rule.is_some() && evaluated.outcome(rule_id).is_some())
+        {
             Signal::Absent
         } else {
             match (evaluated.outcome(rule_id), rule) {

@@ -13,8 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::SOURCE_RULE;
-use crate::model::RULE_READ_SOURCES;
+use crate::model::{Origin, RULE_READ_SOURCES};
 use crate::state::{FileLock, Loaded, LockError, StateError, load_or_default, read_json, write_json};
 
 /// One silence.
@@ -105,7 +104,7 @@ impl NewSilence {
                 crate::config::duration::format(self.duration)
             ));
         }
-        if self.rule == SOURCE_RULE {
+        if self.rule == Origin::Source.id() {
             match self.subject.as_deref() {
                 None => {
                     return Some(

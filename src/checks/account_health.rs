@@ -19,22 +19,36 @@
 //! False positives: `trade_suspended_by_user` is also what the `suspend_trading` action sets,
 //! so after that action this rule fires until trading is resumed (intended: it stays visible).
 
+use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::{Absent, Kind, Param, params_json};
 use super::{Evaluation, blind_field, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
+use crate::model::Check;
 use crate::model::{Issue, Snapshot};
 
 /// The kind name.
 pub const KIND: &str = "account_health";
-/// The codes it emits.
-pub const CODES: &[&str] = &["account_blocked", "negative_buying_power", "shorting_enabled"];
-/// Its parameters.
-pub const PARAMS: &[&str] = &["expect_no_shorting"];
+/// What it checks, its codes and parameters.
+pub const SPEC: Kind = Kind {
+    name: KIND,
+    description: "The account is not blocked and its buying power is not negative; with `expect_no_shorting`, \
+                  shorting is off at the broker.",
+    codes: &["account_blocked", "negative_buying_power", "shorting_enabled"],
+    params: &[Param {
+        name: "expect_no_shorting",
+        ty: "boolean",
+        absent: Absent::Default("false"),
+        doc: "the broker-side `no_shorting` guard must be on",
+    }],
+    example: "expect_no_shorting = true\n",
+    read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
+};
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -49,10 +63,19 @@ impl Params {
         let expect_no_shorting = param_or(r, "expect_no_shorting", false, |r, k| r.get::<bool>(k));
         Some(Self { expect_no_shorting: expect_no_shorting? })
     }
+}
+
+impl Check for Params {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_json(self)
+    }
 
     /// The account's flags, buying power and (optionally) shorting guard.
-    #[must_use]
-    pub fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
+    fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
         let account = match &snap.broker.account {
             Ok(a) => a,
             Err(e) => return unknown_source(e),
@@ -324,9 +347,9 @@ mod tests {
 
     #[test]
     fn reads_parameters_and_defaults() {
-        assert_eq!(read_ok("", Params::read, PARAMS), Params::default());
-        assert_eq!(read_ok("expect_no_shorting = true\n", Params::read, PARAMS), GUARDED);
-        let got = read_params("expect_no_shorting = \"yes\"\nexpect_no_shortin = true\n", Params::read, PARAMS);
+        assert_eq!(read_ok("", Params::read, &SPEC), Params::default());
+        assert_eq!(read_ok("expect_no_shorting = true\n", Params::read, &SPEC), GUARDED);
+        let got = read_params("expect_no_shorting = \"yes\"\nexpect_no_shortin = true\n", Params::read, &SPEC);
         assert!(got.0.is_none());
         assert_problems(&got, &[(1, "`expect_no_shorting` in rule `t`"), (2, "did you mean `expect_no_shorting`?")]);
     }

@@ -26,25 +26,40 @@
 //! fires on ordinary drift (leave headroom, or hold the rule with `for`); a position being
 //! built or unwound in pieces is briefly small.
 
+use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::{Absent, Kind, Param, params_json};
 use super::{Evaluation, blind_field, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
+use crate::model::Check;
 use crate::model::{Issue, Position, Side, Snapshot};
 use crate::num;
 
 /// The kind name.
 pub const KIND: &str = "exposure_limits";
-/// The codes it emits.
-pub const CODES: &[&str] =
-    &["gross_exposure", "short_exposure", "position_concentration", "too_many_positions", "position_too_small"];
-/// Its parameters.
-pub const PARAMS: &[&str] =
-    &["max_gross_exposure_pct", "max_short_exposure_pct", "max_position_pct", "max_positions", "min_position_value"];
+/// What it checks, its codes and parameters.
+pub const SPEC: Kind = Kind {
+    name: KIND,
+    description: "Exposure within limits. Percentages are of equity; an unset limit is not checked.",
+    codes: &["gross_exposure", "short_exposure", "position_concentration", "too_many_positions", "position_too_small"],
+    params: &[
+        Param { name: "max_gross_exposure_pct", ty: "decimal", absent: Absent::Default("\"200\""), doc: "" },
+        Param { name: "max_short_exposure_pct", ty: "decimal", absent: Absent::Off, doc: "" },
+        Param { name: "max_position_pct", ty: "decimal", absent: Absent::Off, doc: "" },
+        Param { name: "max_positions", ty: "integer", absent: Absent::Off, doc: "" },
+        Param { name: "min_position_value", ty: "decimal", absent: Absent::Off, doc: "dollars" },
+    ],
+    example: concat!(
+        "max_gross_exposure_pct = \"150\"\nmax_short_exposure_pct = \"0\"\nmax_position_pct = \"8\"\n",
+        "max_positions = 30\nmin_position_value = \"500\"\n"
+    ),
+    read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
+};
 
 /// Parameters. Percentages are of account equity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,12 +133,21 @@ impl Params {
             min_position_value: min_value?,
         })
     }
+}
+
+impl Check for Params {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_json(self)
+    }
 
     /// Every limit exceeded. Each limit is judged on what it needs: a limit that cannot be
     /// computed (no equity, a position without a value, an overflow) is a `rule_unknown`
     /// naming the field, and the limits that do not need it are still checked.
-    #[must_use]
-    pub fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
+    fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
         let positions = match &snap.broker.positions {
             Ok(p) => p,
             Err(e) => return unknown_source(e),
@@ -306,7 +330,7 @@ mod tests {
         read_ok(
             "max_gross_exposure_pct = \"150\"\nmax_short_exposure_pct = \"0\"\nmax_position_pct = \"8\"\nmax_positions = 30\nmin_position_value = \"500\"\n",
             Params::read,
-            PARAMS,
+            &SPEC,
         )
     }
 
@@ -482,7 +506,7 @@ mod tests {
 
     #[test]
     fn reads_parameters_and_defaults() {
-        assert_eq!(read_ok("", Params::read, PARAMS), Params::default());
+        assert_eq!(read_ok("", Params::read, &SPEC), Params::default());
         assert_eq!(
             example(),
             Params {
@@ -500,7 +524,7 @@ mod tests {
         let got = read_params(
             "max_gross_exposure_pct = \"-1\"\nmax_short_exposure_pct = true\nmax_position_pct = \"8%\"\nmax_positions = -3\nmin_position_value = \"-500\"\nmax_position = 3\n",
             Params::read,
-            PARAMS,
+            &SPEC,
         );
         assert!(got.0.is_none());
         assert_problems(

@@ -20,6 +20,7 @@
 //! `when = "market_open_with_positions"`); a `match` value written differently by the bot (a
 //! string `"EXIT"` vs `"exit"`: strings compare exactly; numbers compare by value).
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -27,18 +28,37 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
+use super::{Absent, Kind, Param, params_json};
 use super::{Evaluation, param_or, read_log_name, unknown_field, unknown_source};
 use crate::config::RuleContext;
-use crate::config::duration::format as format_duration;
 use crate::config::reader::TableReader;
+use crate::duration::format as format_duration;
+use crate::model::Check;
 use crate::model::{FieldRef, Issue, LogQuery, Matcher, Snapshot, Window};
 
 /// The kind name.
 pub const KIND: &str = "log_activity";
-/// The codes it emits.
-pub const CODES: &[&str] = &["activity_missing", "log_time_ahead"];
-/// Its parameters.
-pub const PARAMS: &[&str] = &["log", "within", "min_count", "match"];
+/// What it checks, its codes and parameters.
+pub const SPEC: Kind = Kind {
+    name: KIND,
+    description: "At least `min_count` matching events in the last `within`. Events up to `within` ahead of the \
+                  watchdog's clock count (clock skew); further ahead they never count, and a short count with \
+                  such events is `log_time_ahead`.",
+    codes: &["activity_missing", "log_time_ahead"],
+    params: &[
+        Param { name: "log", ty: "string", absent: Absent::Required, doc: "a `[logs.NAME]`" },
+        Param { name: "within", ty: "duration", absent: Absent::Required, doc: "" },
+        Param { name: "min_count", ty: "integer", absent: Absent::Default("1"), doc: "at least 1" },
+        Param {
+            name: "match",
+            ty: "table",
+            absent: Absent::Off,
+            doc: "every field must equal (names or `/pointers`; numbers compare by value)",
+        },
+    ],
+    example: "log = \"exits\"\nwithin = \"2h\"\nmin_count = 3\nmatch = { event = \"EXIT\", \"/n\" = 1, ok = true }\n",
+    read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
+};
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,7 +66,7 @@ pub struct Params {
     /// The `[logs.NAME]` to count in. Required.
     pub log: String,
     /// How far back from now to count. Required.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub within: Duration,
     /// At least this many events must be in the window. Default `1`; must be at least 1.
     pub min_count: u64,
@@ -107,10 +127,19 @@ impl Params {
     pub fn window(&self) -> Window {
         Window { within: self.within, matcher: self.matcher.clone() }
     }
+}
+
+impl Check for Params {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_json(self)
+    }
 
     /// `activity_missing` when the window holds fewer than `min_count` events.
-    #[must_use]
-    pub fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
+    fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
         let summary = match snap.logs.get(&self.log) {
             None => {
                 // The collector reads every configured log, so this is a wiring bug: named, not silent.
@@ -187,7 +216,7 @@ impl Params {
     }
 
     /// Asks for its window in its log.
-    pub fn add_log_needs(&self, queries: &mut BTreeMap<String, LogQuery>) {
+    fn add_log_needs(&self, queries: &mut BTreeMap<String, LogQuery>) {
         queries.entry(self.log.clone()).or_default().add_window(self.window());
     }
 }
@@ -212,7 +241,7 @@ mod tests {
     use crate::model::WindowCount;
 
     fn exits() -> Params {
-        read_ok("log = \"exits\"\nwithin = \"1h\"\nmatch = { event = \"EXIT\" }\n", Params::read, PARAMS)
+        read_ok("log = \"exits\"\nwithin = \"1h\"\nmatch = { event = \"EXIT\" }\n", Params::read, &SPEC)
     }
 
     fn eval(p: &Params, b: SnapshotBuilder) -> Evaluation {
@@ -296,13 +325,13 @@ mod tests {
 
     #[test]
     fn reads_parameters_and_defaults() {
-        let p = read_ok("log = \"exits\"\nwithin = \"1h\"\n", Params::read, PARAMS);
+        let p = read_ok("log = \"exits\"\nwithin = \"1h\"\n", Params::read, &SPEC);
         assert_eq!(p.min_count, 1);
         assert!(p.matcher.is_empty());
         let p = read_ok(
             "log = \"run\"\nwithin = \"1d\"\nmin_count = 12\nmatch = { event = \"CYCLE\", \"/meta/ok\" = true }\n",
             Params::read,
-            PARAMS,
+            &SPEC,
         );
         assert_eq!(p.min_count, 12);
         assert!(p.matcher.matches(&json!({"event": "CYCLE", "meta": {"ok": true}})));
@@ -314,7 +343,7 @@ mod tests {
         let got = read_params(
             "log = \"trades\"\nwithin = \"an hour\"\nmin_count = 0\nmatch = { \"\" = 1 }\n",
             Params::read,
-            PARAMS,
+            &SPEC,
         );
         assert!(got.0.is_none());
         assert_problems(
@@ -327,7 +356,7 @@ mod tests {
             ],
         );
         let got =
-            read_params("log = \"run\"\nwithin = \"1h\"\nmin_count = -2\nmatch = \"EXIT\"\n", Params::read, PARAMS);
+            read_params("log = \"run\"\nwithin = \"1h\"\nmin_count = -2\nmatch = \"EXIT\"\n", Params::read, &SPEC);
         assert_problems(&got, &[(3, "must be at least 1 (got -2)"), (4, "`match` in rule `t`")]);
     }
 }

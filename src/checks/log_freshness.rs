@@ -20,6 +20,7 @@
 //! heartbeat event instead, or a `max_age` above its quietest interval); outside market hours a
 //! loop may sleep (use `when = "market_open"`).
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -27,18 +28,31 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::{Absent, Kind, Param, params_json};
 use super::{Evaluation, read_log_name, unknown_field, unknown_source};
 use crate::config::RuleContext;
-use crate::config::duration::format as format_duration;
 use crate::config::reader::TableReader;
+use crate::duration::format as format_duration;
+use crate::model::Check;
 use crate::model::{Issue, LogQuery, Snapshot};
 
 /// The kind name.
 pub const KIND: &str = "log_freshness";
-/// The codes it emits.
-pub const CODES: &[&str] = &["log_stale", "log_missing", "log_time_ahead"];
-/// Its parameters.
-pub const PARAMS: &[&str] = &["log", "max_age"];
+/// What it checks, its codes and parameters.
+pub const SPEC: Kind = Kind {
+    name: KIND,
+    description: "The newest event of a log is younger than `max_age` (main-loop liveness); `log_missing` when \
+                  the log has no timestamped event at all; `log_time_ahead` when the newest event is more than \
+                  `max_age` ahead of the watchdog's clock (a bad timestamp, a wrong unit, local time read as UTC: \
+                  liveness cannot be judged until it is fixed).",
+    codes: &["log_stale", "log_missing", "log_time_ahead"],
+    params: &[
+        Param { name: "log", ty: "string", absent: Absent::Required, doc: "a `[logs.NAME]`" },
+        Param { name: "max_age", ty: "duration", absent: Absent::Required, doc: "" },
+    ],
+    example: "log = \"run\"\nmax_age = \"1h 30m\"\n",
+    read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
+};
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,7 +60,7 @@ pub struct Params {
     /// The `[logs.NAME]` to watch. Required.
     pub log: String,
     /// The newest event must be at most this old. Required.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub max_age: Duration,
 }
 
@@ -57,10 +71,19 @@ impl Params {
         let max_age = r.require_duration("max_age");
         Some(Self { log: log?, max_age: max_age? })
     }
+}
+
+impl Check for Params {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_json(self)
+    }
 
     /// `log_stale` or `log_missing` for the log, or nothing.
-    #[must_use]
-    pub fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
+    fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
         let summary = match snap.logs.get(&self.log) {
             None => {
                 // The collector reads every configured log, so this is a wiring bug: named, not silent.
@@ -123,7 +146,7 @@ impl Params {
     }
 
     /// Makes sure the log is scanned (its newest event is always found).
-    pub fn add_log_needs(&self, queries: &mut BTreeMap<String, LogQuery>) {
+    fn add_log_needs(&self, queries: &mut BTreeMap<String, LogQuery>) {
         queries.entry(self.log.clone()).or_default();
     }
 }
@@ -206,17 +229,17 @@ mod tests {
 
     #[test]
     fn reads_parameters() {
-        assert_eq!(read_ok("log = \"run\"\nmax_age = \"5m\"\n", Params::read, PARAMS), params());
+        assert_eq!(read_ok("log = \"run\"\nmax_age = \"5m\"\n", Params::read, &SPEC), params());
     }
 
     #[test]
     fn reports_every_parameter_problem_with_its_line() {
-        let got = read_params("log = \"loop\"\nmax_age = \"five minutes\"\n", Params::read, PARAMS);
+        let got = read_params("log = \"loop\"\nmax_age = \"five minutes\"\n", Params::read, &SPEC);
         assert!(got.0.is_none());
         assert_problems(&got, &[(1, "no [logs.loop] table (configured: exits, run)"), (2, "is not a duration")]);
-        let got = read_params("max_age = 5\n", Params::read, PARAMS);
+        let got = read_params("max_age = 5\n", Params::read, &SPEC);
         assert_problems(&got, &[(1, "missing the required key `log`"), (1, "`max_age` in rule `t` must be a string")]);
-        let got = read_params("log = \"run\"\n", Params::read, PARAMS);
+        let got = read_params("log = \"run\"\n", Params::read, &SPEC);
         assert_problems(&got, &[(1, "missing the required key `max_age`")]);
     }
 }

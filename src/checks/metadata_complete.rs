@@ -17,23 +17,40 @@
 //! that writes local time without an offset (timestamps without an offset are read as UTC and
 //! can look hours in the future or past).
 
+use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use super::{Absent, Kind, Param, params_json};
 use super::{Evaluation, unknown_field, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
+use crate::model::Check;
 use crate::model::{FieldRef, Issue, Snapshot};
 use crate::{num, timestamp};
 
 /// The kind name.
 pub const KIND: &str = "metadata_complete";
-/// The codes it emits.
-pub const CODES: &[&str] = &["metadata_missing", "metadata_incomplete"];
-/// Its parameters.
-pub const PARAMS: &[&str] = &["required", "positive", "timestamps"];
+/// What it checks, its codes and parameters.
+pub const SPEC: Kind = Kind {
+    name: KIND,
+    description: "Every broker position has metadata. Fields are names or, with a leading `/`, JSON pointers.",
+    codes: &["metadata_missing", "metadata_incomplete"],
+    params: &[
+        Param { name: "required", ty: "list of fields", absent: Absent::Default("[]"), doc: "present and not null" },
+        Param { name: "positive", ty: "list of fields", absent: Absent::Default("[]"), doc: "numbers above zero" },
+        Param {
+            name: "timestamps",
+            ty: "list of fields",
+            absent: Absent::Default("[]"),
+            doc: "must parse and not be in the future",
+        },
+    ],
+    example: "required = [\"entry_score\", \"/ts\"]\npositive = [\"entry_score\"]\ntimestamps = [\"/ts\"]\n",
+    read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
+};
 
 /// How far in the future a timestamp may be before it is a problem (clock skew).
 const FUTURE_SKEW_SECS: i64 = 60;
@@ -79,9 +96,57 @@ impl Params {
         Some(Self { required: required?, positive: positive?, timestamps: timestamps? })
     }
 
+
+    /// Every problem of one symbol's metadata, as (field, what is wrong), at most one per field
+    /// (the first found: a field both required and positive that is missing is "missing" once).
+    fn problems(&self, meta: &Value, now: DateTime<Utc>) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut push = |field: &FieldRef, why: String| {
+            if !out.iter().any(|(f, _)| f == field.as_str()) {
+                out.push((field.as_str().to_owned(), why));
+            }
+        };
+        for f in &self.required {
+            match f.get(meta) {
+                None => push(f, "is missing".into()),
+                Some(Value::Null) => push(f, "is null".into()),
+                Some(_) => {}
+            }
+        }
+        for f in &self.positive {
+            match f.get(meta).map(num::decimal_from_json) {
+                None => push(f, "is missing".into()),
+                Some(Err(e)) => push(f, e),
+                Some(Ok(v)) if v <= Decimal::ZERO => push(f, format!("is {v}, expected above 0")),
+                Some(Ok(_)) => {}
+            }
+        }
+        for f in &self.timestamps {
+            match f.get(meta).map(timestamp::timestamp_from_json) {
+                None => push(f, "is missing".into()),
+                Some(Err(e)) => push(f, e),
+                // `t - now`, not `now + skew`: a difference of two times never overflows.
+                Some(Ok(t)) if t - now > Duration::seconds(FUTURE_SKEW_SECS) => {
+                    push(f, format!("is {} in the future ({})", age_text(t - now), t.to_rfc3339()));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+        out
+    }
+}
+
+impl Check for Params {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_json(self)
+    }
+
     /// One `metadata_missing` or `metadata_incomplete` per broker position that needs it.
-    #[must_use]
-    pub fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
+    fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
         let positions = match &snap.broker.positions {
             Ok(p) => p,
             Err(e) => return unknown_source(e),
@@ -131,48 +196,10 @@ impl Params {
         }
         Evaluation::Checked(issues)
     }
-
-    /// Every problem of one symbol's metadata, as (field, what is wrong), at most one per field
-    /// (the first found: a field both required and positive that is missing is "missing" once).
-    fn problems(&self, meta: &Value, now: DateTime<Utc>) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        let mut push = |field: &FieldRef, why: String| {
-            if !out.iter().any(|(f, _)| f == field.as_str()) {
-                out.push((field.as_str().to_owned(), why));
-            }
-        };
-        for f in &self.required {
-            match f.get(meta) {
-                None => push(f, "is missing".into()),
-                Some(Value::Null) => push(f, "is null".into()),
-                Some(_) => {}
-            }
-        }
-        for f in &self.positive {
-            match f.get(meta).map(num::decimal_from_json) {
-                None => push(f, "is missing".into()),
-                Some(Err(e)) => push(f, e),
-                Some(Ok(v)) if v <= Decimal::ZERO => push(f, format!("is {v}, expected above 0")),
-                Some(Ok(_)) => {}
-            }
-        }
-        for f in &self.timestamps {
-            match f.get(meta).map(timestamp::timestamp_from_json) {
-                None => push(f, "is missing".into()),
-                Some(Err(e)) => push(f, e),
-                // `t - now`, not `now + skew`: a difference of two times never overflows.
-                Some(Ok(t)) if t - now > Duration::seconds(FUTURE_SKEW_SECS) => {
-                    push(f, format!("is {} in the future ({})", age_text(t - now), t.to_rfc3339()));
-                }
-                Some(Ok(_)) => {}
-            }
-        }
-        out
-    }
 }
 
 fn age_text(d: Duration) -> String {
-    crate::config::duration::format(std::time::Duration::from_secs(d.num_seconds().unsigned_abs()))
+    crate::duration::format(std::time::Duration::from_secs(d.num_seconds().unsigned_abs()))
 }
 
 #[cfg(test)]
@@ -186,7 +213,7 @@ mod tests {
         read_ok(
             "required = [\"entry_score\", \"entry_ts\", \"components\"]\npositive = [\"entry_score\"]\ntimestamps = [\"entry_ts\"]\n",
             Params::read,
-            PARAMS,
+            &SPEC,
         )
     }
 
@@ -285,7 +312,7 @@ mod tests {
 
     #[test]
     fn pointers_reach_nested_fields() {
-        let p = read_ok("required = [\"/scores/entry\"]\npositive = [\"/scores/entry\"]\n", Params::read, PARAMS);
+        let p = read_ok("required = [\"/scores/entry\"]\npositive = [\"/scores/entry\"]\n", Params::read, &SPEC);
         let b = SnapshotBuilder::new().position("AAPL", "10", "180").metadata("AAPL", json!({"scores": {"entry": 2}}));
         assert_eq!(eval(&p, b), Evaluation::Checked(vec![]));
         let b = SnapshotBuilder::new().position("AAPL", "10", "180").metadata("AAPL", json!({"scores": {}}));
@@ -308,7 +335,7 @@ mod tests {
 
     #[test]
     fn reads_parameters_and_defaults() {
-        assert_eq!(read_ok("", Params::read, PARAMS), Params::default());
+        assert_eq!(read_ok("", Params::read, &SPEC), Params::default());
         let p = audit_params();
         assert_eq!(p.required.len(), 3);
         assert_eq!(p.positive, vec![FieldRef::Name("entry_score".into())]);
@@ -319,7 +346,7 @@ mod tests {
         let got = read_params(
             "required = \"entry_score\"\npositive = [\"\"]\ntimestamps = [1]\nrequire = []\n",
             Params::read,
-            PARAMS,
+            &SPEC,
         );
         assert!(got.0.is_none());
         assert_problems(

@@ -6,22 +6,30 @@
 //!
 //! False positives: none for a long-only bot; do not use this rule for a bot that shorts.
 
+use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::json;
 
+use super::{Kind, params_json};
 use super::{Evaluation, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
+use crate::model::Check;
 use crate::model::{Issue, Side, Snapshot};
 
 /// The kind name.
 pub const KIND: &str = "no_short_positions";
-/// The codes it emits.
-pub const CODES: &[&str] = &["short_position"];
-/// Its parameters (none).
-pub const PARAMS: &[&str] = &[];
+/// What it checks, its codes and (no) parameters.
+pub const SPEC: Kind = Kind {
+    name: KIND,
+    description: "Any broker position with negative qty / side short (long-only bots).",
+    codes: &["short_position"],
+    params: &[],
+    example: "",
+    read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
+};
 
 /// No parameters.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -32,10 +40,19 @@ impl Params {
     pub fn read(_r: &mut TableReader<'_, '_>, _ctx: &RuleContext) -> Option<Self> {
         Some(Self {})
     }
+}
+
+impl Check for Params {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_json(self)
+    }
 
     /// One `short_position` per short at the broker.
-    #[must_use]
-    pub fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
+    fn evaluate(&self, snap: &Snapshot, _now: DateTime<Utc>) -> Evaluation {
         let positions = match &snap.broker.positions {
             Ok(p) => p,
             Err(e) => return unknown_source(e),

@@ -36,6 +36,7 @@
 //! are `stale_order`s (raise `stale_after`). Orders without any timestamp are never stale and
 //! never take part in `buy_before_sell`.
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -44,28 +45,49 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::{Absent, Kind, Param, params_json};
 use super::{Evaluation, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
-use crate::config::duration::format as format_duration;
 use crate::config::reader::TableReader;
+use crate::duration::format as format_duration;
+use crate::model::Check;
 use crate::model::{Issue, Order, OrderSide, Snapshot, Symbol};
 
 /// The kind name.
 pub const KIND: &str = "open_order_hazard";
-/// The codes it emits.
-pub const CODES: &[&str] = &["sell_exceeds_position", "stale_order", "duplicate_order", "buy_before_sell"];
-/// Its parameters.
-pub const PARAMS: &[&str] = &["stale_after", "sequence_window"];
+/// What it checks, its codes and parameters.
+pub const SPEC: Kind = Kind {
+    name: KIND,
+    description: "Open sells whose remaining quantity exceeds the long held (a short the moment they fill), \
+                  orders open too long, duplicates, open buys placed within `sequence_window` (before or after) \
+                  of a still-open market or limit sell (field notes §2: the buys went out 40 ms *before* the \
+                  sells). Every finding lists `observed.order_ids`, the orders `cancel_hazard_orders` would \
+                  cancel: for `sell_exceeds_position` only the excess over the long, newest first, never a \
+                  `stop`/`stop_limit`/`trailing_stop` that does not by itself exceed it (`observed.sell_order_ids` \
+                  lists every sell counted).",
+    codes: &["sell_exceeds_position", "stale_order", "duplicate_order", "buy_before_sell"],
+    params: &[
+        Param { name: "stale_after", ty: "duration", absent: Absent::Default("\"30m\""), doc: "" },
+        Param {
+            name: "sequence_window",
+            ty: "duration",
+            absent: Absent::Default("\"5m\""),
+            doc: "more than 0s, at most 24h",
+        },
+    ],
+    example: "stale_after = \"45m\"\nsequence_window = \"90s\"\n",
+    read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
+};
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Params {
     /// An open order placed longer ago than this is stale. Default `30m`.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub stale_after: Duration,
     /// An open buy placed this close (before or after) to a still-open market or limit sell
     /// is a `buy_before_sell`. Default `5m`.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub sequence_window: Duration,
 }
 
@@ -102,32 +124,6 @@ impl Params {
         Some(Self { stale_after: stale_after?, sequence_window: sequence_window? })
     }
 
-    /// Every hazard among the open orders.
-    #[must_use]
-    pub fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
-        let orders = match &snap.broker.orders {
-            Ok(o) => o,
-            Err(e) => return unknown_source(e),
-        };
-        let open: Vec<&Order> = orders.iter().filter(|o| o.is_open()).collect();
-        // Only `sell_exceeds_position` needs the positions: without them it is a `rule_unknown`,
-        // and the hazards judged on the orders alone are still checked.
-        let (mut issues, blind) = match &snap.broker.positions {
-            Ok(positions) => {
-                let held: BTreeMap<&Symbol, Decimal> = positions.iter().map(|p| (&p.symbol, p.qty)).collect();
-                (sells_exceeding(&open, &held), Vec::new())
-            }
-            Err(e) => {
-                let mut b = blind_source(e);
-                b.message = format!("sells cannot be compared with positions: {}", b.message);
-                (Vec::new(), vec![b])
-            }
-        };
-        issues.extend(duplicates(&open));
-        issues.extend(self.stale(&open, now));
-        issues.extend(self.buys_near_sells(&open));
-        Evaluation::partial(issues, blind)
-    }
 
     fn stale(&self, open: &[&Order], now: DateTime<Utc>) -> Vec<Issue> {
         let limit = format_duration(self.stale_after);
@@ -225,6 +221,42 @@ impl Params {
                 "sequence_window_secs": self.sequence_window.as_secs(),
             }),
         }]
+    }
+}
+
+impl Check for Params {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_json(self)
+    }
+
+    /// Every hazard among the open orders.
+    fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
+        let orders = match &snap.broker.orders {
+            Ok(o) => o,
+            Err(e) => return unknown_source(e),
+        };
+        let open: Vec<&Order> = orders.iter().filter(|o| o.is_open()).collect();
+        // Only `sell_exceeds_position` needs the positions: without them it is a `rule_unknown`,
+        // and the hazards judged on the orders alone are still checked.
+        let (mut issues, blind) = match &snap.broker.positions {
+            Ok(positions) => {
+                let held: BTreeMap<&Symbol, Decimal> = positions.iter().map(|p| (&p.symbol, p.qty)).collect();
+                (sells_exceeding(&open, &held), Vec::new())
+            }
+            Err(e) => {
+                let mut b = blind_source(e);
+                b.message = format!("sells cannot be compared with positions: {}", b.message);
+                (Vec::new(), vec![b])
+            }
+        };
+        issues.extend(duplicates(&open));
+        issues.extend(self.stale(&open, now));
+        issues.extend(self.buys_near_sells(&open));
+        Evaluation::partial(issues, blind)
     }
 }
 
@@ -750,19 +782,19 @@ mod tests {
 
     #[test]
     fn reads_parameters_and_defaults() {
-        assert_eq!(read_ok("", Params::read, PARAMS), Params::default());
-        assert_eq!(read_ok("stale_after = \"2h\"\n", Params::read, PARAMS).stale_after, Duration::from_secs(7200));
+        assert_eq!(read_ok("", Params::read, &SPEC), Params::default());
+        assert_eq!(read_ok("stale_after = \"2h\"\n", Params::read, &SPEC).stale_after, Duration::from_secs(7200));
         assert_eq!(
-            read_ok("sequence_window = \"30s\"\n", Params::read, PARAMS).sequence_window,
+            read_ok("sequence_window = \"30s\"\n", Params::read, &SPEC).sequence_window,
             Duration::from_secs(30)
         );
         assert_eq!(Params::default().sequence_window, Duration::from_secs(300));
-        let got = read_params("sequence_window = \"0s\"\n", Params::read, PARAMS);
+        let got = read_params("sequence_window = \"0s\"\n", Params::read, &SPEC);
         assert!(got.0.is_none());
         assert_problems(&got, &[(1, "`sequence_window` in")]);
-        let got = read_params("sequence_window = \"2days\"\n", Params::read, PARAMS);
+        let got = read_params("sequence_window = \"2days\"\n", Params::read, &SPEC);
         assert_problems(&got, &[(1, "must be more than 0s and at most 24h (it was 2days)")]);
-        let got = read_params("\nstale_after = \"later\"\nstale = \"1m\"\n", Params::read, PARAMS);
+        let got = read_params("\nstale_after = \"later\"\nstale = \"1m\"\n", Params::read, &SPEC);
         assert!(got.0.is_none());
         assert_problems(&got, &[(2, "`later` is not a duration"), (3, "unknown key `stale`")]);
     }

@@ -38,6 +38,7 @@
 //! all is never "recent"; metadata deliberately kept after a close (for reporting) shows as
 //! orphaned.
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -46,19 +47,41 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::{Absent, Kind, Param, params_json};
 use super::{Evaluation, param_or, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
+use crate::model::Check;
 use crate::model::{Issue, Position, Side, Snapshot, Symbol, TrackedPosition};
 use crate::num;
 
 /// The kind name.
 pub const KIND: &str = "position_match";
-/// The codes it emits.
-pub const CODES: &[&str] =
-    &["untracked_position", "orphaned_position", "quantity_mismatch", "entry_price_mismatch", "side_mismatch"];
-/// Its parameters.
-pub const PARAMS: &[&str] = &["qty_tolerance", "price_tolerance_pct", "settle"];
+/// What it checks, its codes and parameters.
+pub const SPEC: Kind = Kind {
+    name: KIND,
+    description: "Broker vs the bot's tracked positions; metadata keys for symbols the broker does not hold are \
+                  orphaned too.",
+    codes: &["untracked_position", "orphaned_position", "quantity_mismatch", "entry_price_mismatch", "side_mismatch"],
+    params: &[
+        Param { name: "qty_tolerance", ty: "decimal", absent: Absent::Default("\"0\""), doc: "shares" },
+        Param {
+            name: "price_tolerance_pct",
+            ty: "decimal",
+            absent: Absent::Default("\"1\""),
+            doc: "percent of the broker's average entry price",
+        },
+        Param {
+            name: "settle",
+            ty: "duration",
+            absent: Absent::Default("\"5s\""),
+            doc: "skip symbols with an open or recently closed order whose last update or fill is this recent, \
+                  either side of now; a partly filled order resting longer settles nothing",
+        },
+    ],
+    example: "qty_tolerance = \"0.5\"\nprice_tolerance_pct = \"2.5\"\nsettle = \"10s\"\n",
+    read: |r, ctx| Some(Arc::new(Params::read(r, ctx)?)),
+};
 
 /// Appended to every message when settling could not be applied.
 const SETTLE_UNKNOWN: &str = " (settle not applied: open orders unknown)";
@@ -83,7 +106,7 @@ pub struct Params {
     pub price_tolerance_pct: Decimal,
     /// Skip a symbol whose open order's last activity (update or fill) is this recent. Default
     /// `5s`.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub settle: Duration,
 }
 
@@ -120,64 +143,6 @@ impl Params {
         Some(Self { qty_tolerance: qty_tolerance?, price_tolerance_pct: price_tolerance_pct?, settle: settle? })
     }
 
-    /// Compares broker positions with the bot's, symbol by symbol.
-    #[must_use]
-    pub fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
-        let broker = match &snap.broker.positions {
-            Ok(p) => p,
-            Err(e) => return unknown_source(e),
-        };
-        let tracked = match &snap.bot.positions {
-            Ok(p) => p,
-            Err(e) => return unknown_source(e),
-        };
-        let broker: BTreeMap<&Symbol, &Position> = broker.iter().map(|p| (&p.symbol, p)).collect();
-        let bot = sum_tracked(tracked);
-        // Metadata is the metadata_complete rule's business: unreadable metadata only means
-        // its keys are not compared here.
-        // Sorted lists, searched by bisection: a linear `contains` per symbol would be
-        // quadratic in positions. Metadata keys come sorted from the map.
-        let metadata_keys: Vec<&Symbol> = match &snap.bot.metadata {
-            Some(Ok(m)) => m.keys().collect(),
-            _ => Vec::new(),
-        };
-        // Recently closed orders settle too: a market order filled a second ago is never
-        // among the open ones, yet the bot may not have recorded its fill.
-        let recent: &[crate::model::Order] = match &snap.broker.recent_orders {
-            Some(Ok(r)) => r,
-            _ => &[],
-        };
-        let (settling, suffix) = match (&snap.broker.orders, &snap.broker.recent_orders) {
-            (Ok(orders), Some(Err(_))) => (self.settling(orders, recent, now), SETTLE_PARTIAL),
-            (Ok(orders), _) => (self.settling(orders, recent, now), ""),
-            (Err(_), _) => (Vec::new(), SETTLE_UNKNOWN),
-        };
-
-        let mut symbols: Vec<&Symbol> = broker.keys().chain(bot.keys()).chain(metadata_keys.iter()).copied().collect();
-        symbols.sort();
-        symbols.dedup();
-        let mut issues = Vec::new();
-        for symbol in symbols {
-            if settling.binary_search(&symbol).is_ok() {
-                continue;
-            }
-            match (broker.get(symbol), bot.get(symbol)) {
-                (Some(b), None) => issues.push(untracked(b, suffix)),
-                (Some(b), Some(t)) => self.compare(b, t, suffix, &mut issues),
-                (None, t) => {
-                    let mut sources = Vec::new();
-                    if t.is_some() {
-                        sources.push("positions");
-                    }
-                    if metadata_keys.binary_search(&symbol).is_ok() {
-                        sources.push("metadata");
-                    }
-                    issues.push(orphaned(symbol, t, &sources, suffix));
-                }
-            }
-        }
-        Evaluation::Checked(issues)
-    }
 
     /// Symbols with an order (open, or closed recently) active within `settle` of `now`,
     /// sorted and without repeats.
@@ -258,6 +223,85 @@ impl Params {
                 }),
             });
         }
+    }
+}
+
+impl Check for Params {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        params_json(self)
+    }
+
+    /// Compares broker positions with the bot's, symbol by symbol.
+    fn evaluate(&self, snap: &Snapshot, now: DateTime<Utc>) -> Evaluation {
+        let broker = match &snap.broker.positions {
+            Ok(p) => p,
+            Err(e) => return unknown_source(e),
+        };
+        let tracked = match &snap.bot.positions {
+            Ok(p) => p,
+            Err(e) => return unknown_source(e),
+        };
+        let broker: BTreeMap<&Symbol, &Position> = broker.iter().map(|p| (&p.symbol, p)).collect();
+        let bot = sum_tracked(tracked);
+        // Metadata is the metadata_complete rule's business: unreadable metadata only means
+        // its keys are not compared here.
+        // Sorted lists, searched by bisection: a linear `contains` per symbol would be
+        // quadratic in positions. Metadata keys come sorted from the map.
+        let metadata_keys: Vec<&Symbol> = match &snap.bot.metadata {
+            Some(Ok(m)) => m.keys().collect(),
+            _ => Vec::new(),
+        };
+        // Recently closed orders settle too: a market order filled a second ago is never
+        // among the open ones, yet the bot may not have recorded its fill.
+        let recent: &[crate::model::Order] = match &snap.broker.recent_orders {
+            Some(Ok(r)) => r,
+            _ => &[],
+        };
+        let (settling, suffix) = match (&snap.broker.orders, &snap.broker.recent_orders) {
+            (Ok(orders), Some(Err(_))) => (self.settling(orders, recent, now), SETTLE_PARTIAL),
+            (Ok(orders), _) => (self.settling(orders, recent, now), ""),
+            (Err(_), _) => (Vec::new(), SETTLE_UNKNOWN),
+        };
+
+        let mut symbols: Vec<&Symbol> = broker.keys().chain(bot.keys()).chain(metadata_keys.iter()).copied().collect();
+        symbols.sort();
+        symbols.dedup();
+        let mut issues = Vec::new();
+        for symbol in symbols {
+            if settling.binary_search(&symbol).is_ok() {
+                continue;
+            }
+            match (broker.get(symbol), bot.get(symbol)) {
+                (Some(b), None) => issues.push(untracked(b, suffix)),
+                (Some(b), Some(t)) => self.compare(b, t, suffix, &mut issues),
+                (None, t) => {
+                    let mut sources = Vec::new();
+                    if t.is_some() {
+                        sources.push("positions");
+                    }
+                    if metadata_keys.binary_search(&symbol).is_ok() {
+                        sources.push("metadata");
+                    }
+                    issues.push(orphaned(symbol, t, &sources, suffix));
+                }
+            }
+        }
+        Evaluation::Checked(issues)
+    }
+
+    /// A market order fills at once and is never among the open orders, yet the bot may still
+    /// be recording its fill: when this rule would report something on `snap` as it is, it asks
+    /// for the orders closed within `settle`. Nothing when it settles nothing or finds nothing,
+    /// so a cycle where the bot agrees with the broker stays at five requests.
+    fn recent_orders_window(&self, snap: &Snapshot, now: DateTime<Utc>) -> Option<Duration> {
+        if self.settle.is_zero() {
+            return None;
+        }
+        matches!(self.evaluate(snap, now), Evaluation::Checked(ref issues) if !issues.is_empty()).then_some(self.settle)
     }
 }
 
@@ -388,6 +432,19 @@ mod tests {
             .metadata("AAPL", json!({}))
             .metadata("CHWY", json!({}));
         assert_eq!(eval(&Params::default(), b), Evaluation::Checked(vec![]));
+    }
+
+    /// Collection reads recently closed orders (a sixth request) only for a rule that settles
+    /// and would report something on the snapshot as it is; the window is its `settle`.
+    #[test]
+    fn asks_for_recent_orders_only_when_it_settles_and_disagrees() {
+        let agree = SnapshotBuilder::new().position("AAPL", "10", "180").tracked("AAPL", "10", None).build();
+        let disagree = SnapshotBuilder::new().position("AAPL", "10", "180").tracked("AAPL", "4", None).build();
+        let p = Params { settle: Duration::from_secs(30), ..Params::default() };
+        assert_eq!(p.recent_orders_window(&agree, agree.taken_at), None);
+        assert_eq!(p.recent_orders_window(&disagree, disagree.taken_at), Some(Duration::from_secs(30)));
+        let never = Params { settle: Duration::ZERO, ..Params::default() };
+        assert_eq!(never.recent_orders_window(&disagree, disagree.taken_at), None);
     }
 
     #[test]
@@ -628,9 +685,9 @@ mod tests {
 
     #[test]
     fn reads_parameters_and_defaults() {
-        assert_eq!(read_ok("", Params::read, PARAMS), Params::default());
+        assert_eq!(read_ok("", Params::read, &SPEC), Params::default());
         assert_eq!(
-            read_ok("qty_tolerance = \"0.5\"\nprice_tolerance_pct = 2\nsettle = \"10s\"\n", Params::read, PARAMS),
+            read_ok("qty_tolerance = \"0.5\"\nprice_tolerance_pct = 2\nsettle = \"10s\"\n", Params::read, &SPEC),
             Params { qty_tolerance: d("0.5"), price_tolerance_pct: d("2"), settle: Duration::from_secs(10) }
         );
     }
@@ -640,7 +697,7 @@ mod tests {
         let got = read_params(
             "qty_tolerance = \"-1\"\nprice_tolerance_pct = \"lots\"\nsettle = \"soon\"\nsetle = \"5s\"\n",
             Params::read,
-            PARAMS,
+            &SPEC,
         );
         assert!(got.0.is_none());
         assert_problems(

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use crate::checks::Kind;
 use crate::config::reader::{Problems, SourceText, TableReader, parse_document};
 use crate::config::{Problem, RuleContext};
 use crate::model::{
@@ -332,11 +333,11 @@ pub const KNOWN_LOGS: [&str; 2] = ["run", "exits"];
 
 /// Reads a check's parameters from a TOML table written as bare `key = value` lines (line 1 is
 /// the first line of `text`), with `KNOWN_LOGS` configured, then reports unknown keys against
-/// `params` as the rule reader does. Returns the parameters and every problem, in file order.
+/// the kind's parameters as the rule reader does. Returns the parameters and every problem, in file order.
 pub fn read_params<T>(
     text: &str,
     read: impl FnOnce(&mut TableReader<'_, '_>, &RuleContext) -> Option<T>,
-    params: &[&str],
+    kind: &Kind,
 ) -> (Option<T>, Vec<Problem>) {
     let src = SourceText::new(Path::new("rules/test.toml"), text.to_owned());
     let doc = parse_document(&src).expect("valid TOML");
@@ -344,7 +345,7 @@ pub fn read_params<T>(
     let ctx = RuleContext { logs: KNOWN_LOGS.iter().map(|s| (*s).to_owned()).collect(), ..RuleContext::default() };
     let mut r = TableReader::new(&src, &problems, doc.get_ref(), doc.span(), "rule `t`");
     let out = read(&mut r, &ctx);
-    r.finish(params);
+    r.finish(&kind.param_names());
     (out, problems.into_sorted())
 }
 
@@ -366,9 +367,9 @@ pub fn assert_problems<T>(got: &(Option<T>, Vec<Problem>), want: &[(usize, &str)
 pub fn read_ok<T>(
     text: &str,
     read: impl FnOnce(&mut TableReader<'_, '_>, &RuleContext) -> Option<T>,
-    params: &[&str],
+    kind: &Kind,
 ) -> T {
-    let (value, problems) = read_params(text, read, params);
+    let (value, problems) = read_params(text, read, kind);
     let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert!(problems.is_empty(), "unexpected problems: {shown:#?}");
     value.expect("parameters read")

@@ -1,7 +1,9 @@
-//! `rules list`: each rule with its kind, severity, timing, actions and parameters.
+//! `rules list`: each rule with its kind, severity, timing, actions and parameters (the ones its
+//! kind declares, in name order).
 
 use std::fmt::Write;
 
+use crate::checks;
 use crate::config::Rule;
 
 /// Renders the rule list as text.
@@ -21,7 +23,7 @@ pub fn render(rules: &[Rule]) -> String {
             timing.push(format!("for {h}"));
         }
         if let Some(rep) = r.repeat {
-            timing.push(format!("repeat {}", crate::config::duration::format(rep)));
+            timing.push(format!("repeat {}", crate::duration::format(rep)));
         }
         let _ = writeln!(out, "    {}", timing.join(", "));
         if !r.actions.is_empty() {
@@ -31,11 +33,12 @@ pub fn render(rules: &[Rule]) -> String {
                 r.actions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             );
         }
-        if let Some(params) = r.check.params_json().as_object() {
-            for (k, v) in params {
-                if !v.is_null() {
-                    let _ = writeln!(out, "    {k} = {v}");
-                }
+        let values = r.check.params();
+        let mut names = checks::kind(r.check.kind()).map(checks::Kind::param_names).unwrap_or_default();
+        names.sort_unstable();
+        for name in names {
+            if let Some(v) = values.get(name).filter(|v| !v.is_null()) {
+                let _ = writeln!(out, "    {name} = {v}");
             }
         }
     }

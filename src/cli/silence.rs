@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::{ConfigArg, exit, load, print};
 use crate::alert::{NewSilence, Silence, SilenceBook};
-use crate::engine::SOURCE_RULE;
+use crate::model::Origin;
 
 /// `silence` subcommands.
 #[derive(Debug, Subcommand)]
@@ -67,7 +67,7 @@ pub fn run(command: SilenceCommand, now: DateTime<Utc>) -> anyhow::Result<u8> {
                 Err(code) => return Ok(code),
             };
             let rule = clean(&rule);
-            if rule != SOURCE_RULE && !cfg.rules.iter().any(|r| r.id == rule) {
+            if Origin::of(&rule) != Some(Origin::Source) && !cfg.rules.iter().any(|r| r.id == rule) {
                 let ids: Vec<&str> = cfg.rules.iter().map(|r| r.id.as_str()).collect();
                 eprintln!(
                     "error: no rule `{rule}` in {}; rules: {}, or `source` for source findings",

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use crate::checks::{CheckConfig, Evaluation};
 use crate::clock::Clock;
 use crate::config::{Config, Rule};
 use crate::model::Snapshot;
@@ -68,24 +67,80 @@ pub async fn collect(config: &Config, broker: &Broker, clock: &dyn Clock) -> Res
     Ok(snap)
 }
 
-/// When a `position_match` rule would report something on `snap` as it is, the `after` bound
-/// of a read of recently closed orders (now minus the largest `settle`): a market order fills
-/// at once and is never among the open orders, yet the bot may still be recording its fill.
-/// `None` when no rule settles or none finds anything, so a cycle where the bot agrees with
-/// the broker stays at five requests; one that disagrees costs a sixth.
+/// The `after` bound of a read of recently closed orders, when a rule's check asks for one on
+/// `snap` as it is (`Check::recent_orders_window`: a `position_match` that would report
+/// something and settles): now minus the longest window asked. `None` when no check asks, so a
+/// cycle where the bot agrees with the broker stays at five requests; one that disagrees costs
+/// a sixth.
 #[must_use]
 pub fn recent_orders_after(rules: &[Rule], snap: &Snapshot, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let window = rules
-        .iter()
-        .filter_map(|r| match &r.check {
-            CheckConfig::PositionMatch(p) if !p.settle.is_zero() => {
-                matches!(p.evaluate(snap, now), Evaluation::Checked(ref issues) if !issues.is_empty())
-                    .then_some(p.settle)
-            }
-            _ => None,
-        })
-        .max()?;
+    let window = rules.iter().filter_map(|r| r.check.recent_orders_window(snap, now)).max()?;
     let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
     // A window reaching before chrono's first instant reads every closed order.
     Some(now.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::config::When;
+    use crate::model::{BotView, BrokerView, Check, Evaluation, Mode, Severity};
+
+    /// A check that asks for a fixed window of recently closed orders, or none (whatever the
+    /// snapshot holds: the windows are what is under test).
+    #[derive(Debug)]
+    struct Asks(Option<Duration>);
+
+    impl Check for Asks {
+        fn kind(&self) -> &'static str {
+            "asks"
+        }
+        fn params(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+        fn evaluate(&self, _: &Snapshot, _: DateTime<Utc>) -> Evaluation {
+            Evaluation::Checked(Vec::new())
+        }
+        fn recent_orders_window(&self, _: &Snapshot, _: DateTime<Utc>) -> Option<Duration> {
+            self.0
+        }
+    }
+
+    fn rule(asks: Option<u64>) -> Rule {
+        Rule {
+            id: "r".into(),
+            check: Arc::new(Asks(asks.map(Duration::from_secs))),
+            severity: Severity::Warning,
+            hold: None,
+            repeat: None,
+            when: When::Always,
+            actions: Vec::new(),
+            description: None,
+            origin: String::new(),
+            id_offset: 0,
+        }
+    }
+
+    #[test]
+    fn recent_orders_are_read_back_to_the_longest_window_any_check_asks_for() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 6, 15, 0, 0).unwrap();
+        let snap = Snapshot {
+            taken_at: now,
+            mode: Mode::Paper,
+            broker: BrokerView::unavailable("down"),
+            bot: BotView { positions: Ok(Vec::new()), metadata: None },
+            logs: std::collections::BTreeMap::new(),
+        };
+        assert_eq!(recent_orders_after(&[rule(None), rule(None)], &snap, now), None);
+        assert_eq!(recent_orders_after(&[], &snap, now), None);
+        let asked = recent_orders_after(&[rule(Some(5)), rule(None), rule(Some(30))], &snap, now);
+        assert_eq!(asked, Some(now - chrono::Duration::seconds(30)));
+        let forever = recent_orders_after(&[rule(Some(u64::MAX))], &snap, now);
+        assert_eq!(forever, Some(DateTime::<Utc>::MIN_UTC), "a window before chrono's first instant reads every order");
+    }
 }

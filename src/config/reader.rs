@@ -212,14 +212,14 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// An optional humantime duration (`"30s"`, `"5m"`, `"2h"`), at most
-    /// [`duration::MAX`](super::duration::MAX).
+    /// [`duration::MAX`](crate::duration::MAX).
     pub fn duration(&mut self, key: &str) -> Option<Duration> {
-        self.get_parsed(key, super::duration::parse_config)
+        self.get_parsed(key, crate::duration::parse_config)
     }
 
-    /// A required humantime duration, at most [`duration::MAX`](super::duration::MAX).
+    /// A required humantime duration, at most [`duration::MAX`](crate::duration::MAX).
     pub fn require_duration(&mut self, key: &str) -> Option<Duration> {
-        self.require_parsed(key, super::duration::parse_config)
+        self.require_parsed(key, crate::duration::parse_config)
     }
 
     /// An optional size in bytes: a TOML integer (`4194304`) or a string with a unit (`"4MiB"`,

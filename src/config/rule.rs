@@ -1,21 +1,21 @@
 //! A rule: a check kind with its parameters, plus severity, `for`, `repeat`, `when` and actions.
+//!
+//! Config reads the keys every rule has; the kind named by `check` reads the rest of the table
+//! through [`CheckKinds`] (implemented in `checks`, which config does not import).
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde::ser::SerializeMap;
 
 use super::reader::{Problems, SourceText, TableReader, parse_document};
-use crate::checks::CheckConfig;
-use crate::model::Severity;
+use crate::model::{Check, Origin, Severity};
 
 /// Keys every rule may have besides its check's parameters.
 pub const COMMON_KEYS: [&str; 8] = ["id", "check", "severity", "for", "repeat", "when", "actions", "description"];
-
-/// Rule ids tradewarden uses for its own pseudo-rules: source findings, action findings, and
-/// alerts raised from the command line.
-pub const RESERVED_IDS: [&str; 3] = [crate::engine::SOURCE_RULE, crate::act::runner::RULE, "cli"];
 
 /// A validated rule.
 #[derive(Debug, Clone, Serialize)]
@@ -23,8 +23,8 @@ pub struct Rule {
     /// Unique id, also the first half of alert fingerprints.
     pub id: String,
     /// The check and its parameters.
-    #[serde(flatten)]
-    pub check: CheckConfig,
+    #[serde(flatten, serialize_with = "check_as_table")]
+    pub check: Arc<dyn Check>,
     /// Severity of its findings.
     pub severity: Severity,
     /// How long a violation must persist before it fires.
@@ -48,6 +48,18 @@ pub struct Rule {
     pub id_offset: usize,
 }
 
+/// Writes the check as the rule does: `check = "kind"` and its parameters.
+fn check_as_table<S: serde::Serializer>(check: &Arc<dyn Check>, s: S) -> Result<S::Ok, S::Error> {
+    let params = check.params();
+    let params = params.as_object();
+    let mut m = s.serialize_map(Some(1 + params.map_or(0, serde_json::Map::len)))?;
+    m.serialize_entry("check", check.kind())?;
+    for (k, v) in params.into_iter().flatten() {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
 mod opt_duration {
     use std::time::Duration;
 
@@ -56,7 +68,7 @@ mod opt_duration {
     #[expect(clippy::ref_option, reason = "serde's `with` passes a reference to the field")]
     pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => s.serialize_str(&crate::config::duration::format(*d)),
+            Some(d) => s.serialize_str(&crate::duration::format(*d)),
             None => s.serialize_none(),
         }
     }
@@ -86,7 +98,7 @@ impl Hold {
             }
             return Ok(Self::Cycles(n));
         }
-        super::duration::parse_config(t)
+        crate::duration::parse_config(t)
             .map(Self::Duration)
             .map_err(|e| format!("{e}, or a number of cycles like \"3 cycles\""))
     }
@@ -95,7 +107,7 @@ impl Hold {
 impl fmt::Display for Hold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Duration(d) => f.write_str(&super::duration::format(*d)),
+            Self::Duration(d) => f.write_str(&crate::duration::format(*d)),
             Self::Cycles(1) => f.write_str("1 cycle"),
             Self::Cycles(n) => write!(f, "{n} cycles"),
         }
@@ -140,6 +152,17 @@ impl When {
 /// The actions a rule may name: one table in the model (act and config both read it).
 pub use crate::model::ActionKind;
 
+/// The check kinds, as config reads rules with them: the kind a rule's `check` names reads its
+/// parameters from the rule's table. `checks::Kinds` implements it over every kind.
+pub trait CheckKinds {
+    /// The parameter keys the kind accepts (none for an unknown kind).
+    fn param_names(&self, kind: &str) -> Vec<&'static str>;
+
+    /// Reads the kind's parameters from the rule's table into its check. Problems, an unknown
+    /// kind among them, go to the reader.
+    fn read(&self, kind: &str, r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Arc<dyn Check>>;
+}
+
 /// What rules may refer to in the main configuration.
 #[derive(Debug, Clone, Default)]
 pub struct RuleContext {
@@ -150,18 +173,22 @@ pub struct RuleContext {
 }
 
 /// Reads one `[[rule]]` table.
-pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule> {
+pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext, kinds: &dyn CheckKinds) -> Option<Rule> {
     let id_offset = r.raw("id").map_or(0, |v| v.span().start);
     let id: Option<String> = r.require("id");
     if let Some(id) = &id {
         if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
             r.problem_key("id", format!("rule id `{id}` must be non-empty, without spaces or `/`"));
-        } else if RESERVED_IDS.contains(&id.as_str()) {
-            // The code special-cases these as strings (source findings take `source_for`, action
-            // findings and CLI triggers carry them): a user rule so named would be mistaken for them.
+        } else if Origin::of(id).is_some() {
+            // tradewarden's own findings and triggers carry these ids (`Origin`: source findings
+            // take `source_for`, action findings and CLI triggers carry theirs): a user rule so
+            // named would be mistaken for them.
             r.problem_key(
                 "id",
-                format!("rule id `{id}` is reserved (used by tradewarden itself: {})", RESERVED_IDS.join(", ")),
+                format!(
+                    "rule id `{id}` is reserved (used by tradewarden itself: {})",
+                    Origin::ALL.map(Origin::id).join(", ")
+                ),
             );
         }
         r.rename(format!("rule `{id}`"));
@@ -180,10 +207,10 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule>
         }
     }
     let description: Option<String> = r.get("description");
-    let check = kind.as_deref().and_then(|k| CheckConfig::read(k, r, ctx));
+    let check = kind.as_deref().and_then(|k| kinds.read(k, r, ctx));
     let mut expected: Vec<&str> = COMMON_KEYS.to_vec();
     if let Some(k) = kind.as_deref() {
-        expected.extend(CheckConfig::param_names(k));
+        expected.extend(kinds.param_names(k));
     }
     let origin = {
         let src = r.source();
@@ -206,7 +233,7 @@ pub fn read_rule(r: &mut TableReader<'_, '_>, ctx: &RuleContext) -> Option<Rule>
 }
 
 /// Reads a rules file: `[[rule]]` tables only. Problems go to `problems`.
-pub fn read_rules_file(src: &SourceText, problems: &Problems, ctx: &RuleContext) -> Vec<Rule> {
+pub fn read_rules_file(src: &SourceText, problems: &Problems, ctx: &RuleContext, kinds: &dyn CheckKinds) -> Vec<Rule> {
     let doc = match parse_document(src) {
         Ok(d) => d,
         Err(ps) => {
@@ -220,7 +247,7 @@ pub fn read_rules_file(src: &SourceText, problems: &Problems, ctx: &RuleContext)
     let tables = top.array_of_tables("rule");
     let mut rules = Vec::new();
     for mut t in tables {
-        if let Some(rule) = read_rule(&mut t, ctx) {
+        if let Some(rule) = read_rule(&mut t, ctx, kinds) {
             rules.push(rule);
         }
     }
@@ -245,7 +272,7 @@ mod tests {
     #[test]
     fn a_rule_named_like_a_pseudo_rule_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for id in RESERVED_IDS {
+        for id in Origin::ALL.map(Origin::id) {
             std::fs::write(
                 dir.path().join("rules.toml"),
                 format!("[[rule]]\nid = \"{id}\"\ncheck = \"no_short_positions\"\nseverity = \"info\"\n"),

@@ -29,6 +29,8 @@ use std::time::Duration;
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::reader::TableReader;
+
 /// When cycles run.
 #[derive(Debug, Clone)]
 pub enum Schedule {
@@ -309,6 +311,35 @@ fn convert_dow(field: &str) -> Result<String, String> {
 /// When the name is not an IANA zone.
 pub fn parse_tz(name: &str) -> Result<Tz, String> {
     Tz::from_str(name).map_err(|_| format!("`{name}` is not an IANA time zone like \"America/New_York\""))
+}
+
+/// Reads `[schedule]`; absent, the default.
+pub(super) fn read_schedule(r: Option<TableReader<'_, '_>>) -> Option<Schedule> {
+    let Some(mut r) = r else { return Some(Schedule::default()) };
+    let tz = r.get_parsed("tz", parse_tz).unwrap_or(chrono_tz::America::New_York);
+    let out = match (r.has("every"), r.has("cron")) {
+        (true, true) => {
+            r.problem_key("cron", "[schedule] takes `every` or `cron`, not both");
+            let _ = r.raw("every");
+            let _ = r.raw("cron");
+            None
+        }
+        (_, true) => r.get_parsed("cron", |s| parse_cron(s, tz)),
+        (true, false) => {
+            let every = r.duration("every");
+            // Short intervals exist for soak tests against the simulator; against Alpaca (200
+            // requests a minute, 5 per cycle) anything under 2s is throttled by the broker.
+            if every.is_some_and(|d| d < Duration::from_millis(10)) {
+                r.problem_key("every", "`every` in [schedule] must be at least 10ms");
+                None
+            } else {
+                every.map(Schedule::Every)
+            }
+        }
+        (false, false) => Some(Schedule::default()),
+    };
+    r.finish(&["every", "cron", "tz"]);
+    out
 }
 
 #[cfg(test)]

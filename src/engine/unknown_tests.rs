@@ -1,15 +1,17 @@
 //! Issue 12, "blind must look blind": an unknown rule weighs as much as that rule violated.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::evaluate;
 use crate::checks::testkit::SnapshotBuilder;
-use crate::checks::{CheckConfig, account_health, no_short_positions};
+use crate::checks::{Check, account_health, no_short_positions};
 use crate::config::{Rule, When};
 use crate::model::{BrokerView, Outcome, Severity, Snapshot};
 
-fn rule(id: &str, check: CheckConfig, severity: Severity, when: When) -> Rule {
+fn rule(id: &str, check: Arc<dyn Check>, severity: Severity, when: When) -> Rule {
     Rule {
         id: id.into(),
         check,
@@ -26,19 +28,9 @@ fn rule(id: &str, check: CheckConfig, severity: Severity, when: When) -> Rule {
 
 fn rules() -> Vec<Rule> {
     vec![
-        rule(
-            "no-shorts",
-            CheckConfig::NoShortPositions(no_short_positions::Params {}),
-            Severity::Critical,
-            When::Always,
-        ),
-        rule("account", CheckConfig::AccountHealth(account_health::Params::default()), Severity::Warning, When::Always),
-        rule(
-            "shorts-while-open",
-            CheckConfig::NoShortPositions(no_short_positions::Params {}),
-            Severity::Info,
-            When::MarketOpen,
-        ),
+        rule("no-shorts", Arc::new(no_short_positions::Params {}), Severity::Critical, When::Always),
+        rule("account", Arc::new(account_health::Params::default()), Severity::Warning, When::Always),
+        rule("shorts-while-open", Arc::new(no_short_positions::Params {}), Severity::Info, When::MarketOpen),
     ]
 }
 

@@ -51,7 +51,7 @@ fn values_equal(got: &Value, want: &Value) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Window {
     /// How far back from now.
-    #[serde(with = "crate::config::duration::serde_humantime")]
+    #[serde(with = "crate::duration::serde_humantime")]
     pub within: Duration,
     /// Only events matching this count.
     pub matcher: Matcher,

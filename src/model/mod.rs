@@ -4,10 +4,12 @@
 
 mod account;
 pub mod action;
+mod check;
 mod field;
 mod finding;
 mod log;
 mod order;
+mod origin;
 mod position;
 mod side;
 mod snapshot;
@@ -15,10 +17,12 @@ mod symbol;
 
 pub use account::{Account, AccountConfiguration, MarketClock};
 pub use action::ActionKind;
+pub use check::{Blind, Check, Evaluation};
 pub use field::{FieldRef, check_pointer};
 pub use finding::{Finding, Issue, Outcome, RuleOutcome, Severity};
 pub use log::{LogQuery, LogSummary, MalformedLine, Matcher, Window, WindowCount};
 pub use order::{Order, TERMINAL_STATUSES};
+pub use origin::Origin;
 pub use position::{Metadata, Position, TrackedPosition};
 pub use side::{OrderSide, Side};
 pub use snapshot::{BotView, BrokerView, Mode, RULE_READ_SOURCES, Snapshot, SourceError, SourceErrorKind, Sourced};

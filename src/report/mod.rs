@@ -324,7 +324,6 @@ fn reconciliation(snap: &Snapshot, evaluated: &Evaluated) -> Vec<ReconciliationR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::CheckConfig;
     use crate::checks::testkit::{SnapshotBuilder, d};
     use crate::config::{Rule, When};
     use crate::model::{OrderSide, Side};
@@ -332,7 +331,7 @@ mod tests {
     fn position_match_rule(p: position_match::Params) -> Rule {
         Rule {
             id: "positions-match".into(),
-            check: CheckConfig::PositionMatch(p),
+            check: std::sync::Arc::new(p),
             severity: Severity::Critical,
             hold: None,
             repeat: None,

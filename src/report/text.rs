@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use crate::model::{Outcome, Severity};
+use crate::model::{Origin, Outcome, Severity};
 
 fn paint(s: &str, code: &str, color: bool) -> String {
     if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
@@ -66,7 +66,8 @@ pub fn render_text(report: &Report, color: bool) -> String {
         }
     }
     let _ = writeln!(out);
-    let source_findings: Vec<_> = report.findings.iter().filter(|f| f.rule == crate::engine::SOURCE_RULE).collect();
+    let source_findings: Vec<_> =
+        report.findings.iter().filter(|f| Origin::of(&f.rule) == Some(Origin::Source)).collect();
     for f in &source_findings {
         let _ = writeln!(out, "{} {} {}: {}", paint("!", "33", color), f.code, f.subject, f.message);
     }

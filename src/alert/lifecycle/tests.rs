@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::alert::silence::{NewSilence, SilenceBook};
-use crate::checks::{CheckConfig, no_short_positions};
+use crate::checks::no_short_positions;
 use crate::clock::{Clock, ManualClock};
 use crate::config::{EmailConfig, EmailTransport, When};
 use crate::model::RuleOutcome;
@@ -23,7 +23,7 @@ const fn mins(m: u64) -> Duration {
 fn rule(id: &str, hold: Option<Hold>, repeat: Option<Duration>) -> Rule {
     Rule {
         id: id.into(),
-        check: CheckConfig::NoShortPositions(no_short_positions::Params {}),
+        check: std::sync::Arc::new(no_short_positions::Params {}),
         severity: Severity::Critical,
         hold,
         repeat,

@@ -1,4 +1,5 @@
-//! Durations in configuration: humantime strings (`"30s"`, `"5m"`, `"2h"`, `"1h 30m"`).
+//! Durations as configuration and JSON write them: humantime strings (`"30s"`, `"5m"`, `"2h"`,
+//! `"1h 30m"`). A leaf: config parses them, model and checks serialize them.
 
 use std::time::Duration;
 
