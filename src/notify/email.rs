@@ -10,21 +10,18 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use chrono::{DateTime, Utc};
 use lettre::message::{MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
-use super::channel::{Channel, Content, Delivery, delivery};
-use super::outbox::{OutboxMessage, SendError};
+use super::channel::{Channel, Content, Delivery, EMAIL, OutboxMessage, SendError, delivery};
+use super::outbox::Outbox;
 use super::render::{Rendered, header_safe};
 use crate::config::{EmailConfig, EmailTransport, SmtpTls};
-use crate::state::{ensure_dir, make_private};
-
-/// The email channel's name, recorded in the messages it queues. Outbox files written before
-/// channels existed have no channel and are email.
-pub const EMAIL: &str = "email";
+use crate::state::{StateError, ensure_dir, make_private};
 
 /// The email fields of a queued message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +269,23 @@ impl Channel for Mailer {
 
     fn deliver<'a>(&'a self, message: &'a OutboxMessage) -> Delivery<'a> {
         delivery(self.send(message))
+    }
+}
+
+impl Outbox {
+    /// Queues a rendered notice as an email from `from` to `to` (the email channel's rendering,
+    /// without building its transport).
+    ///
+    /// # Errors
+    /// When the file cannot be written (the message is then not queued).
+    pub fn enqueue(
+        &self,
+        rendered: &Rendered,
+        from: &str,
+        to: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<OutboxMessage, StateError> {
+        self.write_new(Self::message(EMAIL, &rendered.subject, content(rendered, from, to), now))
     }
 }
 

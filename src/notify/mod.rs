@@ -20,9 +20,7 @@ mod render;
 
 /// The name `Channel` had before channels (the integration tests and older callers use it).
 pub use channel::Channel as Notifier;
-pub use channel::{Channel, Content, Delivery, Dispatch, delivery};
-pub use email::{EMAIL, Mailer, NotifyError, build_message};
-pub use outbox::{
-    Delivered, FlushFailure, FlushReport, Outbox, OutboxListing, OutboxMessage, RetryPolicy, SendError, SendErrorKind,
-};
+pub use channel::{Channel, Content, Delivery, Dispatch, EMAIL, OutboxMessage, SendError, SendErrorKind, delivery};
+pub use email::{Mailer, NotifyError, build_message};
+pub use outbox::{Delivered, FlushFailure, FlushReport, Outbox, OutboxListing, RetryPolicy};
 pub use render::{ActionNote, MessageContext, Rendered, header_safe, host_name, html_escape, render, render_test};

@@ -25,79 +25,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::channel::{Channel, Content, Dispatch};
-use super::email::{self, EMAIL};
+use super::channel::{Channel, Content, Dispatch, OutboxMessage, SendError, SendErrorKind};
 use super::render::{Rendered, header_safe};
 use crate::state::{StateError, ensure_dir, quarantine, read_json, remove_file, write_json};
-
-/// One queued message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxMessage {
-    /// The file stem: a UUID (simple form).
-    pub id: String,
-    /// `<uuid@tradewarden>`, the same on every attempt.
-    pub message_id: String,
-    /// When it was queued; also its `Date` header.
-    pub created_at: DateTime<Utc>,
-    /// The channel that rendered it and delivers it (`email`).
-    #[serde(default = "email_channel")]
-    pub channel: String,
-    /// Subject (header-safe).
-    pub subject: String,
-    /// The channel's own fields (email: `from`, `to`, `text`, `html`), stored beside these.
-    #[serde(flatten)]
-    pub content: Content,
-    /// Failed attempts so far.
-    #[serde(default)]
-    pub attempts: u32,
-    /// Not tried before this.
-    pub next_attempt_at: DateTime<Utc>,
-    /// The last failed attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    /// Why it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
-
-/// Messages queued before channels existed are email.
-fn email_channel() -> String {
-    EMAIL.to_owned()
-}
-
-/// Why a send failed, which decides what the flush does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SendErrorKind {
-    /// The transport is unusable (connection refused, timeout, TLS, 4xx, disk): stop this flush.
-    Connection,
-    /// This message was refused (5xx, cannot be built): back it off, try the others.
-    Rejected,
-}
-
-/// A failed send.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    /// Connection or rejected.
-    pub kind: SendErrorKind,
-    /// One line, without secrets.
-    pub message: String,
-}
-
-impl SendError {
-    /// A transport-level failure.
-    pub fn connection(message: impl AsRef<str>) -> Self {
-        Self { kind: SendErrorKind::Connection, message: header_safe(message.as_ref()) }
-    }
-
-    /// A failure of this message only.
-    pub fn rejected(message: impl AsRef<str>) -> Self {
-        Self { kind: SendErrorKind::Rejected, message: header_safe(message.as_ref()) }
-    }
-}
 
 /// Retry timing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -269,22 +200,7 @@ impl Outbox {
         self.write_new(Self::message(channel.name(), &notice.subject, channel.render(notice), now))
     }
 
-    /// Queues a rendered notice as an email from `from` to `to` (the email channel's rendering,
-    /// without building its transport).
-    ///
-    /// # Errors
-    /// When the file cannot be written (the message is then not queued).
-    pub fn enqueue(
-        &self,
-        rendered: &Rendered,
-        from: &str,
-        to: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<OutboxMessage, StateError> {
-        self.write_new(Self::message(EMAIL, &rendered.subject, email::content(rendered, from, to), now))
-    }
-
-    fn write_new(&self, msg: OutboxMessage) -> Result<OutboxMessage, StateError> {
+    pub(super) fn write_new(&self, msg: OutboxMessage) -> Result<OutboxMessage, StateError> {
         ensure_dir(&self.dir)?;
         write_json(&self.path_of(&msg.id), &msg)?;
         Ok(msg)
@@ -320,7 +236,7 @@ impl Outbox {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn message(channel: &str, subject: &str, content: Content, now: DateTime<Utc>) -> OutboxMessage {
+    pub(super) fn message(channel: &str, subject: &str, content: Content, now: DateTime<Utc>) -> OutboxMessage {
         let uuid = uuid::Uuid::new_v4();
         OutboxMessage {
             id: uuid.simple().to_string(),

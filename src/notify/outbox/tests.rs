@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use chrono::TimeZone;
 
 use super::*;
-use crate::notify::channel::{Delivery, delivery};
+use crate::notify::channel::{Delivery, EMAIL, delivery};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 14, 30, 0).unwrap()
