@@ -1,5 +1,6 @@
 //! Observe mode: what each action would do, planned from the cycle's snapshot by the same
-//! planner act mode uses after its re-read; nothing is read or sent.
+//! planner act mode uses after its re-read; nothing is sent, and nothing is read from the
+//! broker (`fix_state` reads the bot's files, as act mode does, to show its diff).
 
 use chrono::{DateTime, Utc};
 
@@ -8,6 +9,7 @@ use super::request::{Request, known, merged, unsilenced};
 use super::{ActionReport, Status};
 use crate::config::Config;
 use crate::model::Snapshot;
+use crate::model::action::Input;
 
 /// Observe mode: the exact steps, planned from this cycle's snapshot; nothing is sent. The
 /// triggers go through the same filters as in act mode (silence, a rule not evaluated this
@@ -28,7 +30,12 @@ pub(super) fn describe(config: &Config, req: &Request, snapshot: &Snapshot, at: 
         );
     }
     let (scope, ids) = merged(&triggers);
-    let inputs = Inputs::from_snapshot(snapshot, scope, ids);
+    let files = req
+        .kind
+        .needs()
+        .contains(&Input::BotFiles)
+        .then(|| super::fix_state::read_bot_files(&config.bot, &config.bot.root));
+    let inputs = Inputs::from_snapshot(snapshot, scope, ids).with_bot_files(files.as_ref());
     let mut diff = None;
     let detail = match planner::plan_for(&req.kind, &inputs, config, at) {
         Ok(p) if p.plan.is_empty() => format!("observe mode: nothing to do ({})", p.plan.notes.join("; ")),

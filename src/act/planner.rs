@@ -4,7 +4,7 @@
 //! would do on the same reads, refusals included (a `fix_state` held back by a filling order).
 //!
 //! Data in, plan out: the reads come in as [`Inputs`], each one's absence as the reason it is
-//! missing. (`fix_state`'s plan still reads the bot's files inside `fix_state::plan`.)
+//! missing; the bot's files too (`fix_state`), read at the edge by whoever builds the inputs.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::confirm::{orders_json, positions_json};
-use super::fix_state::{self, FixInput, FixPlan};
+use super::fix_state::{self, BotFiles, FixInput, FixPlan};
 use super::journal::{FileTarget, Targets};
 use super::plan::{self, Guard, Plan, Scope, Step};
 use crate::config::Config;
@@ -38,6 +38,9 @@ pub struct Inputs<'a> {
     pub closed_orders: Read<'a, [Order]>,
     /// The account configuration.
     pub configuration: Read<'a, AccountConfiguration>,
+    /// The bot's files (`fix_state`); when they cannot be read, the fix is refused (after the
+    /// wait for filling orders, which comes first).
+    pub bot_files: Read<'a, BotFiles>,
 }
 
 impl<'a> Inputs<'a> {
@@ -63,7 +66,19 @@ impl<'a> Inputs<'a> {
                 Some(Err(e)) => Err(why(e)),
                 None => Err("not read".into()),
             },
+            bot_files: Err("not read".into()),
         }
+    }
+
+    /// With the bot's files as read (observe mode reads them for `fix_state` only).
+    #[must_use]
+    pub fn with_bot_files(mut self, files: Option<&'a Result<BotFiles, String>>) -> Self {
+        self.bot_files = match files {
+            Some(Ok(f)) => Ok(f),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not read".into()),
+        };
+        self
     }
 
     fn need(&self, input: Input) -> Result<(), Blocked> {
@@ -72,6 +87,8 @@ impl<'a> Inputs<'a> {
             Input::OpenOrders => self.open_orders.as_ref().err(),
             Input::ClosedOrders => self.closed_orders.as_ref().err(),
             Input::Configuration => self.configuration.as_ref().err(),
+            // Unreadable files refuse the fix in its turn (see `fix_state_plan`), not here.
+            Input::BotFiles => None,
         };
         missing.map_or(Ok(()), |why| Err(Blocked::Unknown(input, why.clone())))
     }
@@ -92,6 +109,8 @@ pub struct Reads {
     pub closed_orders: Option<Vec<Order>>,
     /// `GET /v2/account/configurations`.
     pub configuration: Option<AccountConfiguration>,
+    /// The bot's files, or why they could not be read.
+    pub bot_files: Option<Result<BotFiles, String>>,
 }
 
 impl Reads {
@@ -108,6 +127,11 @@ impl Reads {
             open_orders: read(self.open_orders.as_deref()),
             closed_orders: read(self.closed_orders.as_deref()),
             configuration: read(self.configuration.as_ref()),
+            bot_files: match &self.bot_files {
+                Some(Ok(f)) => Ok(f),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("not read".into()),
+            },
         }
     }
 }
@@ -192,7 +216,7 @@ pub fn plan_for(kind: &ActionKind, inputs: &Inputs<'_>, cfg: &Config, now: DateT
             // fills at once and is never among the open ones: the closed ones count too.
             let mut orders = Inputs::get(&inputs.open_orders, Input::OpenOrders)?.to_vec();
             orders.extend_from_slice(Inputs::get(&inputs.closed_orders, Input::ClosedOrders)?);
-            fix_state_plan(positions, &orders, scope, cfg, now)
+            fix_state_plan(positions, &orders, &inputs.bot_files, scope, cfg, now)
         }
         ActionKind::Exec(name) => {
             let e = cfg.actions.exec.get(name).ok_or_else(|| Blocked::NoExec(name.clone()))?;
@@ -212,6 +236,7 @@ pub fn plan_for(kind: &ActionKind, inputs: &Inputs<'_>, cfg: &Config, now: DateT
 fn fix_state_plan(
     positions: &[Position],
     orders: &[Order],
+    files: &Read<'_, BotFiles>,
     scope: &Scope,
     cfg: &Config,
     now: DateTime<Utc>,
@@ -234,7 +259,9 @@ fn fix_state_plan(
         template: &cfg.actions.fix_state_template,
         now,
     };
-    let fix = fix_state::plan(&input).map_err(Blocked::Refused)?;
+    let files = files.as_ref().map_err(|why| Blocked::Refused(why.clone()))?;
+    let fix =
+        fix_state::plan_edits(&input, files.positions.clone(), files.metadata.clone()).map_err(Blocked::Refused)?;
     let files = fix
         .files
         .iter()
@@ -280,7 +307,7 @@ pub fn seen(kind: &ActionKind, inputs: &Inputs<'_>) -> Value {
                     );
                 }
             }
-            Input::OpenOrders | Input::ClosedOrders => {}
+            Input::OpenOrders | Input::ClosedOrders | Input::BotFiles => {}
         }
     }
     if seen.is_empty() { Value::Null } else { Value::Object(seen) }

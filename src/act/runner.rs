@@ -293,7 +293,7 @@ impl Runner<'_> {
         Ok(Prepared { plan: planned.plan, seen, targets: planned.targets, fix: planned.fix })
     }
 
-    /// The reads `kind` needs, from the broker, in the table's order.
+    /// The reads `kind` needs, from the broker (and the bot's files), in the table's order.
     async fn reread(&self, kind: &ActionKind, now: DateTime<Utc>) -> Result<Reads, Stop> {
         let b = self.broker;
         let mut reads = Reads::default();
@@ -307,6 +307,9 @@ impl Runner<'_> {
                     reads.closed_orders = Some(b.closed_orders_since(since).await.map_err(|e| failed(&e))?);
                 }
                 Input::Configuration => reads.configuration = Some(b.configuration().await.map_err(|e| failed(&e))?),
+                Input::BotFiles => {
+                    reads.bot_files = Some(super::fix_state::read_bot_files(&self.cfg.bot, &self.cfg.bot.root));
+                }
             }
         }
         Ok(reads)

@@ -39,6 +39,8 @@ pub enum Input {
     ClosedOrders,
     /// `GET /v2/account/configurations`.
     Configuration,
+    /// The bot's positions (and metadata) files, read inside its root: what `fix_state` edits.
+    BotFiles,
 }
 
 impl Input {
@@ -50,6 +52,7 @@ impl Input {
             Self::OpenOrders => "the open orders",
             Self::ClosedOrders => "the recently closed orders",
             Self::Configuration => "the account configuration",
+            Self::BotFiles => "the bot's state files",
         }
     }
 }
@@ -137,7 +140,7 @@ pub static TABLE: [Spec; 7] = [
         protective: false,
         live_guarded: true,
         // The orders too: a fill in flight holds the fix back (the bot may be recording it).
-        needs: &[Input::Positions, Input::OpenOrders, Input::ClosedOrders],
+        needs: &[Input::Positions, Input::OpenOrders, Input::ClosedOrders, Input::BotFiles],
         account_wide: false,
         effect: "rewrite the bot's positions/metadata files to match the broker",
         make: |_| ActionKind::FixState,

@@ -59,26 +59,47 @@ pub(crate) use file::read_in_root;
 pub use file::{Written, check_unchanged, confirm, read_file, read_stamped, write};
 pub use fix_plan::{FileFix, FixInput, FixPlan, ReadFile, Stamp, sha256_hex};
 
-use crate::config::{BotSource, MetadataMapping};
+use std::path::Path;
+
+use crate::config::{BotConfig, BotSource, MetadataMapping};
+
+/// The bot's files a fix is planned from, as read: the read half of [`plan`], done at the edge
+/// so the planner (`act::planner::plan_for`) stays pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotFiles {
+    /// The positions file.
+    pub positions: ReadFile,
+    /// The metadata file, when one is configured: read, or why not. It is reported in its
+    /// turn: a positions file the planner refuses is reported first.
+    pub metadata: Option<Result<ReadFile, String>>,
+}
+
+/// Reads the bot's positions file, and its metadata file when configured, inside `root`.
+///
+/// # Errors
+/// A refusal: positions kept in a log, or the positions file missing or unreadable.
+pub fn read_bot_files(bot: &BotConfig, root: &Path) -> Result<BotFiles, String> {
+    let rel = match &bot.positions.source {
+        BotSource::Log(log) => return Err(log_refusal(log)),
+        BotSource::File(rel) => rel,
+    };
+    let positions = read_file(root, rel)?;
+    let metadata = match &bot.metadata {
+        Some(MetadataMapping { source: BotSource::File(mrel), .. }) => Some(read_file(root, mrel)),
+        _ => None,
+    };
+    Ok(BotFiles { positions, metadata })
+}
 
 /// Plans the fix from the files as they are now and the broker's positions: reads them
-/// (`file`), then plans the edits (`edit`).
+/// ([`read_bot_files`]), then plans the edits (`edit`).
 ///
 /// # Errors
 /// A refusal: positions kept in a log, a file missing or not understood (no action on
 /// incomplete data), or an edit that would not produce exactly the intended change.
 pub fn plan(input: &FixInput<'_>) -> Result<FixPlan, String> {
-    let rel = match &input.bot.positions.source {
-        BotSource::Log(log) => return Err(log_refusal(log)),
-        BotSource::File(rel) => rel,
-    };
-    let positions = read_file(input.root, rel)?;
-    // Read now, reported in its turn: a positions file the planner refuses is reported first.
-    let metadata = match &input.bot.metadata {
-        Some(MetadataMapping { source: BotSource::File(mrel), .. }) => Some(read_file(input.root, mrel)),
-        _ => None,
-    };
-    plan_edits(input, positions, metadata)
+    let files = read_bot_files(input.bot, input.root)?;
+    plan_edits(input, files.positions, files.metadata)
 }
 
 #[cfg(test)]
