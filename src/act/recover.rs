@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::model::{ActionKind, Severity, Side};
+use crate::model::{ActionKind, OrderSide, Severity, Side};
 
 use super::broker::ActBroker;
 use super::confirm::{orders_json, positions_json};
@@ -34,11 +34,26 @@ pub(crate) async fn resolve(
     match kind {
         ActionKind::FlattenShorts | ActionKind::FlattenAll => {
             let positions = b.positions().await.map_err(|e| e.to_string())?;
+            // Flat means as `flatten::confirm` means it: no position, and no sell resting on
+            // the symbol (one could fill and open a short).
+            let open = b.open_orders().await.map_err(|e| e.to_string())?;
             let symbols = t.symbols();
             let mut parts = Vec::new();
             let mut severity = Severity::Warning;
             for s in symbols {
+                let resting: Vec<String> = open
+                    .iter()
+                    .filter(|o| o.symbol.as_str() == s && o.side == OrderSide::Sell)
+                    .map(|o| format!("{} ({})", o.id, o.qty.map_or_else(|| "notional".to_owned(), |q| q.to_string())))
+                    .collect();
                 match positions.iter().find(|p| p.symbol.as_str() == s) {
+                    None if !resting.is_empty() => {
+                        severity = Severity::Critical;
+                        parts.push(format!(
+                            "{s} holds no position but sell order {} rests on it (it could open a short; left for the next cycle's gates)",
+                            resting.join(", ")
+                        ));
+                    }
                     None => parts.push(format!("{s} is flat")),
                     Some(p) => {
                         // Either sign of short counts: unknown is never OK.
@@ -54,7 +69,11 @@ pub(crate) async fn resolve(
             if parts.is_empty() {
                 parts.push("no symbols were recorded".into());
             }
-            Ok((parts.join("; "), json!({ "positions": positions_json(&positions) }), severity))
+            Ok((
+                parts.join("; "),
+                json!({ "positions": positions_json(&positions), "open_orders": orders_json(&open) }),
+                severity,
+            ))
         }
         ActionKind::CancelHazardOrders => {
             let open = b.open_orders().await.map_err(|e| e.to_string())?;
@@ -86,10 +105,13 @@ pub(crate) async fn resolve(
                 Some(false) => format!("{field} is still false (left for the next cycle's gates)"),
                 None => format!("{field} is not reported by the broker"),
             };
+            // A guard still off (or not reported) is the danger it was for: critical, as the
+            // refusal of a protective action is.
+            let severity = if value == Some(true) { Severity::Warning } else { Severity::Critical };
             Ok((
                 text,
                 json!({ "configuration": { "no_shorting": c.no_shorting, "suspend_trade": c.suspend_trade } }),
-                Severity::Warning,
+                severity,
             ))
         }
         ActionKind::FixState => {

@@ -876,3 +876,59 @@ fn observe_leaves_out_triggers_whose_rule_was_not_evaluated() {
     let r = describe(&e.cfg, &req, &snap, now());
     assert!(r.detail.starts_with("observe mode: the positions cannot be read this cycle"), "{}", r.detail);
 }
+
+/// Review 2 (issue 12): `flatten::confirm` calls a symbol flat only when the list no longer
+/// shows it *and* no sell rests on it (one could fill and open a short). Recovery of an
+/// interrupted flatten read only the positions: a flat CHWY with a 1596-share sell resting on
+/// it was "CHWY is flat", a warning.
+#[tokio::test]
+async fn an_interrupted_flatten_with_a_sell_resting_on_the_flat_symbol_is_not_called_flat() {
+    let e = env(ACT, NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    j.append(&Record::Intent(intent("x", now(), "flatten_shorts", "no-shorts/CHWY", json!({"symbols": ["CHWY"]}))))
+        .unwrap();
+    let b = Arc::new(FakeBroker::new(&[], vec![order("s1", "CHWY", OrderSide::Sell, 1596)]));
+    let out = actor(&e, &b).recover(now()).await;
+    let f = out[0].finding.as_ref().unwrap();
+    assert!(!out[0].detail.contains("CHWY is flat"), "{}", out[0].detail);
+    assert!(out[0].detail.contains("sell order s1 (1596) rests on it"), "{}", out[0].detail);
+    assert_eq!(f.severity, Severity::Critical, "{out:?}");
+    assert!(b.writes().is_empty(), "recovery never acts");
+}
+
+/// Review 2 (issue 12): recovery's own rule is "critical when the danger the action was for is
+/// still there"; an interrupted `enforce_no_shorting` whose guard is still off was a warning.
+#[tokio::test]
+async fn an_interrupted_guard_still_off_is_critical_and_one_now_on_a_warning() {
+    let e = env(ACT, NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    j.append(&Record::Intent(intent(
+        "x",
+        now(),
+        "enforce_no_shorting",
+        "no-shorts/CHWY",
+        json!({"field": "no_shorting"}),
+    )))
+    .unwrap();
+    let b = Arc::new(FakeBroker::new(&[("CHWY", -1596)], vec![]));
+    let out = actor(&e, &b).recover(now()).await;
+    let f = out[0].finding.as_ref().unwrap();
+    assert!(out[0].detail.contains("no_shorting is still false"), "{}", out[0].detail);
+    assert_eq!(f.severity, Severity::Critical, "{out:?}");
+
+    let e = env(ACT, NO_SHORTS);
+    let j = Journal::new(&e.cfg.state_dir);
+    j.append(&Record::Intent(intent(
+        "y",
+        now(),
+        "enforce_no_shorting",
+        "no-shorts/CHWY",
+        json!({"field": "no_shorting"}),
+    )))
+    .unwrap();
+    let b = Arc::new(FakeBroker::new(&[("CHWY", -1596)], vec![]));
+    b.with(|s| s.no_shorting = true);
+    let out = actor(&e, &b).recover(now()).await;
+    assert!(out[0].detail.contains("no_shorting is true at the broker"), "{}", out[0].detail);
+    assert_eq!(out[0].finding.as_ref().unwrap().severity, Severity::Warning);
+}
