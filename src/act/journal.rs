@@ -31,6 +31,10 @@ use crate::state::{FileLock, LockError};
 
 /// The journal's file name inside the state directory.
 pub const FILE: &str = "actions.jsonl";
+/// Past this size the journal is rotated to `actions.jsonl.1` (the one before is dropped).
+/// Both files are read, so today's budget, the cooldowns and an intent whose outcome went to
+/// the new file stay whole: at a few actions a day, 10 MB is years of history.
+pub const ROTATE_AT: u64 = 10 << 20;
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -320,7 +324,11 @@ impl Journal {
     /// When it exists but cannot be read: then budget and cooldown are unknown, and no action
     /// may run.
     pub fn read(&self) -> io::Result<Ledger> {
-        jsonl::read(&self.path).map(Ledger::from_lines)
+        let mut lines: Lines<Record> = jsonl::read(&jsonl::rotated(&self.path))?;
+        let now = jsonl::read(&self.path)?;
+        lines.records.extend(now.records);
+        lines.skipped += now.skipped;
+        Ok(Ledger::from_lines(lines))
     }
 
     /// Appends one record as a line and fsyncs it (created 0600 in a 0700 state directory).
@@ -332,7 +340,12 @@ impl Journal {
             // Raised before the write: an intent that may be on disk must not be abandoned.
             flag.store(true, Ordering::SeqCst);
         }
-        jsonl::append(&self.path, record, AppendPolicy { sync: true, rotate_at: None })
+        self.append_capped(record, ROTATE_AT)
+    }
+
+    /// [`append`](Self::append) with the rotation size given (tests).
+    fn append_capped(&self, record: &Record, cap: u64) -> io::Result<()> {
+        jsonl::append(&self.path, record, AppendPolicy { sync: true, rotate_at: Some(cap) })
     }
 }
 
@@ -424,6 +437,39 @@ mod tests {
         assert_eq!(l.last_acted("no-shorts/CHWY", "flatten_shorts"), Some(t(10, 0)));
         assert_eq!(l.last_acted("no-shorts/CHWY", "cancel_hazard_orders"), None);
         assert_eq!(l.last_acted("no-shorts/BILL", "flatten_shorts"), None, "refused starts no cooldown");
+    }
+
+    /// Issue 12 leftover: `actions.jsonl` grew for ever. It rotates past `ROTATE_AT`, and the
+    /// journal reads the rotated file too: an intent whose outcome lands in the new file is
+    /// resolved, and the day's budget and the cooldowns still count what went before.
+    #[test]
+    fn the_journal_rotates_and_reads_across_the_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let records = [
+            Record::Intent(intent("a", t(10, 0), "flatten_shorts", "no-shorts/CHWY")),
+            Record::Outcome(outcome("a", t(10, 0), "done")),
+            Record::Intent(intent("b", t(11, 0), "flatten_shorts", "no-shorts/BILL")),
+            Record::Outcome(outcome("b", t(11, 0), "done")),
+        ];
+        let len = |r: &Record| u64::try_from(serde_json::to_vec(r).unwrap().len()).unwrap() + 1;
+        // The first three fit; the fourth crosses the cap: b's intent is rotated out, its
+        // outcome starts the new file.
+        let cap = records[..3].iter().map(len).sum::<u64>();
+        for r in &records {
+            j.append_capped(r, cap).unwrap();
+        }
+        let rotated = jsonl::rotated(j.path());
+        assert!(rotated.is_file(), "rotated");
+        assert_eq!(
+            std::fs::read_to_string(j.path()).unwrap().lines().count(),
+            1,
+            "only b's outcome after the rotation"
+        );
+        let l = j.read().unwrap();
+        assert!(l.unresolved().is_empty(), "b's intent and outcome are seen across the rotation");
+        assert_eq!(l.spent(t(0, 0).date_naive()), 2, "the day's budget counts both");
+        assert_eq!(l.last_acted("no-shorts/CHWY", "flatten_shorts"), Some(t(10, 0)));
     }
 
     #[test]
