@@ -4,6 +4,10 @@
 //! without `--yes` it refuses), then acts behind the live guard, the budget, the cooldown, a
 //! fresh re-read (which must match what was shown), the journal and the confirmation.
 //!
+//! Whatever it did (an action taken, failed or unconfirmed, and interrupted actions it resolved)
+//! is also sent like the daemon's notices: one message through the configured channel, queued
+//! in the outbox first, so the rest of the team hears of a flatten run by hand too.
+//!
 //! Exit codes: 0 done (or nothing to do, or `--dry-run`), 1 failed or unconfirmed, 2 nothing
 //! was done because a gate, the operator or the environment said no (live guard, budget,
 //! cooldown, no terminal, declined, unreadable broker, bad configuration).
@@ -17,6 +21,8 @@ use super::{ConfigArg, exit, load, print};
 use crate::act::{ActionReport, Actor, Manual, Preview, Status};
 use crate::collect::broker::Broker;
 use crate::config::Config;
+use crate::model::Mode;
+use crate::notify::{ActionNote, Channel, Mailer, MessageContext, Outbox, RetryPolicy, host_name, render};
 
 /// Exit code: failed or unconfirmed.
 pub const FAILED: u8 = 1;
@@ -115,9 +121,11 @@ async fn run(config: &ConfigArg, manual: &Manual, dry_run: bool, yes: bool) -> a
             Err(e) => eprintln!("note: cannot read the action journal ({e}); a dry run leaves it as it is"),
         }
     } else {
-        for r in actor.recover(Utc::now()).await {
+        let recovered = actor.recover(Utc::now()).await;
+        for r in &recovered {
             eprintln!("recovery: {} {}: {}", r.action, r.result, r.detail);
         }
+        tell(&cfg, broker.mode(), &recovered).await;
     }
     if actor.has_unresolved() && !dry_run {
         eprintln!("refused: an interrupted action in the journal could not be resolved; nothing done");
@@ -153,7 +161,56 @@ async fn run(config: &ConfigArg, manual: &Manual, dry_run: bool, yes: bool) -> a
     }
     let (report, nothing_to_do) = actor.run_manual(&cfg, manual, &preview, Utc::now()).await;
     print(&render_report(&report))?;
+    tell(&cfg, broker.mode(), std::slice::from_ref(&report)).await;
     Ok(code(&report, nothing_to_do))
+}
+
+/// Sends what was done (taken, failed, unconfirmed or recovered: never a refusal, which did
+/// nothing) as one message through the configured channel: queued in the outbox, then tried
+/// once; one that cannot go now stays queued for `tradewarden run` to retry. Best effort: it
+/// never changes the exit code, and says on stderr what became of it.
+async fn tell(cfg: &Config, mode: Mode, reports: &[ActionReport]) {
+    let notes: Vec<ActionNote> = reports
+        .iter()
+        .filter(|r| matches!(r.status(), Some(Status::Done | Status::Failed | Status::Unconfirmed | Status::Recovered)))
+        .map(|r| ActionNote {
+            fingerprint: Some(format!("{}/{}", r.rule, r.subject)),
+            description: format!("{} ({}, by hand): {}", r.action, r.result, r.detail),
+            taken: true,
+            detail: r.diff.clone(),
+        })
+        .collect();
+    let now = Utc::now();
+    let host = host_name();
+    let ctx = MessageContext { host: &host, config_path: &cfg.path, mode: Some(mode), now };
+    let Some(rendered) = render(&[], &notes, &ctx) else { return };
+    let policy = RetryPolicy::default();
+    let mailer = match Mailer::from_config(&cfg.alerts.email, policy.send_timeout) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("warning: the action notice cannot be sent: {e}");
+            return;
+        }
+    };
+    let outbox = Outbox::new(&cfg.state_dir).with_policy(policy);
+    let msg = match outbox.queue(&mailer, &rendered, now) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("warning: the action notice cannot be queued: {e}");
+            return;
+        }
+    };
+    let report = outbox.deliver(&mailer, &msg.id, now).await.unwrap_or_default();
+    if report.delivered.is_empty() {
+        let why = report.failed.first().map_or_else(|| "unknown error".to_owned(), |f| f.error.message.clone());
+        eprintln!(
+            "notice {} not sent via {} ({why}); it stays queued for `tradewarden run` to retry",
+            msg.message_id,
+            mailer.describe()
+        );
+    } else {
+        eprintln!("notice {} sent via {}", msg.message_id, mailer.describe());
+    }
 }
 
 fn code(report: &ActionReport, nothing_to_do: bool) -> u8 {

@@ -472,6 +472,12 @@ fn the_flatten_command_shows_the_plan_then_acts_behind_the_gates() {
     assert_eq!(code, 2);
     assert!(err.contains("not a terminal") && err.contains("--yes"), "{err}");
     assert_eq!(count(&sim, CLOSE), 0);
+    let mails = |bot: &Bot| -> Vec<String> {
+        std::fs::read_dir(bot.file("state/mail"))
+            .map(|d| d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect())
+            .unwrap_or_default()
+    };
+    assert!(mails(&bot).is_empty(), "a dry run and a refusal did nothing, and send nothing");
 
     // Observe mode does not apply to the command (it is the operator's decision).
     let (code, out, err) = run(&mut bot.cli(&["flatten", "--shorts-only", "--yes"]));
@@ -481,12 +487,19 @@ fn the_flatten_command_shows_the_plan_then_acts_behind_the_gates() {
     let l = bot.ledger();
     assert_eq!((l.intents.len(), l.outcomes.len()), (1, 1));
     assert_eq!(l.intents[0].origin, "cli");
+    // Review (issue 12): an action run by hand was not emailed. It goes out like the
+    // daemon's, through the configured channel (here `.eml` files).
+    let sent = mails(&bot);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("flatten_shorts (done, by hand)") && sent[0].contains("1 action taken"), "{}", sent[0]);
+    assert!(err.contains("notice") && err.contains("sent via"), "{err}");
 
     // Nothing left: exit 0, nothing sent.
     let (code, out, _) = run(&mut bot.cli(&["flatten", "--shorts-only", "--yes"]));
     assert_eq!(code, 0);
     assert!(out.contains("Nothing to do."), "{out}");
     assert_eq!(count(&sim, CLOSE), 4);
+    assert_eq!(mails(&bot).len(), 1, "nothing done, nothing sent");
 
     // --all --symbol AAPL closes the long (a sell to close, never to open).
     let (code, out, err) = run(&mut bot.cli(&["flatten", "--all", "--symbol", "AAPL", "--yes"]));
