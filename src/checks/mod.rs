@@ -43,6 +43,7 @@ kinds! {
     open_order_hazard,
     exposure_limits,
     account_health,
+    protective_orders,
 }
 
 /// The kind of that name.
