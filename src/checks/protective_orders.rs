@@ -77,7 +77,7 @@ impl Params {
 }
 
 /// The shares the resting protective sells on one symbol would sell.
-fn protective_sells<'a>(orders: &'a [Order]) -> BTreeMap<&'a str, (Decimal, Vec<&'a str>)> {
+fn protective_sells(orders: &[Order]) -> BTreeMap<&str, (Decimal, Vec<&str>)> {
     let mut by_symbol: BTreeMap<&str, (Decimal, Vec<&str>)> = BTreeMap::new();
     for o in orders {
         if o.side != OrderSide::Sell || !PROTECTIVE_TYPES.contains(&o.order_type.as_str()) {
