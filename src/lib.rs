@@ -1,15 +1,22 @@
 //! tradewarden: a sidecar watchdog for automated trading bots.
 //!
-//! The pipeline is collect → evaluate → decide → act / notify → report:
+//! The pipeline is collect → checks → engine → alert → act / notify → report → daemon, and
+//! imports only run down it (a stage never imports a later one):
 //! - `collect` builds a `model::Snapshot` from the broker (`collect::broker`) and the bot's files
 //!   (`collect::bot`); every failed source is an explicit error inside the snapshot.
-//! - `engine` runs the rules (`checks`, one file per kind) over it: pure functions.
-//! - `alert` moves alerts through pending → firing → resolved (pure `step`) and keeps silences;
-//!   `notify` renders one email per cycle, queues it in a durable outbox and delivers it;
-//!   `state` holds the atomic state files and the single-instance lock.
-//! - `report` renders text, JSON and Markdown.
-//! - `daemon` is `tradewarden run`: the schedule, the cycle, signals, the status server.
-//! - `cli` is the command line, one file per command; it imports the stages, never the reverse.
+//! - `checks` holds one file per check kind (the `kinds!` list); `engine` runs the rules over the
+//!   snapshot: pure functions.
+//! - `alert` moves alerts through pending → firing → resolved (pure `step`) and keeps silences.
+//! - `act` plans (`act::planner`, one planner for observe and act) and runs actions behind
+//!   their gates; `notify` renders one message per cycle, queues it in a durable outbox and
+//!   delivers it through its channel.
+//! - `report` renders text, JSON and Markdown; `server` serves the status page.
+//! - `daemon` is `tradewarden run`: the schedule, the cycle, signals.
+//! - `cli` is the command line, one file per command; nothing in the library imports it.
+//!
+//! Leaves below them all: `model` (plain data, the `Check` trait, the action table), `config`,
+//! `state` (atomic files, JSONL, locks), `clock`, `duration`, `num`, `timestamp`, `redact`. The
+//! simulator (`sim`) stands beside the pipeline and shares only the wire format.
 //!
 //! The broker is the source of truth; unknown is never OK and never flat.
 
