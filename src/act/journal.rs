@@ -31,9 +31,9 @@ use crate::state::{FileLock, LockError};
 
 /// The journal's file name inside the state directory.
 pub const FILE: &str = "actions.jsonl";
-/// Past this size the journal is rotated to `actions.jsonl.1` (the one before is dropped).
-/// Both files are read, so today's budget, the cooldowns and an intent whose outcome went to
-/// the new file stay whole: at a few actions a day, 10 MB is years of history.
+/// Past this size the journal is rotated to `actions.jsonl.1` (the one before is dropped), but
+/// never while an intent waits for its outcome. Both files are read, so today's budget and the
+/// cooldowns stay whole: at a few actions a day, 10 MB is years of history.
 pub const ROTATE_AT: u64 = 10 << 20;
 
 /// One line of the journal.
@@ -343,9 +343,14 @@ impl Journal {
         self.append_capped(record, ROTATE_AT)
     }
 
-    /// [`append`](Self::append) with the rotation size given (tests).
+    /// [`append`](Self::append) with the rotation size given (tests). Never rotates while an
+    /// intent is unresolved (or the journal cannot be read to tell): only two files are kept,
+    /// and an intent must not fall out of them before it has its outcome.
     fn append_capped(&self, record: &Record, cap: u64) -> io::Result<()> {
-        jsonl::append(&self.path, record, AppendPolicy { sync: true, rotate_at: Some(cap) })
+        let line = u64::try_from(serde_json::to_vec(record).map_or(0, |v| v.len() + 1)).unwrap_or(u64::MAX);
+        let full = std::fs::metadata(&self.path).is_ok_and(|m| m.len().saturating_add(line) > cap);
+        let rotate_at = if full && !self.read().is_ok_and(|l| l.unresolved().is_empty()) { None } else { Some(cap) };
+        jsonl::append(&self.path, record, AppendPolicy { sync: true, rotate_at })
     }
 }
 
@@ -440,8 +445,8 @@ mod tests {
     }
 
     /// Issue 12 leftover: `actions.jsonl` grew for ever. It rotates past `ROTATE_AT`, and the
-    /// journal reads the rotated file too: an intent whose outcome lands in the new file is
-    /// resolved, and the day's budget and the cooldowns still count what went before.
+    /// journal reads the rotated file too: the day's budget and the cooldowns still count what
+    /// went before.
     #[test]
     fn the_journal_rotates_and_reads_across_the_rotation() {
         let dir = tempfile::tempdir().unwrap();
@@ -451,25 +456,42 @@ mod tests {
             Record::Outcome(outcome("a", t(10, 0), "done")),
             Record::Intent(intent("b", t(11, 0), "flatten_shorts", "no-shorts/BILL")),
             Record::Outcome(outcome("b", t(11, 0), "done")),
+            Record::Intent(intent("c", t(12, 0), "flatten_shorts", "no-shorts/COIN")),
         ];
         let len = |r: &Record| u64::try_from(serde_json::to_vec(r).unwrap().len()).unwrap() + 1;
-        // The first three fit; the fourth crosses the cap: b's intent is rotated out, its
-        // outcome starts the new file.
-        let cap = records[..3].iter().map(len).sum::<u64>();
+        // The first four fit; the fifth crosses the cap and starts the new file.
+        let cap = records[..4].iter().map(len).sum::<u64>();
         for r in &records {
             j.append_capped(r, cap).unwrap();
         }
-        let rotated = jsonl::rotated(j.path());
-        assert!(rotated.is_file(), "rotated");
-        assert_eq!(
-            std::fs::read_to_string(j.path()).unwrap().lines().count(),
-            1,
-            "only b's outcome after the rotation"
-        );
+        assert!(jsonl::rotated(j.path()).is_file(), "rotated");
+        assert_eq!(std::fs::read_to_string(j.path()).unwrap().lines().count(), 1, "only c's intent after it");
         let l = j.read().unwrap();
-        assert!(l.unresolved().is_empty(), "b's intent and outcome are seen across the rotation");
-        assert_eq!(l.spent(t(0, 0).date_naive()), 2, "the day's budget counts both");
-        assert_eq!(l.last_acted("no-shorts/CHWY", "flatten_shorts"), Some(t(10, 0)));
+        assert_eq!(l.unresolved().iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(l.spent(t(0, 0).date_naive()), 3, "the day's budget counts what went before the rotation");
+        assert_eq!(l.last_acted("no-shorts/CHWY", "flatten_shorts"), Some(t(10, 0)), "and so do the cooldowns");
+    }
+
+    /// Review 3: only two files are kept, so an intent left without an outcome (its re-read
+    /// failing for weeks) could fall out after two rotations. The journal does not rotate
+    /// while any intent is unresolved.
+    #[test]
+    fn the_journal_never_rotates_an_unresolved_intent_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        j.append_capped(&Record::Intent(intent("open", t(9, 0), "flatten_shorts", "no-shorts/CHWY")), 600).unwrap();
+        for i in 0..20 {
+            let id = format!("r{i}");
+            j.append_capped(&Record::Intent(intent(&id, t(10, i), "flatten_shorts", "no-shorts/BILL")), 600).unwrap();
+            j.append_capped(&Record::Outcome(outcome(&id, t(10, i), "done")), 600).unwrap();
+        }
+        let l = j.read().unwrap();
+        assert_eq!(l.unresolved().iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["open"], "still there");
+        assert!(!jsonl::rotated(j.path()).exists(), "no rotation while `open` waits for its outcome");
+        // Once resolved, the next append past the cap rotates.
+        j.append_capped(&Record::Outcome(outcome("open", t(11, 0), "recovered")), 600).unwrap();
+        j.append_capped(&Record::Intent(intent("next", t(12, 0), "flatten_shorts", "no-shorts/COIN")), 600).unwrap();
+        assert!(jsonl::rotated(j.path()).exists());
     }
 
     #[test]

@@ -165,19 +165,30 @@ async fn run(config: &ConfigArg, manual: &Manual, dry_run: bool, yes: bool) -> a
     Ok(code(&report, nothing_to_do))
 }
 
-/// Sends what was done (taken, failed, unconfirmed or recovered: never a refusal, which did
-/// nothing) as one message through the configured channel: queued in the outbox, then tried
-/// once; one that cannot go now stays queued for `tradewarden run` to retry. Best effort: it
-/// never changes the exit code, and says on stderr what became of it.
+/// Sends what was done (taken, failed, unconfirmed or recovered) and every interrupted action
+/// found (an `action_interrupted` finding, resolved or not: an order may have gone out) as one
+/// message through the configured channel: queued in the outbox, then tried once; one that
+/// cannot go now stays queued for `tradewarden run` to retry. A refusal that did nothing is the
+/// terminal's business only. Best effort: it never changes the exit code, and says on stderr
+/// what became of it.
 async fn tell(cfg: &Config, mode: Mode, reports: &[ActionReport]) {
+    let interrupted = |r: &ActionReport| r.finding.as_ref().is_some_and(|f| f.code == "action_interrupted");
     let notes: Vec<ActionNote> = reports
         .iter()
-        .filter(|r| matches!(r.status(), Some(Status::Done | Status::Failed | Status::Unconfirmed | Status::Recovered)))
-        .map(|r| ActionNote {
-            fingerprint: Some(format!("{}/{}", r.rule, r.subject)),
-            description: format!("{} ({}, by hand): {}", r.action, r.result, r.detail),
-            taken: true,
-            detail: r.diff.clone(),
+        .filter(|r| {
+            interrupted(r)
+                || matches!(r.status(), Some(Status::Done | Status::Failed | Status::Unconfirmed | Status::Recovered))
+        })
+        .map(|r| {
+            let finding = r.finding.as_ref().map_or_else(String::new, |f| {
+                format!(" [{} {}: {}]", f.severity.as_str().to_uppercase(), f.code, f.message)
+            });
+            ActionNote {
+                fingerprint: Some(format!("{}/{}", r.rule, r.subject)),
+                description: format!("{} ({}, by hand): {}{finding}", r.action, r.result, r.detail),
+                taken: true,
+                detail: r.diff.clone(),
+            }
         })
         .collect();
     let now = Utc::now();

@@ -173,7 +173,11 @@ impl Daemon {
             tally: &self.tally,
             broker: status::broker_counts(&self.broker),
             finished,
-            interval: status::health_interval(&self.cfg.schedule, finished),
+            interval: status::health_interval(
+                &self.cfg.schedule,
+                finished,
+                std::time::Duration::from_millis(rec.duration_ms),
+            ),
             blind,
             state_dir: &self.cfg.state_dir,
             write_errors: &write_errors,

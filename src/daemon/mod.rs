@@ -156,6 +156,13 @@ fn raise_nofile_limit() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
+/// The requests a minute a schedule of `interval` needs at five a cycle; `None` for a zero
+/// interval (never: schedules are validated).
+fn requests_per_minute(interval: Duration) -> Option<u64> {
+    let ms = u64::try_from(interval.as_millis()).ok().filter(|&ms| ms > 0)?;
+    Some(300_000_u64.div_ceil(ms))
+}
+
 /// The status server's connection cap: `[server] max_connections`, but never more than the
 /// descriptors left after [`RESERVED_DESCRIPTORS`] (at least one, so the server still answers).
 #[must_use]
@@ -203,6 +210,18 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> Result<(), StartError>
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
     let interval = cfg.schedule.nominal_interval(now);
+    if let crate::collect::broker::Broker::Alpaca(_) = &broker
+        && let Some(needed) = requests_per_minute(interval)
+        && needed > u64::from(cfg.broker.max_requests_per_minute)
+    {
+        tracing::warn!(
+            needed,
+            budget = cfg.broker.max_requests_per_minute,
+            "The schedule needs about {needed} requests a minute (five a cycle) but [broker] \
+             max_requests_per_minute is {}: cycles will be slowed to the budget.",
+            cfg.broker.max_requests_per_minute
+        );
+    }
     let policy = retry_policy(interval);
     let mailer = match Mailer::from_config(&cfg.alerts.email, policy.send_timeout) {
         Ok(m) => m,
@@ -213,8 +232,12 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> Result<(), StartError>
         Err(e) => return fail(e),
     };
     let host = host_name();
-    let mut view =
-        StatusView::new(now, host.clone(), cfg.path.display().to_string(), status::health_interval(&cfg.schedule, now));
+    let mut view = StatusView::new(
+        now,
+        host.clone(),
+        cfg.path.display().to_string(),
+        status::health_interval(&cfg.schedule, now, Duration::ZERO),
+    );
     view.blind_after = cfg.server.blind_after;
     let shared = Arc::new(Shared { view: RwLock::new(view), clock: clock.clone() });
 
@@ -323,6 +346,14 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> Result<(), StartError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schedules_request_rate_is_five_a_cycle() {
+        assert_eq!(requests_per_minute(Duration::from_secs(1)), Some(300), "every 1s: over the default 100");
+        assert_eq!(requests_per_minute(Duration::from_secs(30)), Some(10));
+        assert_eq!(requests_per_minute(Duration::from_secs(7)), Some(43), "rounded up");
+        assert_eq!(requests_per_minute(Duration::ZERO), None);
+    }
 
     #[test]
     fn the_connection_cap_leaves_descriptors_for_the_watchdog() {

@@ -129,14 +129,21 @@ pub struct CycleUpdate<'a> {
     pub write_errors: &'a [String],
 }
 
-/// The interval `/healthz` allows (three of them) after a cycle that finished at `finished`:
-/// the schedule's nominal interval, or the wait until its next fire time when that is longer,
-/// so a cron schedule's night or weekend gap does not read as a dead watchdog.
+/// The interval `/healthz` allows (three of them) after a cycle that finished at `finished` and
+/// took `took`: the schedule's nominal interval, or the wait until its next fire time when that
+/// is longer (a cron schedule's night or weekend gap does not read as a dead watchdog), or the
+/// cycle's own duration when that is longer still: cycles never overlap, and one slowed by the
+/// request budget (`every = "1s"` at 100 requests a minute takes seconds) or by its actions
+/// is a busy watchdog, not a dead one.
 #[must_use]
-pub fn health_interval(schedule: &crate::config::Schedule, finished: DateTime<Utc>) -> std::time::Duration {
+pub fn health_interval(
+    schedule: &crate::config::Schedule,
+    finished: DateTime<Utc>,
+    took: std::time::Duration,
+) -> std::time::Duration {
     let nominal = schedule.nominal_interval(finished);
     let gap = schedule.next_after(finished).and_then(|next| (next - finished).to_std().ok()).unwrap_or_default();
-    nominal.max(gap)
+    nominal.max(gap).max(took)
 }
 
 /// Applies a cycle to the view.
@@ -290,12 +297,15 @@ mod tests {
         let s = parse_cron("*/5 9-16 * * Mon-Fri", ny).unwrap();
         // Friday 2026-11-20 11:00 New York: the next cycle is 5 minutes away.
         let day = Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap();
-        assert_eq!(health_interval(&s, day), Duration::from_secs(300));
+        assert_eq!(health_interval(&s, day, Duration::ZERO), Duration::from_secs(300));
         // Friday 16:55 New York: the next cycle is Monday 09:00.
         let evening = Utc.with_ymd_and_hms(2026, 11, 20, 21, 55, 0).unwrap();
         let monday = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
-        assert_eq!(health_interval(&s, evening), (monday - evening).to_std().unwrap());
-        assert_eq!(health_interval(&Schedule::Every(Duration::from_secs(30)), day), Duration::from_secs(30));
+        assert_eq!(health_interval(&s, evening, Duration::ZERO), (monday - evening).to_std().unwrap());
+        assert_eq!(
+            health_interval(&Schedule::Every(Duration::from_secs(30)), day, Duration::ZERO),
+            Duration::from_secs(30)
+        );
     }
 
     /// Review 3: README promises "a schedule that needs more [requests than
@@ -304,12 +314,11 @@ mod tests {
     /// makes each cycle (~7 reads) take ~4.2 s, so `/healthz` flaps 503 "stale: last cycle
     /// finished 3s ago" on a healthy watchdog (seen with `tradewarden run`: 503 200 200 200 503...).
     #[test]
-    #[ignore = "review3: /healthz calls a budget-slowed schedule stale (every=1s, default budget: 503 flaps)"]
     fn health_allows_a_schedule_slowed_by_the_request_budget() {
         let t = Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap();
         // Seven requests a cycle at 100 a minute: a cycle every 4.2 s at best.
         let budgeted = Duration::from_millis(7 * 60_000 / 100);
-        let interval = health_interval(&Schedule::Every(Duration::from_secs(1)), t);
+        let interval = health_interval(&Schedule::Every(Duration::from_secs(1)), t, budgeted);
         assert!(interval * 3 > budgeted, "three intervals ({:?}) are shorter than one budgeted cycle", interval * 3);
     }
 }

@@ -1155,7 +1155,6 @@ fn a_fill_seconds_ago_of_an_order_resting_for_days_blocks_fix_state() {
 /// done/failed/unconfirmed/recovered). The command then refuses (exit 2) and nobody but the
 /// terminal hears that an order may have gone out while the truth is unknown.
 #[test]
-#[ignore = "review3: a CLI-found interrupted action that cannot be resolved (critical action_interrupted) is never emailed"]
 fn an_unresolvable_interrupted_action_found_by_the_flatten_command_is_emailed() {
     let sim = Sim::start(&phantom_exit_scenario());
     let bot =
