@@ -305,7 +305,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     Ok(c) => c,
                     Err(code) => return Ok(code),
                 };
-                print(&rules_list::render(&cfg.rules))?;
+                print(&rules_list::render(&cfg.rule_files, &cfg.rules))?;
                 Ok(exit::CLEAN)
             }
             RulesCommand::Test { file } => match rules_test::run(&file).await {

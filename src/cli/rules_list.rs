@@ -3,13 +3,23 @@
 
 use std::fmt::Write;
 
-use crate::checks;
-use crate::config::Rule;
+use std::path::PathBuf;
 
-/// Renders the rule list as text.
+use crate::checks;
+use crate::config::{Rule, packs};
+
+/// Renders the rule list as text, after a line naming where the rules come from (a built-in
+/// pack says so: with no `rules` key the default pack is used).
 #[must_use]
-pub fn render(rules: &[Rule]) -> String {
-    let mut out = String::new();
+pub fn render(files: &[PathBuf], rules: &[Rule]) -> String {
+    let from: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let f = f.display().to_string();
+            if packs::is_builtin(&f) { format!("{f} (built into tradewarden)") } else { f }
+        })
+        .collect();
+    let mut out = format!("rules from {}\n\n", from.join(", "));
     for r in rules {
         let _ = writeln!(out, "{} ({}, {})", r.id, r.check.kind(), r.severity);
         if let Some(d) = &r.description {

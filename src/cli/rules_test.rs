@@ -21,11 +21,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::checks;
 use crate::clock::SystemClock;
 use crate::collect::broker::{Broker, replay::ReplayBroker};
 use crate::config::reader::SourceText;
 use crate::config::{Config, Overrides};
-use crate::model::{Finding, Outcome};
+use crate::model::{Finding, Origin, Outcome, SourceErrorKind};
 
 /// A rule-test file.
 #[derive(Debug, Deserialize)]
@@ -108,6 +109,14 @@ pub async fn run(path: &Path) -> Result<TestRun, String> {
         let cfg = configs.entry((cfg_path.clone(), snapshot.clone())).or_insert_with(|| {
             Config::load_with(&cfg_path, &Overrides { replay_dir: Some(snapshot.clone()) }).map_err(|e| e.to_string())
         });
+        if let Ok(cfg) = cfg {
+            let wrong = unknown_expectations(cfg, case);
+            if !wrong.is_empty() {
+                // A typo in an expectation would otherwise pass for ever (`absent` of a code no
+                // rule emits is always absent): the file is wrong, not the rules.
+                return Err(format!("{}: case `{}`: {}", path.display(), case.name, wrong.join("; ")));
+            }
+        }
         let result = match cfg {
             Ok(cfg) => run_case(cfg, case, &snapshot).await,
             Err(e) => Err(vec![format!("configuration {} is invalid:\n{e}", cfg_path.display())]),
@@ -128,6 +137,38 @@ pub async fn run(path: &Path) -> Result<TestRun, String> {
     }
     let _ = writeln!(run.output, "\n{} passed, {} failed", run.passed, run.failed);
     Ok(run)
+}
+
+/// The expectations of a case that name a rule the configuration does not have, or a code its
+/// rule can never emit.
+fn unknown_expectations(cfg: &Config, case: &Case) -> Vec<String> {
+    let codes_of = |rule: &str| -> Option<Vec<&'static str>> {
+        if rule == Origin::Source.id() {
+            return Some(vec![SourceErrorKind::Unavailable.code(), SourceErrorKind::Malformed.code()]);
+        }
+        let r = cfg.rules.iter().find(|r| r.id == rule)?;
+        let mut codes = checks::kind(r.check.kind()).map(|k| k.codes.to_vec()).unwrap_or_default();
+        codes.push(checks::RULE_UNKNOWN);
+        Some(codes)
+    };
+    let ids = || cfg.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ");
+    let mut wrong = Vec::new();
+    let expects = case.findings.iter().flatten().chain(&case.contains).chain(&case.absent);
+    for e in expects {
+        match codes_of(&e.rule) {
+            None => wrong.push(format!("no rule `{}` (rules: {}, or `source`)", e.rule, ids())),
+            Some(codes) if !codes.contains(&e.code.as_str()) => {
+                wrong.push(format!("rule `{}` never emits code `{}` (its codes: {})", e.rule, e.code, codes.join(", ")))
+            }
+            Some(_) => {}
+        }
+    }
+    for rule in case.outcomes.keys() {
+        if !cfg.rules.iter().any(|r| &r.id == rule) {
+            wrong.push(format!("outcome of no rule `{rule}` (rules: {})", ids()));
+        }
+    }
+    wrong
 }
 
 async fn run_case(cfg: &Config, case: &Case, snapshot: &Path) -> Result<(), Vec<String>> {

@@ -9,6 +9,7 @@ use super::alerts::{AlertsConfig, read_alerts};
 use super::bot::{BotConfig, BotSource, read_bot};
 use super::broker::{BrokerConfig, read_broker};
 use super::logs::{LogConfig, read_logs};
+use super::packs;
 use super::paths::resolve;
 use super::problem::ConfigError;
 use super::reader::{Problems, SourceText, TableReader, parse_document};
@@ -122,7 +123,7 @@ pub(super) fn read_config(
     };
     let mut top = TableReader::new(src, problems, doc.get_ref(), doc.span(), "the top level");
     let state_dir = resolve(dir, &top.get::<String>("state_dir").unwrap_or_else(|| "state".into()));
-    let rule_names: Vec<String> = top.get("rules").unwrap_or_else(|| vec!["rules/default.toml".into()]);
+    let rule_names: Vec<String> = top.get("rules").unwrap_or_else(|| vec![packs::DEFAULT.into()]);
     let broker = read_broker(top.table("broker"), dir, overrides.replay_dir.as_deref());
     let logs = read_logs(&mut top);
     let bot = if top.has("bot") {
@@ -141,8 +142,19 @@ pub(super) fn read_config(
     let mut rule_files = Vec::new();
     let mut rules: Vec<Rule> = Vec::new();
     for name in &rule_names {
-        let file = resolve(dir, name);
-        match read_rules_text(&file) {
+        let at = src.text().find(&format!("\"{name}\"")).unwrap_or(0);
+        let (file, text) = if packs::is_builtin(name) {
+            let text = packs::text(name).map(str::to_owned).ok_or_else(|| {
+                let known: Vec<&str> = packs::PACKS.iter().map(|(n, _)| *n).collect();
+                std::io::Error::other(format!("no such built-in pack; built in: {}", known.join(", ")))
+            });
+            (PathBuf::from(name), text)
+        } else {
+            let file = resolve(dir, name);
+            let text = read_rules_text(&file);
+            (file, text)
+        };
+        match text {
             Ok(text) => {
                 let rsrc = SourceText::new(&file, text);
                 for rule in rule::read_rules_file(&rsrc, problems, &ctx, kinds) {
@@ -155,7 +167,6 @@ pub(super) fn read_config(
                 }
             }
             Err(e) => {
-                let at = src.text().find(&format!("\"{name}\"")).unwrap_or(0);
                 problems.push(src.problem(at, format!("cannot read rules file `{}`: {e}", file.display())));
             }
         }

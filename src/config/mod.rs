@@ -15,6 +15,7 @@ pub mod cleartext;
 mod email;
 mod load;
 mod logs;
+pub mod packs;
 mod paths;
 mod problem;
 pub mod reader;

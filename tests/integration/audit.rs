@@ -222,6 +222,35 @@ fn a_failing_rule_test_reports_what_differs_and_exits_one() {
     assert!(out.contains("0 passed, 1 failed"), "{out}");
 }
 
+/// Issue 17: `absent = [{rule = "no-short", code = "short_postion"}]` passed for ever (no rule
+/// emits that). An expectation naming an unknown rule or a code its rule never emits is an
+/// error of the test file: exit 2, naming each.
+#[test]
+fn a_rule_test_expecting_an_unknown_rule_or_code_is_an_error_not_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.test.toml");
+    let cfg = repo("examples/stock-bot/tradewarden.toml");
+    let snap = repo("examples/stock-bot/snapshots/clean");
+    let case = |expect: &str| format!("config = {cfg:?}\n[[case]]\nname = \"typo\"\nsnapshot = {snap:?}\n{expect}\n");
+    for (expect, says) in [
+        (r#"absent = [ { rule = "no-short", code = "short_position" } ]"#, "no rule `no-short` (rules: no-shorts,"),
+        (
+            r#"absent = [ { rule = "no-shorts", code = "short_postion" } ]"#,
+            "rule `no-shorts` never emits code `short_postion` (its codes: short_position, rule_unknown)",
+        ),
+        (r#"contains = [ { rule = "source", code = "source_gone" } ]"#, "rule `source` never emits code `source_gone`"),
+        (r#"outcomes = { "main-loop" = "ok" }"#, "outcome of no rule `main-loop`"),
+    ] {
+        std::fs::write(&file, case(expect)).unwrap();
+        let (code, out, err) = run(bin().args(["rules", "test"]).arg(&file));
+        assert_eq!(code, 2, "{expect}: {out}{err}");
+        assert!(err.contains(says), "{expect}: {err}");
+    }
+    std::fs::write(&file, case(r#"absent = [ { rule = "no-shorts", code = "short_position" }, { rule = "source", code = "source_unavailable" } ]"#)).unwrap();
+    let (code, out, err) = run(bin().args(["rules", "test"]).arg(&file));
+    assert_eq!(code, 0, "valid expectations still pass: {out}{err}");
+}
+
 #[test]
 fn rules_list_shows_kinds_and_parameters() {
     let (code, out, _) = run(bin().args(["rules", "list", "-c"]).arg(repo("examples/stock-bot/tradewarden.toml")));
@@ -240,6 +269,49 @@ fn rules_list_shows_kinds_and_parameters() {
     }
     assert!(out.contains("max_age = \"5m\""), "{out}");
     assert!(out.contains("for 2 cycles"), "{out}");
+}
+
+/// Issue 17: copying `examples/stock-bot/tradewarden.toml` next to a bot failed with `cannot read
+/// rules file .../rules/default.toml`, and so did a configuration with no `rules` key. The default
+/// pack is built in: no `rules` key (or `builtin:default`) uses it, wherever the file is.
+#[test]
+fn the_default_rule_pack_is_built_in_and_a_copied_example_works_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let copied = dir.path().join("tradewarden.toml");
+    std::fs::copy(repo("examples/stock-bot/tradewarden.toml"), &copied).unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&copied));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok (8 rules from 1 file)"), "{out}");
+
+    let bare = dir.path().join("bare.toml");
+    std::fs::write(&bare, "[bot]\nroot = \".\"\n[bot.positions]\nfile = \"state.json\"\n").unwrap();
+    let (code, out, err) = run(bin().args(["rules", "list", "-c"]).arg(&bare));
+    assert_eq!(code, 2, "the default pack needs [logs.run] and [logs.exits]: {out}{err}");
+    assert!(err.contains("builtin:default:"), "problems in the built-in pack are located in it: {err}");
+
+    let own = dir.path().join("own.toml");
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        "[[rule]]\nid = \"shorts\"\ncheck = \"no_short_positions\"\nseverity = \"critical\"\n",
+    )
+    .unwrap();
+    std::fs::write(&own, "rules = [\"mine.toml\"]\n[bot]\nroot = \".\"\n[bot.positions]\nfile = \"state.json\"\n")
+        .unwrap();
+    let (code, out, _) = run(bin().args(["rules", "list", "-c"]).arg(&own));
+    assert_eq!(code, 0);
+    assert!(out.starts_with(&format!("rules from {}\n", dir.path().join("mine.toml").display())), "{out}");
+
+    std::fs::write(&own, "rules = [\"builtin:nope\"]\n[bot]\nroot = \".\"\n[bot.positions]\nfile = \"state.json\"\n")
+        .unwrap();
+    let (code, _, err) = run(bin().args(["rules", "check", "-c"]).arg(&own));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(":1:10: cannot read rules file `builtin:nope`: no such built-in pack; built in: builtin:default"),
+        "{err}"
+    );
+    let (code, out, _) = run(bin().args(["rules", "list", "-c"]).arg(repo("examples/stock-bot/tradewarden.toml")));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("rules from builtin:default (built into tradewarden)\n"), "{out}");
 }
 
 #[test]
