@@ -356,8 +356,11 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
     println!("\nTry next:");
     let c = cfg_path.display();
     println!("  tradewarden audit -c {c} --replay {}", dir.join("reports/incident-snapshot").display());
+    println!(
+        "  tradewarden audit -c {c} --replay {} --format markdown",
+        dir.join("reports/incident-snapshot").display()
+    );
     println!("  tradewarden rules list -c {c}");
-    println!("  tradewarden audit -c examples/stock-bot/tradewarden.toml --replay examples/stock-bot/snapshots/drift");
     println!("  tradewarden sim --scenario {} --listen 127.0.0.1:9465", dir.join("scenario.json").display());
     println!("  README.md: point tradewarden at your own bot with Alpaca paper keys, then `tradewarden run`.");
     std::io::stdout().flush()?;

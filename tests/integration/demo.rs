@@ -73,6 +73,24 @@ fn the_demo_flattens_the_shorts_repairs_the_state_and_writes_the_email() {
     assert_eq!(code, 1);
     let replay: Value = serde_json::from_str(&replay).unwrap();
     assert_eq!(replay["summary"]["critical"], before["summary"]["critical"]);
+
+    // Issue 17: the "Try next" commands work from any directory (absolute paths, no repo files).
+    let next: Vec<&str> = out
+        .split("\nTry next:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tradewarden "))
+        .filter(|l| !l.starts_with("sim "))
+        .collect();
+    assert!(next.len() >= 3, "{out}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    for cmd in next {
+        let mut c = bin();
+        c.args(cmd.split_whitespace()).current_dir(elsewhere.path());
+        let (code, o, e) = run(&mut c);
+        assert!(code == 0 || code == 1, "`tradewarden {cmd}` from another directory: {code}\n{o}{e}");
+    }
 }
 
 #[test]
