@@ -298,6 +298,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     cfg.rule_files.len(),
                     if cfg.rule_files.len() == 1 { "" } else { "s" }
                 ))?;
+                // Not an error: the bot may not be deployed yet. But every audit until it is
+                // will find its files unavailable, so say it now.
+                if !cfg.bot.root.is_dir() {
+                    eprintln!(
+                        "warning: {}: [bot] root `{}` is not a folder (yet): until it is, the bot's files are \
+                         unavailable and the rules that read them are unknown",
+                        cfg.path.display(),
+                        cfg.bot.root.display()
+                    );
+                }
                 Ok(exit::CLEAN)
             }
             RulesCommand::List { config } => {

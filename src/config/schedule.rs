@@ -320,8 +320,9 @@ pub(super) fn read_schedule(r: Option<TableReader<'_, '_>>) -> Option<Schedule> 
     let out = match (r.has("every"), r.has("cron")) {
         (true, true) => {
             r.problem_key("cron", "[schedule] takes `every` or `cron`, not both");
-            let _ = r.raw("every");
-            let _ = r.raw("cron");
+            // Each value is still checked, so its own problems come in the same run.
+            let _ = r.duration("every");
+            let _ = r.get_parsed("cron", |s| parse_cron(s, tz));
             None
         }
         (_, true) => r.get_parsed("cron", |s| parse_cron(s, tz)),

@@ -160,6 +160,49 @@ fn server_limits_are_validated_with_file_and_line() {
     assert_eq!(code, 0, "valid values load: {out}{err}");
 }
 
+/// Issue 17: `rules check` lists every problem at once: a `[schedule]` with both `every` and
+/// `cron` also gets each value's own problem, beside a duplicate rule id and the other tables'
+/// problems; a `[bot] root` that does not exist is a warning, not an error.
+#[test]
+fn every_problem_comes_in_one_run_and_a_missing_bot_root_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = "[[rule]]\nid = \"a\"\ncheck = \"no_short_positions\"\nseverity = \"critical\"\n";
+    std::fs::write(dir.path().join("rules.toml"), format!("{rule}\n{rule}")).unwrap();
+    let cfg = dir.path().join("tw.toml");
+    std::fs::write(
+        &cfg,
+        "rules = [\"rules.toml\"]\n[broker]\ntimeout = \"soon\"\n[bot]\nroot = \"nowhere\"\n[bot.positions]\n\
+         file = \"state.json\"\n[schedule]\nevery = \"soon\"\ncron = \"61 * * * *\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    let c = cfg.display().to_string();
+    for e in [
+        format!("{}:7:6: rule id `a` is defined twice", dir.path().join("rules.toml").display()),
+        format!("{c}:3:11: `timeout` in [broker]"),
+        format!("{c}:10:8: [schedule] takes `every` or `cron`, not both"),
+        format!("{c}:9:9: `every` in [schedule]"),
+        format!("{c}:10:8: `cron` in [schedule]: `61 * * * *`: the minute field `61` is not valid (minute is 0-59)"),
+    ] {
+        assert!(err.lines().any(|l| l.starts_with(e.as_str())), "missing `{e}` in:\n{err}");
+    }
+    assert!(err.contains("5 problems found"), "{err}");
+
+    std::fs::write(dir.path().join("rules.toml"), rule).unwrap();
+    std::fs::write(
+        &cfg,
+        "rules = [\"rules.toml\"]\n[bot]\nroot = \"nowhere\"\n[bot.positions]\nfile = \"state.json\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 0, "a missing root is not an error: {out}{err}");
+    assert!(err.contains("warning:") && err.contains("[bot] root") && err.contains("nowhere"), "{err}");
+    std::fs::create_dir(dir.path().join("nowhere")).unwrap();
+    let (_, _, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert!(!err.contains("warning:"), "{err}");
+}
+
 /// `[broker] max_requests_per_minute` (the client-side request budget) is a whole number in
 /// 1..=100000: 0, a negative or a string is a located problem, exit 2.
 #[test]
