@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod act;
 mod alerts;
 mod demo;
+mod init;
 mod rules_list;
 mod rules_test;
 mod silence;
@@ -140,6 +141,8 @@ pub enum Command {
     /// Rewrite the bot's positions and metadata files to match the broker: shows the diff,
     /// asks (unless --yes), then writes with a backup (exit codes as for flatten).
     Fix(act::FixArgs),
+    /// Write a commented starter tradewarden.toml beside a bot (never overwrites a file).
+    Init(init::InitArgs),
     /// The embedded demo: the phantom-exit incident end to end on a local simulator.
     Demo {
         /// Where to write the demo's files.
@@ -279,6 +282,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             },
             Err(code) => Ok(code),
         },
+        Command::Init(args) => init::run(&args),
         Command::Demo { dir } => {
             demo::run(&dir).await?;
             Ok(exit::CLEAN)

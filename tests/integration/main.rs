@@ -11,6 +11,7 @@ mod daemon;
 mod demo;
 mod email;
 mod hostile;
+mod init;
 mod live_audit;
 mod notices;
 mod secrets;
