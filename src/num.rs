@@ -98,12 +98,34 @@ pub fn percent_of(part: Decimal, whole: Decimal) -> Option<Decimal> {
     part.checked_mul(Decimal::ONE_HUNDRED)?.checked_div(whole)
 }
 
+/// An amount of money as every report and email writes it: dollars with two decimals
+/// (`$63840.00`, `-$12.50`), rounded half away from zero.
+#[must_use]
+pub fn money(d: Decimal) -> String {
+    let cents = d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    if cents.is_sign_negative() && !cents.is_zero() {
+        format!("-${:.2}", cents.abs())
+    } else {
+        format!("${:.2}", cents.abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rust_decimal::dec;
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn money_is_dollars_with_two_decimals_one_way() {
+        let m = |t: &str| money(parse_decimal(t).unwrap());
+        assert_eq!(m("63840"), "$63840.00");
+        assert_eq!(m("74801.005"), "$74801.01");
+        assert_eq!(m("-12.5"), "-$12.50");
+        assert_eq!(m("-0.001"), "$0.00");
+        assert_eq!(m("0.1"), "$0.10");
+    }
 
     #[test]
     fn numbers_as_json_numbers_or_strings() {

@@ -27,7 +27,10 @@ pub(crate) async fn execute(b: &dyn ActBroker, plan: &Plan, timing: Timing) -> E
             super::plan::Guard::NoShorting => ConfigurationPatch::no_shorting(true),
         };
         match b.set_configuration(patch).await {
-            Ok(c) => log.push(format!("PATCH {field}=true: accepted (the answer says {field}={:?})", guard.value(&c))),
+            Ok(c) => {
+                let says = guard.value(&c).map_or_else(|| "nothing".to_owned(), |v| format!("{field}={v}"));
+                log.push(format!("PATCH {field}=true: accepted (the answer says {says})"));
+            }
             Err(e) if e.outcome_unknown() => {
                 log.push(format!("PATCH {field}=true: no clear answer ({e}); not retried, reading back"));
             }

@@ -36,6 +36,7 @@ use super::{Absent, Kind, Param, params_json};
 use super::{Evaluation, blind_field, blind_source, param_or, unknown_source};
 use crate::config::RuleContext;
 use crate::config::reader::TableReader;
+use crate::num::money;
 use crate::model::Check;
 use crate::model::{Issue, Position, Side, Snapshot};
 use crate::num;
@@ -222,8 +223,10 @@ impl Check for Params {
                     code: "gross_exposure",
                     subject: "account".into(),
                     message: format!(
-                        "gross exposure is {}% of equity (${gross} of ${equity}), above the {}% limit",
+                        "gross exposure is {}% of equity ({} of {}), above the {}% limit",
                         pct2(gross_pct),
+                        money(gross),
+                        money(equity),
                         self.max_gross_exposure_pct
                     ),
                     observed: json!({
@@ -245,9 +248,11 @@ impl Check for Params {
                         code: "short_exposure",
                         subject: "account".into(),
                         message: format!(
-                            "short exposure is {}% of equity (${short} in {} short position(s), equity ${equity}), above the {max}% limit",
+                            "short exposure is {}% of equity ({} in {} short position(s), equity {}), above the {max}% limit",
                             pct2(short_pct),
-                            shorts.len()
+                            money(short),
+                            shorts.len(),
+                            money(equity)
                         ),
                         observed: json!({
                             "short_exposure_pct": pct2(short_pct).to_string(),
@@ -282,8 +287,10 @@ impl Check for Params {
                         code: "position_concentration",
                         subject: symbol.to_string(),
                         message: format!(
-                            "{symbol} is {}% of equity (${value} of ${equity}), above the {max}% limit",
-                            pct2(share)
+                            "{symbol} is {}% of equity ({} of {}), above the {max}% limit",
+                            pct2(share),
+                            money(*value),
+                            money(equity)
                         ),
                         observed: json!({
                             "position_pct": pct2(share).to_string(),
@@ -301,7 +308,7 @@ impl Check for Params {
                 issues.push(Issue {
                     code: "position_too_small",
                     subject: symbol.to_string(),
-                    message: format!("{symbol} is worth ${value}, below the ${min} minimum position value"),
+                    message: format!("{symbol} is worth {}, below the {} minimum position value", money(*value), money(min)),
                     observed: json!({ "market_value": value.to_string(), "qty": p.qty.to_string() }),
                     expected: json!({ "min_position_value": min.to_string() }),
                 });
@@ -369,7 +376,7 @@ mod tests {
         assert_eq!(got[0].observed["gross_exposure_pct"], "197.85");
         assert_eq!(got[1].observed["short_exposure_pct"], "197.85");
         assert_eq!(got[1].observed["short_positions"], 5);
-        assert_eq!(got[0].message, "gross exposure is 197.85% of equity ($197850 of $100000), above the 150% limit");
+        assert_eq!(got[0].message, "gross exposure is 197.85% of equity ($197850.00 of $100000.00), above the 150% limit");
     }
 
     #[test]

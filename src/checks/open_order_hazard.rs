@@ -264,7 +264,7 @@ impl Check for Params {
 fn describe(o: &Order) -> String {
     let size = match (o.qty, o.notional) {
         (Some(q), _) => q.to_string(),
-        (None, Some(n)) => format!("${n}"),
+        (None, Some(n)) => crate::num::money(n),
         (None, None) => "?".to_owned(),
     };
     let mut s = format!("{} {size} {} {}", o.side, o.symbol, o.order_type);

@@ -339,7 +339,12 @@ pub async fn run(cfg: Config, max_cycles: Option<u64>) -> Result<(), StartError>
         Stopped::Requested => "stop requested",
         Stopped::ScheduleEnded => "the schedule has no further fire time",
     };
-    tracing::info!(cycles = end.cycles, last = ?end.last, reason = why, "Watchdog stopped.");
+    let last = match end.last {
+        None => "none",
+        Some(schedule::CycleEnd::Finished) => "finished",
+        Some(schedule::CycleEnd::Abandoned) => "abandoned at the stop",
+    };
+    tracing::info!(cycles = end.cycles, last_cycle = last, reason = why, "Watchdog stopped.");
     Ok(())
 }
 

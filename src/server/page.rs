@@ -184,7 +184,7 @@ fn summary(h: &mut String, v: &StatusView) {
             r.audited_at.format("%Y-%m-%d %H:%M:%S UTC")
         );
     }
-    let dec = |d: Option<rust_decimal::Decimal>| d.map_or_else(|| "?".to_owned(), |d| format!("${}", d.round_dp(2)));
+    let dec = |d: Option<rust_decimal::Decimal>| d.map_or_else(|| "?".to_owned(), crate::num::money);
     match &r.account {
         Some(a) => {
             let _ = write!(
