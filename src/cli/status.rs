@@ -229,10 +229,19 @@ pub struct Files {
     pub alerts: Result<Option<AlertBook>, String>,
     /// `silences.json`.
     pub silences: Result<Option<SilenceBook>, String>,
-    /// `outbox/`: the messages, and the files that could not be read (file, why).
-    pub outbox: Result<(Vec<OutboxMessage>, Vec<(PathBuf, String)>), String>,
+    /// `outbox/`.
+    pub outbox: Result<OutboxFiles, String>,
     /// `actions.jsonl` (and its `.1`).
     pub journal: Result<Ledger, String>,
+}
+
+/// The outbox folder as read.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxFiles {
+    /// The messages waiting.
+    pub messages: Vec<OutboxMessage>,
+    /// Message files that could not be read.
+    pub unreadable: Vec<FileProblem>,
 }
 
 impl Default for Files {
@@ -244,7 +253,7 @@ impl Default for Files {
             report: Ok(None),
             alerts: Ok(None),
             silences: Ok(None),
-            outbox: Ok((Vec::new(), Vec::new())),
+            outbox: Ok(OutboxFiles::default()),
             journal: Ok(Ledger::default()),
         }
     }
@@ -308,14 +317,13 @@ pub fn read_files(dir: &Path) -> Files {
     }
 }
 
-fn read_outbox(dir: &Path) -> Result<(Vec<OutboxMessage>, Vec<(PathBuf, String)>), String> {
+fn read_outbox(dir: &Path) -> Result<OutboxFiles, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OutboxFiles::default()),
         Err(e) => return Err(format!("cannot be read: {e}")),
     };
-    let mut messages = Vec::new();
-    let mut bad = Vec::new();
+    let mut out = OutboxFiles::default();
     for path in entries.flatten().map(|e| e.path()) {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         // Temp files of an interrupted write, and corrupt files moved aside, are not messages.
@@ -323,12 +331,12 @@ fn read_outbox(dir: &Path) -> Result<(Vec<OutboxMessage>, Vec<(PathBuf, String)>
             continue;
         }
         match read_json::<OutboxMessage>(&path) {
-            Ok(Some(m)) => messages.push(m),
+            Ok(Some(m)) => out.messages.push(m),
             Ok(None) => {}
-            Err(e) => bad.push((path.clone(), why(&e))),
+            Err(e) => out.unreadable.push(FileProblem { file: path.clone(), why: why(&e) }),
         }
     }
-    Ok((messages, bad))
+    Ok(out)
 }
 
 /// Builds the status from what was read. Pure.
@@ -376,11 +384,9 @@ pub fn build(state_dir: &Path, files: Files, rules: &[Rule], schedule: &Schedule
         None
     });
     match files.outbox {
-        Ok((messages, bad)) => {
-            s.outbox = outbox_line(&messages, bad.len());
-            for (file, why) in bad {
-                s.problems.push(FileProblem { file, why });
-            }
+        Ok(o) => {
+            s.outbox = outbox_line(&o.messages, o.unreadable.len());
+            s.problems.extend(o.unreadable);
         }
         Err(why) => s.problems.push(FileProblem { file: state_dir.join(Outbox::DIR), why }),
     }
@@ -735,7 +741,7 @@ mod tests {
             report: Ok(report),
             alerts: Ok(Some(AlertBook::default())),
             silences: Ok(None),
-            outbox: Ok((Vec::new(), Vec::new())),
+            outbox: Ok(OutboxFiles::default()),
             journal: Ok(Ledger::default()),
         }
     }

@@ -281,10 +281,7 @@ impl Daemon {
         // happened (the book is adopted in memory either way).
         let events = crate::alert::event::transitions(&self.book, &book, start);
         if let Err(e) = crate::alert::event::append(&self.cfg.state_dir, &events, crate::alert::event::CAP) {
-            let p = format!(
-                "cannot append to `{}`: {e}",
-                self.cfg.state_dir.join(crate::alert::event::FILE).display()
-            );
+            let p = format!("cannot append to `{}`: {e}", self.cfg.state_dir.join(crate::alert::event::FILE).display());
             tracing::error!(problem = %p, "Alert history not written.");
             write_errors.push(p.clone());
             rec.problems.push(p);
