@@ -306,9 +306,14 @@ pub fn read_files(dir: &Path) -> Files {
     let audits = dir.join(crate::daemon::journal::FILE);
     Files {
         dir: None,
-        last_cycle: crate::state::jsonl::read::<CycleRecord>(&audits)
-            .map(|l| l.records.into_iter().last())
-            .map_err(|e| format!("cannot be read: {e}")),
+        last_cycle: match crate::state::jsonl::read::<CycleRecord>(&audits) {
+            // Only lines that are not records: something ran, but what it did is unreadable.
+            Ok(l) if l.records.is_empty() && l.skipped > 0 => {
+                Err(format!("corrupt: none of its {} lines is a cycle record", l.skipped))
+            }
+            Ok(l) => Ok(l.records.into_iter().last()),
+            Err(e) => Err(format!("cannot be read: {e}")),
+        },
         report: json_file(&dir.join(LAST_REPORT)),
         alerts: json_file(&dir.join(AlertBook::FILE)),
         silences: json_file(&dir.join(SilenceBook::FILE)),
@@ -679,7 +684,9 @@ pub fn render_text(s: &Status) -> String {
 /// One line: the worst thing first. Never "all clear" unless `all_clear`.
 fn headline(s: &Status) -> String {
     let mut parts = Vec::new();
-    if !s.problems.is_empty() {
+    if s.problems.first().is_some_and(|p| p.file == s.state_dir) {
+        parts.push("UNKNOWN: the state directory cannot be used".to_owned());
+    } else if !s.problems.is_empty() {
         parts.push(format!(
             "UNKNOWN: {} state file{} could not be used",
             s.problems.len(),
@@ -781,6 +788,18 @@ mod tests {
         assert_eq!(s.unknown_rules.len(), rules.len());
         assert!(s.unknown_rules.iter().all(|u| u.reason.contains("not a snapshot directory")), "{s:?}");
         assert_eq!(exit_code(&s, Severity::Info), exit::FINDINGS);
+    }
+
+    /// An `audits.jsonl` with lines but no record is not "no cycle yet": it is named.
+    #[test]
+    fn an_audit_history_without_a_record_is_named_not_taken_for_no_cycle_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("audits.jsonl"), "{\"at\": \"torn\n").unwrap();
+        let s = build(dir.path(), read_files(dir.path()), &[], &every(30), t0());
+        assert_eq!(s.problems.len(), 1, "{s:?}");
+        assert!(s.problems[0].file.ends_with("audits.jsonl") && s.problems[0].why.starts_with("corrupt"), "{s:?}");
+        assert!(!headline(&s).contains("no cycle yet"), "{}", headline(&s));
+        assert_eq!(exit_code(&s, Severity::Warning), exit::ERROR);
     }
 
     /// A file that could not be used is named, makes the exit 2, and is never all clear.

@@ -107,7 +107,7 @@ fn status_on_an_empty_state_dir_says_no_cycle_yet() {
     std::fs::remove_dir(dir.path().join("state")).unwrap();
     let (code, out, err) = tw(&["status"], &config);
     assert_eq!(code, 2, "{out}{err}");
-    assert!(out.contains("state: does not exist"), "{out}");
+    assert!(out.contains("state: does not exist") && out.contains("the state directory cannot be used"), "{out}");
 }
 
 /// A corrupt `alerts.json` is named, with why; status exits 2, says nothing is clear, and
