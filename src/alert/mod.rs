@@ -12,9 +12,13 @@
 //! 3. render the notifications into one message and `Outbox::enqueue` it;
 //! 4. `AlertBook::save` the new book;
 //! 5. `Outbox::flush`.
+//!
+//! Each step's transitions (`event::transitions`) are appended to `alert_events.jsonl`.
 
+pub mod event;
 mod lifecycle;
 mod silence;
 
+pub use event::{AlertEvent, Transition};
 pub use lifecycle::{AlertBook, AlertState, Notification, NotifyReason, Phase, decide, step};
 pub use silence::{NewSilence, Silence, SilenceBook};

@@ -16,6 +16,7 @@ mod rules_test;
 mod silence;
 mod sim;
 mod snapshot;
+mod status;
 
 use crate::clock::SystemClock;
 use crate::collect::broker::Broker;
@@ -130,7 +131,7 @@ pub enum Command {
         #[command(subcommand)]
         command: silence::SilenceCommand,
     },
-    /// Alert email: `alerts test` sends a test message.
+    /// Alerts: `alerts test` sends a test email, `alerts history` lists alert transitions.
     Alerts {
         #[command(subcommand)]
         command: alerts::AlertsCommand,
@@ -149,6 +150,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "tradewarden-demo")]
         dir: PathBuf,
     },
+    /// What the watchdog sees at a glance, from the state directory: alerts, unknown rules, the
+    /// last cycle, silences, the outbox, recent actions (exit codes as for audit).
+    Status(status::StatusArgs),
     /// Run the Alpaca-compatible simulator; prints its URL as the first line on stdout.
     Sim {
         /// The scenario file (JSON) that seeds the state.
@@ -337,6 +341,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Flatten(args) => act::flatten(args).await,
         Command::Fix(args) => act::fix(args).await,
         Command::Silence { command } => silence::run(command, crate::clock::Clock::now(&SystemClock)),
+        Command::Status(args) => status::run(&args, crate::clock::Clock::now(&SystemClock)),
         Command::Alerts { command } => alerts::run(command, crate::clock::Clock::now(&SystemClock)).await,
     }
 }

@@ -1,6 +1,7 @@
 //! One daemon cycle, in this order (see the module doc of `daemon` for why):
 //! collect → evaluate → silences → lifecycle step → mark silenced findings → actions hook →
-//! render and enqueue the email → save `alerts.json` → flush the outbox → append to
+//! render and enqueue the email → save `alerts.json` → append the transitions to
+//! `alert_events.jsonl` → flush the outbox → append to
 //! `audits.jsonl` → write `last_report.json` → update the status view → heartbeat.
 //!
 //! Nothing in a cycle is fatal: a collection that cannot start is a failed cycle (logged,
@@ -273,6 +274,15 @@ impl Daemon {
                 self.outbox.held_count()
             );
             tracing::error!(problem = %p, "Alert state not saved.");
+            write_errors.push(p.clone());
+            rec.problems.push(p);
+        }
+        // The transitions go to the history log whether or not the book was saved: they
+        // happened (the book is adopted in memory either way).
+        let events = crate::alert::event::transitions(&self.book, &book, start);
+        if let Err(e) = crate::alert::event::append(&self.cfg.state_dir, &events, crate::alert::event::CAP) {
+            let p = format!("cannot append to `{}`: {e}", self.cfg.state_dir.join(crate::alert::event::FILE).display());
+            tracing::error!(problem = %p, "Alert history not written.");
             write_errors.push(p.clone());
             rec.problems.push(p);
         }
@@ -636,6 +646,28 @@ mod tests {
         assert_eq!(last.cycle.unwrap().notifications.repeat, 4);
         let view = d.shared.snapshot();
         assert_eq!((view.cycles, view.alerts.len(), view.outbox_depth), (2, 4, 0), "this daemon ran two cycles");
+    }
+
+    /// Each cycle appends its transitions to `alert_events.jsonl`: four shorts firing at once,
+    /// nothing while they keep firing, and a restart from the saved book adds nothing either.
+    #[tokio::test]
+    async fn a_cycle_logs_its_alert_transitions_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &phantom_exit());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut d = daemon(cfg.clone(), clock.clone());
+        d.cycle(clock.now()).await;
+        let read = || crate::alert::event::read(&cfg.state_dir).unwrap().records;
+        let events = read();
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(events.iter().all(|e| e.event == crate::alert::Transition::Firing && e.at == t0()), "{events:?}");
+        clock.advance(chrono::Duration::seconds(30));
+        d.cycle(clock.now()).await;
+        drop(d);
+        let mut d = daemon(cfg.clone(), clock.clone());
+        clock.advance(chrono::Duration::seconds(30));
+        d.cycle(clock.now()).await;
+        assert_eq!(read().len(), 4, "no transition while they keep firing");
     }
 
     #[test]

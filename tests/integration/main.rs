@@ -21,5 +21,6 @@ mod simulator;
 mod soak;
 mod soak_kit;
 mod state_trust;
+mod status;
 mod support;
 mod util;
