@@ -692,6 +692,7 @@ mod tests {
         let new = NewSilence {
             rule: "no-shorts".into(),
             subject: Some("CHWY".into()),
+            code: None,
             duration: Duration::from_secs(3600),
             reason: "by hand".into(),
             created_by: None,

@@ -28,8 +28,8 @@ fn bash_completions_offer_every_command() {
     for c in COMMANDS {
         assert!(out.contains(c), "`{c}` is not completed:\n{out}");
     }
-    // Options too: `silence add --subject` and the shared `--config`.
-    assert!(out.contains("--config") && out.contains("--subject"), "{out}");
+    // Options too: `silence add --code` and the shared `--config`.
+    assert!(out.contains("--config") && out.contains("--code") && out.contains("--by"), "{out}");
 }
 
 #[test]
