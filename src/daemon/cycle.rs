@@ -122,9 +122,10 @@ impl Daemon {
     pub async fn cycle(&mut self, start: DateTime<Utc>) -> CycleRecord {
         let timer = Instant::now();
         let mut rec = CycleRecord { at: start, problems: std::mem::take(&mut self.carry), ..CycleRecord::default() };
-        // `URL/start` goes out alongside the audit, not before it, so a slow switch delays
-        // nothing; joined, so it has been answered (or timed out) before the cycle's success
-        // or `/fail` ping, and each cycle's pings arrive in order.
+        // `URL/start` goes out alongside the audit, not before it, so a slow switch never
+        // delays the collection (and the cycle by at most the heartbeat timeout); joined, so it
+        // has been answered or timed out before the cycle's success or `/fail` ping, and each
+        // cycle's pings arrive in order.
         let heartbeat = self.heartbeat.clone();
         let start_ping = async {
             if let Some(hb) = &heartbeat {
