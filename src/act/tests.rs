@@ -241,6 +241,7 @@ async fn silenced_alerts_take_no_part() {
         id: format!("s-{subject}"),
         rule: "no-shorts".into(),
         subject: Some(subject.into()),
+        code: None,
         starts_at: now() - chrono::Duration::hours(1),
         ends_at: now() + chrono::Duration::hours(1),
         reason: "handled by hand".into(),

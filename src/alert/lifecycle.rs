@@ -363,7 +363,13 @@ pub fn step(
                 (None, None) => Signal::Retired,
             }
         };
-        let silence = silences.iter().find(|s| s.is_active(now) && s.matches(rule_id, subject));
+        // The codes a `--code` silence is matched against: this sighting's, else the last one's.
+        let codes: Vec<&str> = match (found, before) {
+            (Some(f), _) => f.iter().map(|f| f.code.as_str()).collect(),
+            (None, Some(a)) => a.findings().map(|f| f.code.as_str()).collect(),
+            (None, None) => Vec::new(),
+        };
+        let silence = silences.iter().find(|s| s.is_active(now) && s.matches(rule_id, subject, codes.iter().copied()));
         let (alert, reason) = advance(fp, before, found, signal, policy, silence, now);
         if let Some(mut alert) = alert {
             if let Some(reason) = reason {

@@ -1,6 +1,7 @@
 //! Silences: mute an alert's notifications and actions (never its report line) for a while.
 //!
-//! A silence matches on the rule id and, optionally, the exact subject; it is active from
+//! A silence matches on the rule id and, optionally, the exact subject and the finding code; it
+//! is active from
 //! `starts_at` (inclusive) to `ends_at` (exclusive). They live in `state_dir/silences.json`,
 //! written by the `silence` commands while the daemon may be running, so every change goes
 //! through `SilenceBook::update`, which holds `silences.lock` for the read-modify-write.
@@ -26,13 +27,19 @@ pub struct Silence {
     /// The exact subject it matches; `None` matches every subject of the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The finding code it matches (`short_position`); `None` matches every code. An alert is
+    /// matched only while every finding it carries has this code: when another code appears on
+    /// the same rule and subject (`orphaned` becoming `side_mismatch`), that is news, not muted.
+    /// (Absent from files written before codes could be silenced: those match every code.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// Active from (inclusive).
     pub starts_at: DateTime<Utc>,
     /// Active until (exclusive).
     pub ends_at: DateTime<Utc>,
     /// Why, in the operator's words.
     pub reason: String,
-    /// Who created it (the `USER` of the `silence add` process), if known.
+    /// Who created it (`silence add --by`, else the login name of the process), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
 }
@@ -42,15 +49,21 @@ impl Silence {
     /// written into the file by hand ends 30 days after it started.
     pub const MAX_LENGTH: Duration = Duration::from_secs(30 * 24 * 3600);
 
-    /// Whether it matches an alert's rule and subject (regardless of time). An alert whose
-    /// subject is one of the reads every rule needs ([`RULE_READ_SOURCES`]: a source finding or
-    /// a rule's `rule_unknown` for it) is never matched: a silence must not hide a blind
-    /// watchdog, whatever `silences.json` says.
+    /// Whether it matches an alert's rule, subject and finding codes (regardless of time).
+    /// `codes` are those of the alert's findings as last seen; a silence with a code matches
+    /// only when there is at least one and every one is that code. An alert whose subject is
+    /// one of the reads every rule needs ([`RULE_READ_SOURCES`]: a source finding or a rule's
+    /// `rule_unknown` for it) is never matched: a silence must not hide a blind watchdog,
+    /// whatever `silences.json` says.
     #[must_use]
-    pub fn matches(&self, rule: &str, subject: &str) -> bool {
+    pub fn matches<'a>(&self, rule: &str, subject: &str, codes: impl IntoIterator<Item = &'a str>) -> bool {
         self.rule == rule
             && self.subject.as_deref().is_none_or(|s| s == subject)
             && !RULE_READ_SOURCES.contains(&subject)
+            && self.code.as_deref().is_none_or(|want| {
+                let mut codes = codes.into_iter().peekable();
+                codes.peek().is_some() && codes.all(|c| c == want)
+            })
     }
 
     /// When it really ends: `ends_at`, at most [`MAX_LENGTH`](Self::MAX_LENGTH) after it started.
@@ -83,6 +96,8 @@ pub struct NewSilence {
     pub rule: String,
     /// Exact subject, or every subject.
     pub subject: Option<String>,
+    /// Exact finding code, or every code.
+    pub code: Option<String>,
     /// How long from now.
     pub duration: Duration,
     /// Why.
@@ -204,6 +219,7 @@ impl SilenceBook {
             id,
             rule: new.rule,
             subject: new.subject,
+            code: new.code,
             starts_at: now,
             ends_at,
             reason: new.reason,
@@ -233,10 +249,10 @@ impl SilenceBook {
         self.silences.iter().filter(|s| s.is_active(now)).cloned().collect()
     }
 
-    /// The first silence in force at `now` matching a rule and subject.
+    /// The first silence in force at `now` matching a rule, subject and the alert's codes.
     #[must_use]
-    pub fn matching(&self, rule: &str, subject: &str, now: DateTime<Utc>) -> Option<&Silence> {
-        self.silences.iter().find(|s| s.is_active(now) && s.matches(rule, subject))
+    pub fn matching(&self, rule: &str, subject: &str, codes: &[&str], now: DateTime<Utc>) -> Option<&Silence> {
+        self.silences.iter().find(|s| s.is_active(now) && s.matches(rule, subject, codes.iter().copied()))
     }
 }
 
@@ -254,6 +270,7 @@ mod tests {
         NewSilence {
             rule: rule.into(),
             subject: subject.map(Into::into),
+            code: None,
             duration: Duration::from_secs(mins * 60),
             reason: "investigating".into(),
             created_by: Some("ops".into()),
@@ -265,12 +282,69 @@ mod tests {
         let mut b = SilenceBook::default();
         let all = b.add(new("no-shorts", None, 60), t(14, 0));
         let one = b.add(new("positions-match", Some("CHWY"), 60), t(14, 0));
-        assert!(all.matches("no-shorts", "CHWY") && all.matches("no-shorts", "BILL"));
-        assert!(!all.matches("positions-match", "CHWY"));
-        assert!(one.matches("positions-match", "CHWY"));
-        assert!(!one.matches("positions-match", "BILL"));
+        assert!(
+            all.matches("no-shorts", "CHWY", ["short_position"])
+                && all.matches("no-shorts", "BILL", ["short_position"])
+        );
+        assert!(!all.matches("positions-match", "CHWY", ["orphaned"]));
+        assert!(one.matches("positions-match", "CHWY", ["orphaned"]));
+        assert!(!one.matches("positions-match", "BILL", ["orphaned"]));
         assert_ne!(all.id, one.id);
         assert_eq!(all.id.len(), 8);
+    }
+
+    /// Issue 17: `--code` narrows a silence to one finding code. It matches an alert only while
+    /// every finding of it has that code: a second code on the same rule and subject is news.
+    #[test]
+    fn a_code_silence_matches_only_alerts_all_of_whose_findings_have_that_code() {
+        let mut b = SilenceBook::default();
+        let mut n = new("positions-match", Some("CHWY"), 60);
+        n.code = Some("orphaned".into());
+        let s = b.add(n, t(14, 0));
+        assert!(s.matches("positions-match", "CHWY", ["orphaned"]));
+        assert!(s.matches("positions-match", "CHWY", ["orphaned", "orphaned"]));
+        assert!(!s.matches("positions-match", "CHWY", ["side_mismatch"]), "another code");
+        assert!(!s.matches("positions-match", "CHWY", ["orphaned", "side_mismatch"]), "a new code joined it");
+        assert!(!s.matches("positions-match", "CHWY", []), "no code seen: nothing to match");
+        assert!(!s.matches("positions-match", "BILL", ["orphaned"]), "the subject still counts");
+        assert!(!s.matches("no-shorts", "CHWY", ["orphaned"]), "and the rule");
+        let mut any = new("positions-match", None, 60);
+        any.code = Some("orphaned".into());
+        let any = b.add(any, t(14, 0));
+        assert!(any.matches("positions-match", "BILL", ["orphaned"]));
+        assert!(!any.matches("positions-match", "broker:positions", ["orphaned"]), "never a rule read");
+        assert_eq!(b.matching("positions-match", "CHWY", &["side_mismatch"], t(14, 1)), None);
+        assert_eq!(b.matching("positions-match", "CHWY", &["orphaned"], t(14, 1)).map(|m| &m.id), Some(&s.id));
+        // Without a code, every code matches (as before codes could be silenced).
+        let plain = b.add(new("no-shorts", None, 60), t(14, 0));
+        assert!(plain.matches("no-shorts", "CHWY", ["short_position", "rule_unknown"]));
+    }
+
+    /// A `silences.json` written before `code` existed still loads: its silences match every
+    /// code, and they keep their author.
+    #[test]
+    fn a_file_without_codes_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SilenceBook::FILE),
+            r#"{"version": 1, "silences": [{"id": "0a1b2c3d", "rule": "no-shorts", "subject": "CHWY",
+                "starts_at": "2026-11-20T14:00:00Z", "ends_at": "2026-11-20T16:00:00Z",
+                "reason": "by hand", "created_by": "ops"}]}"#,
+        )
+        .unwrap();
+        let loaded = SilenceBook::load(dir.path(), t(14, 30));
+        assert_eq!(loaded.problem, None);
+        let s = &loaded.value.silences[0];
+        assert_eq!((s.code.as_deref(), s.created_by.as_deref()), (None, Some("ops")));
+        assert!(s.matches("no-shorts", "CHWY", ["short_position"]));
+        // And a silence with a code round-trips.
+        let (with, _) = SilenceBook::update(dir.path(), t(14, 30), |b| {
+            let mut n = new("no-shorts", None, 10);
+            n.code = Some("short_position".into());
+            b.add(n, t(14, 30))
+        })
+        .unwrap();
+        assert_eq!(SilenceBook::load(dir.path(), t(14, 30)).value.silences[1], with);
     }
 
     #[test]
@@ -280,7 +354,7 @@ mod tests {
         assert!(s.is_active(t(14, 0)) && s.is_active(t(14, 59)));
         assert!(!s.is_active(t(15, 0)) && s.is_expired(t(15, 0)));
         assert!(!s.is_active(t(13, 59)));
-        assert!(b.matching("no-shorts", "X", t(14, 30)).is_some());
+        assert!(b.matching("no-shorts", "X", &["short_position"], t(14, 30)).is_some());
         assert!(b.prune(t(14, 59)).is_empty());
         assert_eq!(b.prune(t(15, 0)), vec![s]);
         assert!(b.silences.is_empty());
@@ -307,10 +381,16 @@ mod tests {
         let mut forever = new("source", None, 0);
         forever.duration = Duration::MAX;
         let s = b.add(forever, t(14, 0));
-        assert!(s.matches("source", "log:run"));
-        assert!(!s.matches("source", "broker:positions") && !s.matches("source", "broker:account"));
+        assert!(s.matches("source", "log:run", ["source_failed"]));
+        assert!(
+            !s.matches("source", "broker:positions", ["source_failed"])
+                && !s.matches("source", "broker:account", ["source_failed"])
+        );
         let rule = b.add(new("no-shorts", None, 60), t(14, 0));
-        assert!(!rule.matches("no-shorts", "broker:orders"), "a rule's rule_unknown for a rule read stays loud");
+        assert!(
+            !rule.matches("no-shorts", "broker:orders", ["rule_unknown"]),
+            "a rule's rule_unknown for a rule read stays loud"
+        );
         assert!(s.is_active(t(14, 0) + chrono::Duration::days(29)));
         assert!(
             !s.is_active(t(14, 0) + chrono::Duration::days(30)) && s.is_expired(t(14, 0) + chrono::Duration::days(30))

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod act;
 mod alerts;
+mod completions;
 mod demo;
 mod init;
 mod rules_list;
@@ -162,6 +163,15 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `tradewarden completions bash > /etc/bash_completion.d/tradewarden`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `tradewarden man > /usr/local/share/man/man1/tradewarden.1`.
+    Man,
 }
 
 /// `rules` subcommands.
@@ -343,5 +353,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Silence { command } => silence::run(command, crate::clock::Clock::now(&SystemClock)),
         Command::Status(args) => status::run(&args, crate::clock::Clock::now(&SystemClock)),
         Command::Alerts { command } => alerts::run(command, crate::clock::Clock::now(&SystemClock)).await,
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man => completions::man(),
     }
 }

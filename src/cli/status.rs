@@ -406,7 +406,7 @@ pub fn build(state_dir: &Path, files: Files, rules: &[Rule], schedule: &Schedule
         // as silenced already, which is what the operator who added it expects to read.
         let silenced_by = |a: &crate::alert::AlertState| {
             silences
-                .matching(&a.rule, &a.subject, now)
+                .matching(&a.rule, &a.subject, &[a.last_finding.code.as_str()], now)
                 .map(|x| x.id.clone())
                 .or_else(|| a.silenced.then(|| a.silenced_by.clone().unwrap_or_default()))
         };

@@ -1,8 +1,9 @@
 //! One daemon cycle, in this order (see the module doc of `daemon` for why):
 //! collect → evaluate → silences → lifecycle step → mark silenced findings → actions hook →
 //! render and enqueue the email → save `alerts.json` → append the transitions to
-//! `alert_events.jsonl` → flush the outbox → append to
-//! `audits.jsonl` → write `last_report.json` → update the status view → heartbeat.
+//! `alert_events.jsonl` → flush the outbox → append to `audits.jsonl` → write
+//! `last_report.json` → update the status view → heartbeat (its `/start` ping goes out
+//! alongside the collection).
 //!
 //! Nothing in a cycle is fatal: a collection that cannot start is a failed cycle (logged,
 //! counted, alerts held as they were), a state file that cannot be written is a problem in the
@@ -122,7 +123,17 @@ impl Daemon {
     pub async fn cycle(&mut self, start: DateTime<Utc>) -> CycleRecord {
         let timer = Instant::now();
         let mut rec = CycleRecord { at: start, problems: std::mem::take(&mut self.carry), ..CycleRecord::default() };
-        let audited = self.audit(start, &mut rec).await;
+        // `URL/start` goes out alongside the audit, not before it, so a slow switch never
+        // delays the collection (and the cycle by at most the heartbeat timeout); joined, so it
+        // has been answered or timed out before the cycle's success or `/fail` ping, and each
+        // cycle's pings arrive in order.
+        let heartbeat = self.heartbeat.clone();
+        let start_ping = async {
+            if let Some(hb) = &heartbeat {
+                hb.start().await;
+            }
+        };
+        let (audited, ()) = tokio::join!(self.audit(start, &mut rec), start_ping);
         if audited.is_none() {
             // Nothing was stepped: the alerts hold as they were.
             rec.alerts = alert_counts(&self.book);
@@ -714,6 +725,7 @@ mod tests {
         let new = NewSilence {
             rule: "no-shorts".into(),
             subject: Some("CHWY".into()),
+            code: None,
             duration: Duration::from_secs(3600),
             reason: "by hand".into(),
             created_by: None,

@@ -40,7 +40,8 @@
 //!    `last_report.json` atomically, update the status view;
 //! 8. the heartbeat (`[alerts] heartbeat_url`), when the cycle completed its audit and read the
 //!    broker; its `/fail` instead while email has been undeliverable longer than
-//!    `[alerts] undeliverable_after`.
+//!    `[alerts] undeliverable_after`. Its `/start` goes out as each cycle begins, alongside
+//!    step 1.
 //!
 //! On stop (signal or `--max-cycles`): the alert book is saved again, the status server stops,
 //! the lock is released, exit 0.

@@ -182,7 +182,10 @@ impl Report {
             let silence_id = match book.get(&fp) {
                 Some(alert) if alert.silenced => alert.silenced_by.clone(),
                 Some(_) => continue,
-                None => match silences.iter().find(|s| s.matches(&f.rule, &f.subject)) {
+                None => match silences.iter().find(|s| {
+                    let codes = self.findings.iter().filter(|g| g.fingerprint() == fp).map(|g| g.code.as_str());
+                    s.matches(&f.rule, &f.subject, codes)
+                }) {
                     Some(s) => Some(s.id.clone()),
                     None => continue,
                 },

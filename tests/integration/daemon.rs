@@ -6,8 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -421,18 +420,20 @@ fn a_corrupt_alert_state_is_quarantined_and_reported() {
     assert!(!book.alerts.is_empty(), "a fresh state was written");
 }
 
-/// A tiny HTTP server that answers 200 to everything and counts requests and their lines.
-fn heartbeat_listener() -> (String, Arc<AtomicUsize>) {
+/// A tiny HTTP server that answers 200 to everything and records each request's path, in order.
+fn heartbeat_listener() -> (String, Heartbeats) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
+    let paths = Heartbeats::default();
+    let seen = paths.clone();
     std::thread::spawn(move || {
         for stream in l.incoming().flatten() {
             let mut reader = BufReader::new(stream);
             let mut line = String::new();
-            if reader.read_line(&mut line).is_ok() && line.starts_with("GET /ping/") {
-                counter.fetch_add(1, Ordering::SeqCst);
+            if reader.read_line(&mut line).is_ok()
+                && let Some(path) = line.strip_prefix("GET ").and_then(|l| l.split_whitespace().next())
+            {
+                seen.0.lock().unwrap().push(path.to_owned());
             }
             // Read the headers, then answer.
             let mut h = String::new();
@@ -442,7 +443,29 @@ fn heartbeat_listener() -> (String, Arc<AtomicUsize>) {
             let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK");
         }
     });
-    (format!("http://{addr}/ping/secret-check-token"), hits)
+    (format!("http://{addr}/ping/secret-check-token"), paths)
+}
+
+/// The paths the heartbeat listener received.
+#[derive(Debug, Clone, Default)]
+struct Heartbeats(Arc<Mutex<Vec<String>>>);
+
+impl Heartbeats {
+    const SUCCESS: &str = "/ping/secret-check-token";
+    const START: &str = "/ping/secret-check-token/start";
+
+    fn paths(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The success pings (the heartbeat proper).
+    fn beats(&self) -> usize {
+        self.paths().iter().filter(|p| *p == Self::SUCCESS).count()
+    }
+
+    fn starts(&self) -> usize {
+        self.paths().iter().filter(|p| *p == Self::START).count()
+    }
 }
 
 /// The heartbeat follows every cycle that completed its audit, and never shows its URL; JSON
@@ -453,7 +476,7 @@ fn heartbeat_after_each_successful_cycle_and_json_logs() {
     let (dir, config) = replay_config(&format!("heartbeat_url = {url:?}\n"));
     let mut d = Running::start(&config, &["--max-cycles", "3", "--log-json"]);
     assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
-    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert_eq!(hits.beats(), 3);
     let log = d.stderr();
     assert!(!log.contains("secret-check-token"), "the heartbeat URL reached the log:\n{log}");
     for line in log.lines() {
@@ -461,6 +484,19 @@ fn heartbeat_after_each_successful_cycle_and_json_logs() {
         assert!(v["fields"]["message"].is_string(), "{line}");
     }
     assert_eq!(cycles(&dir.path().join("state")).len(), 3);
+}
+
+/// Issue 17: Healthchecks measures a run from `URL/start`; every cycle pings it as it begins,
+/// then the heartbeat once the cycle has audited: start, success, start, success, in order.
+#[test]
+fn each_cycle_pings_start_then_the_heartbeat() {
+    let (url, hits) = heartbeat_listener();
+    let (_dir, config) = replay_config(&format!("heartbeat_url = {url:?}\n"));
+    let mut d = Running::start(&config, &["--max-cycles", "2"]);
+    assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
+    let (start, success) = (Heartbeats::START.to_owned(), Heartbeats::SUCCESS.to_owned());
+    assert_eq!(hits.paths(), [start.clone(), success.clone(), start, success]);
+    assert!(!d.stderr().contains("secret-check-token"), "the heartbeat URL never reaches the log");
 }
 
 /// A cycle that cannot collect is a failed cycle: logged, recorded, no heartbeat, and the
@@ -486,7 +522,8 @@ fn failed_cycles_are_recorded_and_the_daemon_keeps_running() {
         records.iter().all(|c| c["ok"] == false && c["error"].as_str().unwrap().contains("snapshot")),
         "{records:?}"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "no heartbeat without an audit");
+    assert_eq!(hits.beats(), 0, "no heartbeat without an audit");
+    assert_eq!(hits.starts(), 2, "but each cycle said it started: the switch sees it never finished");
     assert!(d.stderr().contains("Cycle failed"), "{}", d.stderr());
 }
 
@@ -507,13 +544,13 @@ fn a_blind_cycle_sends_no_heartbeat() {
         records.iter().all(|c| c["failed_sources"].as_array().is_some_and(|f| f.len() >= 4)),
         "every broker source failed: {records:?}"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "no heartbeat from a blind watchdog");
+    assert_eq!(hits.beats(), 0, "no heartbeat from a blind watchdog");
 
     let sim = Sim::start(&clean_scenario());
     let (_dir, config) = setup(&sim.url, "", &format!("[alerts]\nheartbeat_url = {url:?}\n"));
     let mut d = Running::start(&config, &["--max-cycles", "2"]);
     assert_eq!(d.wait().code(), Some(0), "{}", d.stderr());
-    assert_eq!(hits.load(Ordering::SeqCst), 2, "one beat per cycle that saw the broker");
+    assert_eq!(hits.beats(), 2, "one beat per cycle that saw the broker");
 }
 
 /// Issue 12 follow-up: the heartbeat fired when only some broker reads failed (a cycle was
@@ -542,7 +579,7 @@ fn a_cycle_without_positions_and_orders_sends_no_heartbeat() {
     let records = cycles(&dir.path().join("state"));
     assert_eq!(records.len(), 2);
     assert!(records.iter().all(|c| c["ok"] == true), "the audits ran: {records:?}");
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "no heartbeat while positions and orders are unread");
+    assert_eq!(hits.beats(), 0, "no heartbeat while positions and orders are unread");
 }
 
 /// The status server's address in use: exit 2 with a clear sentence.

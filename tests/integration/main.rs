@@ -5,6 +5,7 @@ mod actions;
 mod audit;
 mod browser;
 mod client;
+mod completions;
 mod config_errors;
 mod crash;
 mod daemon;

@@ -126,6 +126,7 @@ impl Sim {
         let new = NewSilence {
             rule: rule.into(),
             subject: subject.map(Into::into),
+            code: None,
             duration: d,
             reason: "test".into(),
             created_by: None,
@@ -542,6 +543,35 @@ fn a_subject_silence_mutes_only_that_subject_and_expired_ones_do_nothing() {
     // An expired silence still in the list does not count.
     sim.advance(mins(30));
     assert_eq!(sim.cycle(&[CHWY, bill]), fired("no-shorts/CHWY"));
+}
+
+/// Issue 17: a `--code` silence mutes an alert while its findings have that code; when the
+/// same rule and subject report another code, that is news: the silence no longer matches and
+/// the alert, never announced, fires.
+#[test]
+fn a_code_silence_mutes_only_that_code_and_a_new_code_is_news() {
+    let mut sim = Sim::new(vec![rule("no-shorts", None, None)]);
+    let mut other = NewSilence {
+        rule: "no-shorts".into(),
+        subject: None,
+        code: Some("not_this_one".into()),
+        duration: mins(120),
+        reason: "test".into(),
+        created_by: None,
+    };
+    sim.silences.add(other.clone(), sim.clock.now());
+    other.code = Some("short_position".into());
+    let id = sim.silences.add(other, sim.clock.now()).id;
+    assert_eq!(sim.cycle(&[CHWY]), NOTHING, "muted by the short_position silence");
+    assert_eq!(sim.book.get("no-shorts/CHWY").unwrap().silenced_by.as_deref(), Some(id.as_str()));
+    // Next cycle the same fingerprint reports another code as well.
+    sim.advance(mins(1));
+    let mut ev = sim.evaluated(&[CHWY, CHWY], &[]);
+    ev.findings[1].code = "side_mismatch".into();
+    let (book, notes) = step(&sim.book, &sim.rules, &ev, &sim.silences.silences, &sim.defaults, sim.clock.now());
+    let notes: Vec<_> = notes.into_iter().map(|n| (n.reason, n.alert.fingerprint)).collect();
+    assert_eq!(notes, fired("no-shorts/CHWY"));
+    assert!(!book.get("no-shorts/CHWY").unwrap().silenced);
 }
 
 #[test]
