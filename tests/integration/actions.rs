@@ -5,7 +5,7 @@
 //! its `position_intent`, and request counts) is the witness of what was sent.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -55,7 +55,7 @@ impl Bot {
     /// any `[actions.*]` tables after it).
     fn new(url: &str, example: &str, rules: &str, actions: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&repo(example), &dir.path().join("bot"));
+        crate::support::copy_dir(&repo(example), &dir.path().join("bot"));
         std::fs::write(dir.path().join("rules.toml"), rules).unwrap();
         let config = format!(
             r#"state_dir = "state"
@@ -121,18 +121,6 @@ listen = ""
         c.args(args).arg("-c").arg(self.config());
         c.env("APCA_API_KEY_ID", KEY_ID).env("APCA_API_SECRET_KEY", SECRET).stdin(Stdio::null());
         c
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
     }
 }
 
@@ -899,7 +887,7 @@ fn a_fill_seconds_ago_blocks_fix_state_and_settles() {
 fn fix_refuses_the_ordinis_log_layout_with_an_explanation() {
     let sim = Sim::start(&stock_bot_scenario());
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo("examples/ordinis"), dir.path());
+    crate::support::copy_dir(&repo("examples/ordinis"), dir.path());
     let config = std::fs::read_to_string(dir.path().join("tradewarden.toml"))
         .unwrap()
         .replace("kind = \"alpaca\"\n", &format!("kind = \"alpaca\"\nbase_url = \"{}\"\n", sim.url));

@@ -365,20 +365,6 @@ fn replay_flag_gives_the_directory_a_replay_broker_without_dir_needs() {
     assert!(err.contains("kind = \"replay\" needs `dir`"), "{err}");
 }
 
-/// Copies a directory tree (a snapshot to alter).
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// Issue 12 (d): a broker positions list naming a symbol twice (here the clean snapshot's
 /// AAPL long, plus a short AAPL) was merged by symbol and the short could vanish. Through the
 /// real binary: the positions source is malformed naming both entries, and every rule that
@@ -387,7 +373,7 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 fn a_broker_positions_list_repeating_a_symbol_is_source_malformed_never_merged() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snap");
-    copy_tree(&repo("examples/stock-bot/snapshots/clean"), &snap);
+    crate::support::copy_dir(&repo("examples/stock-bot/snapshots/clean"), &snap);
     let file = snap.join("broker/positions.json");
     let mut positions: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let mut short = positions.iter().find(|p| p["symbol"] == "AAPL").unwrap().clone();

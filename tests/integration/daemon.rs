@@ -563,7 +563,7 @@ fn a_cycle_without_positions_and_orders_sends_no_heartbeat() {
     let (dir, config) = replay_config(&format!("heartbeat_url = {url:?}\n"));
     let snap = repo("examples/stock-bot/snapshots/phantom-exit");
     let partial = dir.path().join("partial");
-    copy_dir(&snap, &partial);
+    crate::support::copy_dir(&snap, &partial);
     for f in ["positions.json", "orders.json"] {
         std::fs::remove_file(partial.join("broker").join(f)).unwrap();
     }
@@ -595,18 +595,6 @@ fn a_busy_status_port_is_a_clear_start_up_error() {
     assert!(err.contains(&format!("cannot listen on {addr} ([server] listen)")), "{err}");
 }
 
-/// Copies a directory tree.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// Appends one JSON line.
 fn append(path: &Path, line: &Value) {
     let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
@@ -634,7 +622,7 @@ fn run_example(name: &str, scenario: &Value, edit: impl Fn(String) -> String, fr
     let smtp = SmtpServer::start();
     let dir = tempfile::tempdir().unwrap();
     let example = repo(&format!("examples/{name}"));
-    copy_dir(&example.join("bot"), &dir.path().join("bot"));
+    crate::support::copy_dir(&example.join("bot"), &dir.path().join("bot"));
     freshen(&dir.path().join("bot"));
     let mut config = edit(std::fs::read_to_string(example.join("tradewarden.toml")).unwrap());
     config = config

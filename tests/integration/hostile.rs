@@ -4,7 +4,7 @@
 //! is an error, never a crash.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -19,7 +19,7 @@ struct Replay {
 impl Replay {
     fn clean() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&repo("examples/stock-bot/snapshots/clean"), &dir.path().join("snap"));
+        crate::support::copy_dir(&repo("examples/stock-bot/snapshots/clean"), &dir.path().join("snap"));
         let config = std::fs::read_to_string(repo("examples/stock-bot/tradewarden.toml"))
             .unwrap()
             .replace("../../rules/default.toml", repo("rules/default.toml").to_str().unwrap());
@@ -55,18 +55,6 @@ impl Replay {
         let (code, out, err) = run(bin().args(self.audit_args()));
         let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
         (code, report, err)
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
     }
 }
 

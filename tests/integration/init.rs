@@ -11,19 +11,6 @@ fn with_keys(mut cmd: Command) -> Command {
     cmd
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn init_guesses_each_layout_writes_a_config_that_checks_and_audits_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
@@ -32,7 +19,7 @@ fn init_guesses_each_layout_writes_a_config_that_checks_and_audits_and_never_ove
         ("ordinis", "found logs/positions.jsonl", Some("rules.toml")),
     ] {
         let bot = dir.path().join(example);
-        copy_dir(&repo(&format!("examples/{example}/bot")), &bot);
+        crate::support::copy_dir(&repo(&format!("examples/{example}/bot")), &bot);
         let (code, out, err) = run(bin().args(["init", "--dir"]).arg(&bot));
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains(&format!("layout: {layout}")), "{out}");

@@ -194,7 +194,10 @@ impl BotDir {
     /// Copies the example bot and writes `tradewarden.toml`.
     pub fn phantom_exit(url: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&crate::support::repo("examples/stock-bot/snapshots/phantom-exit/bot"), &dir.path().join("bot"));
+        crate::support::copy_dir(
+            &crate::support::repo("examples/stock-bot/snapshots/phantom-exit/bot"),
+            &dir.path().join("bot"),
+        );
         let example = std::fs::read_to_string(crate::support::repo("examples/stock-bot/tradewarden.toml")).unwrap();
         std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
         let config = example
@@ -209,18 +212,6 @@ impl BotDir {
     /// The configuration file.
     pub fn config(&self) -> std::path::PathBuf {
         self.dir.path().join("tradewarden.toml")
-    }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
     }
 }
 
