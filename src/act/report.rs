@@ -63,9 +63,38 @@ impl ActionReport {
         }
     }
 
+    /// What it did, in a word or two for an email subject (`flattened`), when it was done.
+    #[must_use]
+    pub fn done_word(&self) -> Option<&'static str> {
+        (self.status() == Some(Status::Done)).then(|| ActionKind::from_name(&self.action).map(|k| k.spec().done))?
+    }
+
     /// The result as a `Status`, when it is one.
     #[must_use]
     pub fn status(&self) -> Option<Status> {
         serde_json::from_value(Value::String(self.result.clone())).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_done_action_has_a_done_word_from_the_action_table() {
+        let r = |action: &str, status: Status| {
+            ActionReport::of(
+                &ActionKind::from_name(action).unwrap(),
+                &[],
+                DateTime::<Utc>::MIN_UTC,
+                status,
+                String::new(),
+            )
+        };
+        assert_eq!(r("flatten_shorts", Status::Done).done_word(), Some("flattened"));
+        assert_eq!(r("enforce_no_shorting", Status::Done).done_word(), Some("shorting disabled"));
+        assert_eq!(r("exec:stop-bot", Status::Done).done_word(), Some("command run"));
+        assert_eq!(r("flatten_shorts", Status::Failed).done_word(), None);
+        assert_eq!(r("fix_state", Status::Described).done_word(), None);
     }
 }

@@ -188,6 +188,7 @@ async fn tell(cfg: &Config, mode: Mode, reports: &[ActionReport]) {
                 description: format!("{} ({}, by hand): {}{finding}", r.action, r.result, r.detail),
                 taken: true,
                 detail: r.diff.clone(),
+                done: r.done_word().map(str::to_owned),
             }
         })
         .collect();

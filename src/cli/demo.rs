@@ -316,6 +316,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
             description: format!("{} {}: {} ({})", a.action, a.subject, a.detail, a.result),
             taken: a.result == "done",
             detail: a.diff.clone(),
+            done: a.done_word().map(str::to_owned),
         })
         .collect();
     let host = host_name();

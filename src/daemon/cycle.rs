@@ -443,6 +443,7 @@ fn action_note(a: &ActionReport) -> ActionNote {
         description: format!("{} ({}): {}", a.action, a.result, a.detail),
         taken: a.result == "done",
         detail: a.diff.clone(),
+        done: a.done_word().map(str::to_owned),
     }
 }
 

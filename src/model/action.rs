@@ -76,6 +76,8 @@ pub struct Spec {
     pub account_wide: bool,
     /// What it does, in a phrase (the README's table, `rules list`).
     pub effect: &'static str,
+    /// What it did, in a word or two, for an email subject (`flattened`).
+    pub done: &'static str,
     /// Builds the kind from what follows the name (the exec's name; empty otherwise).
     make: fn(&str) -> ActionKind,
 }
@@ -91,6 +93,7 @@ pub static TABLE: [Spec; 7] = [
         needs: &[Input::Positions, Input::OpenOrders],
         account_wide: false,
         effect: "per short: cancel its open orders, then `DELETE /v2/positions/{symbol}`",
+        done: "flattened",
         make: |_| ActionKind::FlattenShorts,
     },
     Spec {
@@ -102,6 +105,7 @@ pub static TABLE: [Spec; 7] = [
         // The broker's close-all.
         account_wide: true,
         effect: "`DELETE /v2/positions?cancel_orders=true`",
+        done: "flattened all",
         make: |_| ActionKind::FlattenAll,
     },
     Spec {
@@ -112,6 +116,7 @@ pub static TABLE: [Spec; 7] = [
         needs: &[Input::OpenOrders],
         account_wide: false,
         effect: "cancel exactly the orders `open_order_hazard` findings name",
+        done: "orders cancelled",
         make: |_| ActionKind::CancelHazardOrders,
     },
     Spec {
@@ -122,6 +127,7 @@ pub static TABLE: [Spec; 7] = [
         needs: &[Input::Configuration],
         account_wide: false,
         effect: "PATCH /v2/account/configurations {\"suspend_trade\": true}",
+        done: "trading suspended",
         make: |_| ActionKind::SuspendTrading,
     },
     Spec {
@@ -132,6 +138,7 @@ pub static TABLE: [Spec; 7] = [
         needs: &[Input::Configuration],
         account_wide: false,
         effect: "PATCH /v2/account/configurations {\"no_shorting\": true}",
+        done: "shorting disabled",
         make: |_| ActionKind::EnforceNoShorting,
     },
     Spec {
@@ -143,6 +150,7 @@ pub static TABLE: [Spec; 7] = [
         needs: &[Input::Positions, Input::OpenOrders, Input::ClosedOrders, Input::BotFiles],
         account_wide: false,
         effect: "rewrite the bot's positions/metadata files to match the broker",
+        done: "bot state repaired",
         make: |_| ActionKind::FixState,
     },
     Spec {
@@ -153,6 +161,7 @@ pub static TABLE: [Spec; 7] = [
         needs: &[],
         account_wide: false,
         effect: "run `[actions.exec.NAME]` (argv, no shell, findings on stdin, timeout)",
+        done: "command run",
         make: |name| ActionKind::Exec(name.to_owned()),
     },
 ];

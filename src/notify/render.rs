@@ -49,6 +49,9 @@ pub struct ActionNote {
     pub taken: bool,
     /// Detail shown verbatim in a preformatted block: a diff, a broker response.
     pub detail: Option<String>,
+    /// What it did, in a word or two (`flattened`), for the subject; `None` when it did nothing
+    /// that can be said so briefly (a failure, a proposal).
+    pub done: Option<String>,
 }
 
 /// A rendered message.
@@ -208,7 +211,7 @@ fn sorted(notes: &[Notification]) -> Vec<&Notification> {
     v
 }
 
-fn subject_line(notes: &[&Notification], ctx: &MessageContext<'_>) -> String {
+fn subject_line(notes: &[&Notification], done: &[&str], ctx: &MessageContext<'_>) -> String {
     let first = notes[0];
     let a = &first.alert;
     let lead = match first.reason {
@@ -218,6 +221,10 @@ fn subject_line(notes: &[&Notification], ctx: &MessageContext<'_>) -> String {
     let mut tail = String::new();
     if notes.len() > 1 {
         let _ = write!(tail, " and {} more", notes.len() - 1);
+    }
+    // An action taken says so where the operator looks first.
+    if !done.is_empty() {
+        let _ = write!(tail, "; {}", done.join(", "));
     }
     if let Some(m) = ctx.mode {
         let _ = write!(tail, " ({m})");
@@ -291,6 +298,12 @@ pub fn render(notes: &[Notification], actions: &[ActionNote], ctx: &MessageConte
         return None;
     }
     let notes = sorted(notes);
+    let mut done: Vec<&str> = Vec::new();
+    for d in taken.iter().filter_map(|a| a.done.as_deref()) {
+        if !done.contains(&d) {
+            done.push(d);
+        }
+    }
     let n = taken.len();
     let taken_words = format!("{n} action{} taken", if n == 1 { "" } else { "s" });
     let (subject, what) = if notes.is_empty() {
@@ -298,7 +311,7 @@ pub fn render(notes: &[Notification], actions: &[ActionNote], ctx: &MessageConte
     } else if notes[0].reason == NotifyReason::Resolved && !taken.is_empty() {
         (action_subject(&taken, ctx), format!("{taken_words}, {}", counts(&notes)))
     } else {
-        (subject_line(&notes, ctx), counts(&notes))
+        (subject_line(&notes, &done, ctx), counts(&notes))
     };
     let summary = format!("tradewarden: {what} ({} account)", mode_text(ctx));
     Some(Rendered {

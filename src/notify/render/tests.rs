@@ -68,8 +68,13 @@ fn chwy() -> Finding {
 fn nothing_to_say_renders_nothing() {
     assert_eq!(render(&[], &[], &ctx()), None);
     // Proposed actions alone (observe mode, a gate said no) send nothing either.
-    let proposed =
-        ActionNote { fingerprint: None, description: "flatten_shorts: close CHWY".into(), taken: false, detail: None };
+    let proposed = ActionNote {
+        fingerprint: None,
+        description: "flatten_shorts: close CHWY".into(),
+        taken: false,
+        detail: None,
+        done: None,
+    };
     assert_eq!(render(&[], &[proposed], &ctx()), None);
 }
 
@@ -80,6 +85,7 @@ fn an_action_taken_without_any_notice_still_sends_a_message() {
         description: d.into(),
         taken: true,
         detail: None,
+        done: Some("flattened".into()),
     };
     let proposed = ActionNote { taken: false, ..taken("cancel_hazard_orders: cancel 1 order") };
     let r = render(&[], &[taken("flatten_shorts (done): closed CHWY -1596"), proposed.clone()], &ctx()).unwrap();
@@ -95,9 +101,20 @@ fn an_action_taken_without_any_notice_still_sends_a_message() {
     assert_eq!(r.subject, "[tradewarden] ACTION TAKEN: flatten_shorts (done): closed CHWY -1596 (paper)");
     assert!(r.text.starts_with("tradewarden: 1 action taken, 1 resolved (paper account)\n"), "{}", r.text);
     assert!(r.text.contains("RESOLVED"), "{}", r.text);
-    // A firing notice leads as before.
-    let r = render(&[note(NotifyReason::Firing, chwy())], &[taken("flatten_shorts (done): closed CHWY -1596")], &ctx())
-        .unwrap();
+    // A firing notice leads, and (issue 17) the action taken says so in the subject, each word
+    // once; a proposed action says nothing there.
+    let r = render(
+        &[note(NotifyReason::Firing, chwy())],
+        &[
+            taken("flatten_shorts (done): closed CHWY -1596"),
+            taken("flatten_shorts (done): closed BILL -413"),
+            proposed.clone(),
+        ],
+        &ctx(),
+    )
+    .unwrap();
+    assert_eq!(r.subject, "[tradewarden] CRITICAL no-shorts: CHWY short -1596; flattened (paper)");
+    let r = render(&[note(NotifyReason::Firing, chwy())], std::slice::from_ref(&proposed), &ctx()).unwrap();
     assert_eq!(r.subject, "[tradewarden] CRITICAL no-shorts: CHWY short -1596 (paper)");
     let two = render(&[], &[taken("a (done): x"), taken("b (done): y")], &ctx()).unwrap();
     assert_eq!(two.subject, "[tradewarden] ACTION TAKEN: a (done): x and 1 more (paper)");
@@ -186,8 +203,15 @@ fn bodies_carry_findings_actions_host_config_and_mode() {
             description: "flatten_shorts: close CHWY (-1596) via DELETE /v2/positions/CHWY".into(),
             taken: false,
             detail: Some("--- a\n+++ b\n-old\n+new".into()),
+            done: None,
         },
-        ActionNote { fingerprint: None, description: "exec:stop-bot ran (exit 0)".into(), taken: true, detail: None },
+        ActionNote {
+            fingerprint: None,
+            description: "exec:stop-bot ran (exit 0)".into(),
+            taken: true,
+            detail: None,
+            done: Some("command run".into()),
+        },
     ];
     let r = render(&[note(NotifyReason::Firing, chwy())], &actions, &ctx()).unwrap();
     for needle in [
