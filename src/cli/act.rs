@@ -194,7 +194,13 @@ async fn tell(cfg: &Config, mode: Mode, reports: &[ActionReport]) {
         .collect();
     let now = Utc::now();
     let host = host_name();
-    let ctx = MessageContext { host: &host, config_path: &cfg.path, mode: Some(mode), now };
+    let ctx = MessageContext {
+        host: &host,
+        config_path: &cfg.path,
+        status_url: cfg.server.external_url.as_deref(),
+        mode: Some(mode),
+        now,
+    };
     let Some(rendered) = render(&[], &notes, &ctx) else { return };
     let policy = RetryPolicy::default();
     let mailer = match Mailer::from_config(&cfg.alerts.email, policy.send_timeout) {

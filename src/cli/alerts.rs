@@ -59,7 +59,13 @@ pub async fn run(command: AlertsCommand, now: DateTime<Utc>) -> anyhow::Result<u
                 }
             };
             let host = host_name();
-            let ctx = MessageContext { host: &host, config_path: &cfg.path, mode: None, now };
+            let ctx = MessageContext {
+                host: &host,
+                config_path: &cfg.path,
+                status_url: cfg.server.external_url.as_deref(),
+                mode: None,
+                now,
+            };
             let rendered = render_test(&ctx, &mailer.describe());
             let outbox = Outbox::new(&cfg.state_dir).with_policy(policy);
             let msg = match outbox.queue(&mailer, &rendered, now) {

@@ -320,7 +320,13 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
         })
         .collect();
     let host = host_name();
-    let ctx = MessageContext { host: &host, config_path: &cfg.path, mode: Some(snap.mode), now: snap.taken_at };
+    let ctx = MessageContext {
+        host: &host,
+        config_path: &cfg.path,
+        status_url: cfg.server.external_url.as_deref(),
+        mode: Some(snap.mode),
+        now: snap.taken_at,
+    };
     let mut email = None;
     if let Some(rendered) = render(&notes, &action_notes, &ctx) {
         let mail_dir = dir.join("state/mail");

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// addresses and the listen address: what a browser's or Prometheus's Host header says when
     /// it reaches the server by name. Anything else gets 421 and no data (DNS rebinding).
     pub allowed_hosts: Vec<String>,
+    /// The status page's address as readers reach it (a reverse proxy, a tunnel), linked from
+    /// every email; its host is an allowed Host too.
+    pub external_url: Option<String>,
 }
 
 impl ServerConfig {
@@ -48,6 +51,7 @@ pub(super) fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig
         max_connections: ServerConfig::DEFAULT_MAX_CONNECTIONS,
         allow_remote: false,
         allowed_hosts: Vec::new(),
+        external_url: None,
     };
     let Some(mut r) = r else { return Some(defaults) };
     let listen = match r.raw("listen") {
@@ -124,8 +128,37 @@ pub(super) fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig
             );
         }
     }
-    let allowed_hosts = allowed_hosts.into_iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect();
-    r.finish(&["listen", "blind_after", "header_timeout", "max_connections", "allow_remote", "allowed_hosts"]);
+    let mut allowed_hosts: Vec<String> =
+        allowed_hosts.into_iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect();
+    // A link goes into every email: an http(s) URL with a host and no credentials in it.
+    let external_url = r.get_parsed("external_url", |s| {
+        let u = reqwest::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+        if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+            return Err(format!("`{s}` is not an http(s) URL with a host"));
+        }
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err("a user or password in the URL would be sent in every email: leave them out".into());
+        }
+        Ok(u.to_string())
+    });
+    let external_host = external_url
+        .as_deref()
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    if let Some(host) = external_host
+        && !allowed_hosts.contains(&host)
+    {
+        allowed_hosts.push(host);
+    }
+    r.finish(&[
+        "listen",
+        "blind_after",
+        "header_timeout",
+        "max_connections",
+        "allow_remote",
+        "allowed_hosts",
+        "external_url",
+    ]);
     listen.map(|listen| ServerConfig {
         listen,
         blind_after,
@@ -133,5 +166,27 @@ pub(super) fn read_server(r: Option<TableReader<'_, '_>>) -> Option<ServerConfig
         max_connections,
         allow_remote,
         allowed_hosts,
+        external_url,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_external_urls_host_is_an_allowed_host() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+        let path = dir.path().join("tw.toml");
+        std::fs::write(
+            &path,
+            "rules = [\"rules.toml\"]\n[server]\nexternal_url = \"https://TW.example.org:8443/status\"\n\
+             allowed_hosts = [\"other.example\"]\n[bot]\nroot = \".\"\n[bot.positions]\nfile = \"p.json\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.server.external_url.as_deref(), Some("https://tw.example.org:8443/status"));
+        assert_eq!(cfg.server.allowed_hosts, ["other.example", "tw.example.org"]);
+    }
 }

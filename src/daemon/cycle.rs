@@ -314,7 +314,13 @@ impl Daemon {
         problems: &mut Vec<String>,
     ) -> Option<String> {
         let notes_for_actions: Vec<ActionNote> = actions.iter().map(action_note).collect();
-        let ctx = MessageContext { host: &self.host, config_path: &self.cfg.path, mode: Some(snap.mode), now };
+        let ctx = MessageContext {
+            host: &self.host,
+            config_path: &self.cfg.path,
+            status_url: self.cfg.server.external_url.as_deref(),
+            mode: Some(snap.mode),
+            now,
+        };
         let rendered = render(notes, &notes_for_actions, &ctx)?;
         let (msg, unwritten) = self.outbox.queue_or_hold(&self.mailer, &rendered, now);
         match unwritten {

@@ -32,6 +32,9 @@ pub struct MessageContext<'a> {
     pub host: &'a str,
     /// The configuration file.
     pub config_path: &'a Path,
+    /// The status page as the reader reaches it (`[server] external_url`), linked from the
+    /// message.
+    pub status_url: Option<&'a str>,
     /// Paper, live or replay; `None` when not known (the test message).
     pub mode: Option<Mode>,
     /// The cycle's "now".
@@ -324,6 +327,9 @@ pub fn render(notes: &[Notification], actions: &[ActionNote], ctx: &MessageConte
 fn render_text(notes: &[&Notification], actions: &[ActionNote], ctx: &MessageContext<'_>, summary: &str) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "{summary}\n");
+    if let Some(url) = ctx.status_url {
+        let _ = writeln!(t, "status page: {}\n", header_safe(url));
+    }
     for n in notes {
         let a = &n.alert;
         let _ = writeln!(
@@ -460,6 +466,9 @@ fn render_html(
             o.push_str("</li>\n");
         }
         o.push_str("</ul>\n");
+    }
+    if let Some(url) = ctx.status_url {
+        let _ = writeln!(o, "<p><a href=\"{}\">Open the status page</a></p>", h(url));
     }
     let _ = write!(
         o,

@@ -160,6 +160,35 @@ fn server_limits_are_validated_with_file_and_line() {
     assert_eq!(code, 0, "valid values load: {out}{err}");
 }
 
+/// Issue 17: `[server] external_url` (the status page as readers reach it, linked from every
+/// email) is an http(s) URL without credentials; its host is served (the Host check allows it).
+#[test]
+fn external_url_is_validated_and_never_carries_credentials() {
+    const BOT: &str = "[bot]\nroot = \".\"\n[bot.positions]\nfile = \"positions.json\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), "").unwrap();
+    let cfg = dir.path().join("tw.toml");
+    let c = cfg.display().to_string();
+    for (url, says) in [
+        ("https://ops:hunter2@tw.example.org/", "a user or password in the URL would be sent in every email"),
+        ("ftp://tw.example.org/", "is not an http(s) URL with a host"),
+        ("tw.example.org", "is not a URL"),
+    ] {
+        std::fs::write(&cfg, format!("rules = [\"rules.toml\"]\n[server]\nexternal_url = {url:?}\n{BOT}")).unwrap();
+        let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+        assert_eq!(code, 2, "{url}: {out}{err}");
+        assert!(err.contains(&format!("{c}:3:16: `external_url` in [server]")) && err.contains(says), "{url}: {err}");
+        assert!(!err.contains("hunter2"), "the password is not echoed: {err}");
+    }
+    std::fs::write(
+        &cfg,
+        format!("rules = [\"rules.toml\"]\n[server]\nexternal_url = \"https://tw.example.org/\"\n{BOT}"),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin().args(["rules", "check", "-c"]).arg(&cfg));
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 /// Issue 17: `rules check` lists every problem at once: a `[schedule]` with both `every` and
 /// `cron` also gets each value's own problem, beside a duplicate rule id and the other tables'
 /// problems; a `[bot] root` that does not exist is a warning, not an error.

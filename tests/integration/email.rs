@@ -50,7 +50,13 @@ fn notifications(cfg: &Config, findings: Vec<Finding>) -> Vec<Notification> {
 }
 
 fn rendered(cfg: &Config, findings: Vec<Finding>) -> Rendered {
-    let ctx = MessageContext { host: "bot-host", config_path: &cfg.path, mode: Some(Mode::Paper), now: t0() };
+    let ctx = MessageContext {
+        host: "bot-host",
+        config_path: &cfg.path,
+        status_url: None,
+        mode: Some(Mode::Paper),
+        now: t0(),
+    };
     render(&notifications(cfg, findings), &[], &ctx).expect("something to say")
 }
 

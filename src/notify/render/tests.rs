@@ -16,9 +16,27 @@ fn ctx() -> MessageContext<'static> {
     MessageContext {
         host: "bot-host",
         config_path: Path::new("/etc/tradewarden/tradewarden.toml"),
+        status_url: None,
         mode: Some(Mode::Paper),
         now: t0(),
     }
+}
+
+/// Issue 17: with `[server] external_url`, every message links the status page (escaped in
+/// the HTML part); without it, no link.
+#[test]
+fn the_status_page_is_linked_when_its_external_url_is_known() {
+    let url = "https://tw.example.org/status?a=1&b=2";
+    let with = MessageContext { status_url: Some(url), ..ctx() };
+    let r = render(&[note(NotifyReason::Firing, chwy())], &[], &with).unwrap();
+    assert!(r.text.contains(&format!("status page: {url}\n")), "{}", r.text);
+    assert!(
+        r.html.contains("<a href=\"https://tw.example.org/status?a=1&amp;b=2\">Open the status page</a>"),
+        "{}",
+        r.html
+    );
+    let r = render(&[note(NotifyReason::Firing, chwy())], &[], &ctx()).unwrap();
+    assert!(!r.text.contains("status page:") && !r.html.contains("Open the status page"));
 }
 
 fn finding(rule: &str, code: &str, severity: Severity, subject: &str) -> Finding {
