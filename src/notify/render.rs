@@ -115,6 +115,20 @@ fn h(s: &str) -> String {
     html_escape(&header_safe(s))
 }
 
+/// One line of a preformatted block (a diff): its indentation kept, unlike [`header_safe`],
+/// but every control character (a tab included, as four spaces) made harmless.
+fn verbatim(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\t' => "    ".to_owned(),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => " ".to_owned(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
+}
+
 /// This machine's host name (the one SMTP's EHLO uses), or `localhost`.
 #[must_use]
 pub fn host_name() -> String {
@@ -364,7 +378,7 @@ fn render_text(notes: &[&Notification], actions: &[ActionNote], ctx: &MessageCon
             );
             if let Some(d) = &act.detail {
                 for line in d.lines() {
-                    let _ = writeln!(t, "      {}", header_safe(line));
+                    let _ = writeln!(t, "      {}", verbatim(line));
                 }
             }
         }
@@ -456,7 +470,7 @@ fn render_html(
                 act.fingerprint.as_deref().map(|f| format!(" <code>[{}]</code>", h(f))).unwrap_or_default()
             );
             if let Some(d) = &act.detail {
-                let lines: Vec<String> = d.lines().map(h).collect();
+                let lines: Vec<String> = d.lines().map(|l| html_escape(&verbatim(l))).collect();
                 let _ = write!(
                     o,
                     "<pre style=\"background:#f7f7f7;border:1px solid #ddd;padding:8px;font-size:12px\">{}</pre>",

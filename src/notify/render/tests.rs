@@ -22,6 +22,27 @@ fn ctx() -> MessageContext<'static> {
     }
 }
 
+/// Issue 17: a diff in an email kept no indentation (each line went through the header
+/// cleaner, which collapses whitespace). Its lines keep their indentation in both parts; control
+/// characters are still made harmless.
+#[test]
+fn a_diff_keeps_its_indentation_in_text_and_html() {
+    let diff =
+        "--- a/state.json\n+++ b/state.json\n   \"opens\": {\n-    \"CHWY\": {\"qty\": 1596},\n+\t\"x\": 1\u{1b}[31m\n";
+    let act = ActionNote {
+        fingerprint: None,
+        description: "fix_state (done): rewrote state.json".into(),
+        taken: true,
+        detail: Some(diff.into()),
+        done: Some("bot state repaired".into()),
+    };
+    let r = render(&[], &[act], &ctx()).unwrap();
+    assert!(r.text.contains("\n      -    \"CHWY\": {\"qty\": 1596},\n"), "{}", r.text);
+    assert!(r.text.contains("\n         \"opens\": {\n"), "{}", r.text);
+    assert!(r.text.contains("+    \"x\": 1 [31m") && !r.text.contains('\u{1b}'), "{}", r.text);
+    assert!(r.html.contains("-    &quot;CHWY&quot;: {&quot;qty&quot;: 1596},"), "{}", r.html);
+}
+
 /// Issue 17: with `[server] external_url`, every message links the status page (escaped in
 /// the HTML part); without it, no link.
 #[test]
