@@ -198,6 +198,7 @@ async fn tell(cfg: &Config, mode: Mode, reports: &[ActionReport]) {
         host: &host,
         config_path: &cfg.path,
         status_url: cfg.server.external_url.as_deref(),
+        firing_total: None,
         mode: Some(mode),
         now,
     };

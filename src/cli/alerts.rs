@@ -63,6 +63,7 @@ pub async fn run(command: AlertsCommand, now: DateTime<Utc>) -> anyhow::Result<u
                 host: &host,
                 config_path: &cfg.path,
                 status_url: cfg.server.external_url.as_deref(),
+                firing_total: None,
                 mode: None,
                 now,
             };

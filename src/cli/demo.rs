@@ -324,6 +324,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<DemoOutcome> {
         host: &host,
         config_path: &cfg.path,
         status_url: cfg.server.external_url.as_deref(),
+        firing_total: None,
         mode: Some(snap.mode),
         now: snap.taken_at,
     };

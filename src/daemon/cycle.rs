@@ -269,7 +269,8 @@ impl Daemon {
         // the restart owe those notices again rather than lose them.
         let mut write_errors = Vec::new();
         let before = rec.problems.len();
-        rec.email.queued = self.enqueue(&notes, &actions, &snap, start, &mut rec.problems);
+        let firing = book.alerts.values().filter(|a| a.state == Phase::Firing).count();
+        rec.email.queued = self.enqueue(&notes, &actions, &snap, firing, start, &mut rec.problems);
         write_errors.extend(rec.problems[before..].iter().cloned());
         if self.outbox.held_count() == 0 {
             if let Err(e) = book.save(&self.cfg.state_dir) {
@@ -310,6 +311,7 @@ impl Daemon {
         notes: &[Notification],
         actions: &[ActionReport],
         snap: &crate::model::Snapshot,
+        firing_total: usize,
         now: DateTime<Utc>,
         problems: &mut Vec<String>,
     ) -> Option<String> {
@@ -318,6 +320,7 @@ impl Daemon {
             host: &self.host,
             config_path: &self.cfg.path,
             status_url: self.cfg.server.external_url.as_deref(),
+            firing_total: Some(firing_total),
             mode: Some(snap.mode),
             now,
         };

@@ -35,6 +35,9 @@ pub struct MessageContext<'a> {
     /// The status page as the reader reaches it (`[server] external_url`), linked from the
     /// message.
     pub status_url: Option<&'a str>,
+    /// How many alerts are firing in all (the daemon's alert book), not only those this message
+    /// is about; `None` when not known.
+    pub firing_total: Option<usize>,
     /// Paper, live or replay; `None` when not known (the test message).
     pub mode: Option<Mode>,
     /// The cycle's "now".
@@ -330,7 +333,10 @@ pub fn render(notes: &[Notification], actions: &[ActionNote], ctx: &MessageConte
     } else {
         (subject_line(&notes, &done, ctx), counts(&notes))
     };
-    let summary = format!("tradewarden: {what} ({} account)", mode_text(ctx));
+    let mut summary = format!("tradewarden: {what} ({} account)", mode_text(ctx));
+    if let Some(total) = ctx.firing_total {
+        let _ = write!(summary, "; {total} alert{} firing in all", if total == 1 { "" } else { "s" });
+    }
     Some(Rendered {
         text: render_text(&notes, actions, ctx, &summary),
         html: render_html(&notes, actions, ctx, &subject, &summary),

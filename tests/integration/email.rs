@@ -54,6 +54,7 @@ fn rendered(cfg: &Config, findings: Vec<Finding>) -> Rendered {
         host: "bot-host",
         config_path: &cfg.path,
         status_url: None,
+        firing_total: None,
         mode: Some(Mode::Paper),
         now: t0(),
     };

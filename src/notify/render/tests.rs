@@ -17,9 +17,23 @@ fn ctx() -> MessageContext<'static> {
         host: "bot-host",
         config_path: Path::new("/etc/tradewarden/tradewarden.toml"),
         status_url: None,
+        firing_total: None,
         mode: Some(Mode::Paper),
         now: t0(),
     }
+}
+
+/// Issue 17: the header counted only this message's alerts; with the daemon's count it says how
+/// many fire in all (a repeat of one alert while four fire reads "4 alerts firing in all").
+#[test]
+fn the_header_counts_every_firing_alert_not_only_this_messages() {
+    let all = MessageContext { firing_total: Some(4), ..ctx() };
+    let r = render(&[note(NotifyReason::Repeat, chwy())], &[], &all).unwrap();
+    assert!(r.text.starts_with("tradewarden: 1 still firing (paper account); 4 alerts firing in all\n"), "{}", r.text);
+    assert!(r.html.contains("4 alerts firing in all"), "{}", r.html);
+    let one = MessageContext { firing_total: Some(1), ..ctx() };
+    let r = render(&[note(NotifyReason::Firing, chwy())], &[], &one).unwrap();
+    assert!(r.text.starts_with("tradewarden: 1 firing (paper account); 1 alert firing in all\n"), "{}", r.text);
 }
 
 /// Issue 17: a diff in an email kept no indentation (each line went through the header
