@@ -62,25 +62,19 @@ impl Actor {
             Broker::Alpaca(c) => Some(Arc::new(c.clone())),
             Broker::Replay(_) => None,
         };
-        Self {
-            broker: ops,
-            mode: broker.mode(),
-            state_dir: config.state_dir.clone(),
-            bot_root: config.bot.root.clone(),
-            poll: Timing::DEFAULT_POLL,
-            hooks: Hooks::from_env(),
-            unresolved: true,
-            announced: BTreeSet::new(),
-            intent_flag: Arc::default(),
-        }
+        Self::build(config, ops, broker.mode())
     }
 
     /// An actor over any `ActBroker` (tests, embedding).
     #[must_use]
     pub fn with_broker(config: &Config, broker: Arc<dyn ActBroker>) -> Self {
         let mode = broker.mode();
+        Self::build(config, Some(broker), mode)
+    }
+
+    fn build(config: &Config, broker: Option<Arc<dyn ActBroker>>, mode: Mode) -> Self {
         Self {
-            broker: Some(broker),
+            broker,
             mode,
             state_dir: config.state_dir.clone(),
             bot_root: config.bot.root.clone(),
