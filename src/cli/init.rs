@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::{exit, print};
+use crate::config::{BotSource, Config, MetadataMapping};
+use crate::model::FieldRef;
 
 /// The bot layouts tradewarden ships an example for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,25 +36,26 @@ const STOCK_BOT: &str = include_str!("../../examples/stock-bot/tradewarden.toml"
 const ORDINIS: &str = include_str!("../../examples/ordinis/tradewarden.toml");
 const ORDINIS_RULES: &str = include_str!("../../examples/ordinis/rules.toml");
 
-/// The files each layout's mapping reads, relative to the bot's folder, the table naming each,
-/// and a log's `time` field.
-type Expected = (&'static str, &'static str, Option<&'static str>);
-const STOCK_BOT_FILES: [Expected; 5] = [
-    ("state/executor_state.json", "[bot.positions]", None),
-    ("state/position_metadata.json", "[bot.metadata]", None),
-    ("logs/run.jsonl", "[logs.run]", Some("ts")),
-    ("logs/exits.jsonl", "[logs.exits]", Some("ts")),
-    ("logs/attribution.jsonl", "[logs.attribution]", Some("ts")),
-];
-const ORDINIS_FILES: [Expected; 3] = [
-    ("logs/positions.jsonl", "[logs.positions] (the bot's positions)", Some("timestamp")),
-    ("logs/events.jsonl", "[logs.events]", Some("timestamp")),
-    ("logs/trades.jsonl", "[logs.trades]", Some("ts")),
-];
+/// The files the written configuration reads, relative to the bot's folder: each with the
+/// table naming it and, for a log, its `time` field. Read back from the configuration itself,
+/// so the list can never drift from the examples.
+fn expected(cfg: &Config) -> Vec<(PathBuf, String, Option<FieldRef>)> {
+    let mut out = Vec::new();
+    if let BotSource::File(f) = &cfg.bot.positions.source {
+        out.push((f.clone(), "[bot.positions]".to_owned(), None));
+    }
+    if let Some(MetadataMapping { source: BotSource::File(f), .. }) = &cfg.bot.metadata {
+        out.push((f.clone(), "[bot.metadata]".to_owned(), None));
+    }
+    for (name, log) in &cfg.logs {
+        out.push((log.file.clone(), format!("[logs.{name}]"), Some(log.time.clone())));
+    }
+    out
+}
 
 /// Whether the last complete line of a JSONL file (read from its last 64 KiB) is a JSON object
 /// with the field `time`: `Some(false)` when it is not, `None` when there is no line to tell.
-fn last_line_has(path: &Path, time: &str) -> Option<bool> {
+fn last_line_has(path: &Path, time: &FieldRef) -> Option<bool> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
     let len = f.metadata().ok()?.len();
@@ -62,7 +65,7 @@ fn last_line_has(path: &Path, time: &str) -> Option<bool> {
     let text = String::from_utf8_lossy(&tail);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    Some(v.get(time).is_some())
+    Some(time.get(&v).is_some())
 }
 
 /// The layout of the bot in `dir`, and why: the file that told.
@@ -132,16 +135,23 @@ pub fn run(args: &InitArgs) -> anyhow::Result<u8> {
         out.push_str(&format!("wrote {}\n", path.display()));
     }
     out.push_str(&format!("layout: {}\n", why));
-    let expected: &[Expected] = if layout == Layout::Ordinis { &ORDINIS_FILES } else { &STOCK_BOT_FILES };
-    for (file, table, time) in expected {
-        let path = dir.join(file);
+    // Read back what was written: a starter that does not load is said, not hidden.
+    let cfg = match Config::load(&files[0].0) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: the configuration written does not load:\n{e}");
+            return Ok(exit::ERROR);
+        }
+    };
+    for (file, table, time) in expected(&cfg) {
+        let path = dir.join(&file);
         let seen = if path.is_file() { "found  " } else { "MISSING" };
-        let stamp = match time.map(|t| (t, last_line_has(&path, t))) {
-            Some((t, Some(true))) => format!("; its last line has `{t}`"),
-            Some((t, Some(false))) => format!("; its last line has no `{t}`: set `time` in {table}"),
+        let stamp = match time.map(|t| (last_line_has(&path, &t), t)) {
+            Some((Some(true), t)) => format!("; its last line has `{}`", t.as_str()),
+            Some((Some(false), t)) => format!("; its last line has no `{}`: set `time` in {table}", t.as_str()),
             _ => String::new(),
         };
-        out.push_str(&format!("  {seen} {file}  ({table}{stamp})\n"));
+        out.push_str(&format!("  {seen} {}  ({table}{stamp})\n", file.display()));
     }
     out.push_str(&format!("next: tradewarden rules check -c {}\n", dir.join("tradewarden.toml").display()));
     print(&out)?;
