@@ -25,12 +25,11 @@ use crate::daemon::cycle::LAST_REPORT;
 use crate::model::{Outcome, Severity};
 use crate::notify::{Outbox, OutboxMessage};
 use crate::report::{CycleRecord, Report};
+use crate::server::STALE_INTERVALS;
 use crate::state::{StateError, TEMP_PREFIX, read_json};
 
 /// How many journaled actions `status` lists.
 pub const RECENT_ACTIONS: usize = 10;
-/// A last cycle older than this many schedule intervals is stale (as `/healthz` counts).
-pub const STALE_INTERVALS: u32 = 3;
 
 /// `status` arguments.
 #[derive(Debug, Args)]

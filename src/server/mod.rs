@@ -24,8 +24,8 @@ pub use host::AllowedHosts;
 pub use metrics::render_metrics;
 pub use page::{esc, render_page};
 pub use view::{
-    ActionCount, ActionRow, AlertRow, CyclePoint, EndpointCount, HISTORY_POINTS, Overall, SilenceRow, StateDirProblem,
-    StatusView,
+    ActionCount, ActionRow, AlertRow, CyclePoint, EndpointCount, HISTORY_POINTS, Overall, STALE_INTERVALS, SilenceRow,
+    StateDirProblem, StatusView,
 };
 
 use crate::clock::Clock;

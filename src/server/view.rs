@@ -11,6 +11,10 @@ use crate::config::Hold;
 use crate::model::{Outcome, Severity};
 use crate::report::{CycleRecord, Report};
 
+/// The status is stale when no cycle finished within this many health intervals (`/healthz`,
+/// the page, and `tradewarden status` all count so).
+pub const STALE_INTERVALS: u32 = 3;
+
 /// How many cycle points the findings chart keeps.
 pub const HISTORY_POINTS: usize = 720;
 
@@ -249,7 +253,7 @@ impl StatusView {
         // Checked: `Duration * 3` panics on overflow.
         let limit = self
             .interval
-            .checked_mul(3)
+            .checked_mul(STALE_INTERVALS)
             .and_then(|d| chrono::Duration::from_std(d).ok())
             .unwrap_or(chrono::Duration::MAX);
         now - reference <= limit
