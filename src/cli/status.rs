@@ -26,7 +26,7 @@ use crate::model::{Outcome, Severity};
 use crate::notify::{Outbox, OutboxMessage};
 use crate::report::{CycleRecord, Report};
 use crate::server::STALE_INTERVALS;
-use crate::state::{StateError, TEMP_PREFIX, read_json};
+use crate::state::{StateError, read_json};
 
 /// How many journaled actions `status` lists.
 pub const RECENT_ACTIONS: usize = 10;
@@ -316,31 +316,17 @@ pub fn read_files(dir: &Path) -> Files {
         report: json_file(&dir.join(LAST_REPORT)),
         alerts: json_file(&dir.join(AlertBook::FILE)),
         silences: json_file(&dir.join(SilenceBook::FILE)),
-        outbox: read_outbox(&dir.join(Outbox::DIR)),
+        outbox: read_outbox(dir),
         journal: Journal::new(dir).read().map_err(|e| format!("cannot be read: {e}")),
     }
 }
 
-fn read_outbox(dir: &Path) -> Result<OutboxFiles, String> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OutboxFiles::default()),
-        Err(e) => return Err(format!("cannot be read: {e}")),
-    };
-    let mut out = OutboxFiles::default();
-    for path in entries.flatten().map(|e| e.path()) {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        // Temp files of an interrupted write, and corrupt files moved aside, are not messages.
-        if name.starts_with(TEMP_PREFIX) || path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        match read_json::<OutboxMessage>(&path) {
-            Ok(Some(m)) => out.messages.push(m),
-            Ok(None) => {}
-            Err(e) => out.unreadable.push(FileProblem { file: path.clone(), why: why(&e) }),
-        }
-    }
-    Ok(out)
+fn read_outbox(state_dir: &Path) -> Result<OutboxFiles, String> {
+    let scan = Outbox::new(state_dir).scan().map_err(|e| format!("cannot be read: {e}"))?;
+    Ok(OutboxFiles {
+        messages: scan.messages,
+        unreadable: scan.unreadable.into_iter().map(|(file, e)| FileProblem { file, why: why(&e) }).collect(),
+    })
 }
 
 /// Builds the status from what was read. Pure.

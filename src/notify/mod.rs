@@ -22,5 +22,5 @@ mod render;
 pub use channel::Channel as Notifier;
 pub use channel::{Channel, Content, Delivery, Dispatch, EMAIL, OutboxMessage, SendError, SendErrorKind, delivery};
 pub use email::{Mailer, NotifyError, build_message};
-pub use outbox::{Delivered, FlushFailure, FlushReport, Outbox, OutboxListing, RetryPolicy};
+pub use outbox::{Delivered, FlushFailure, FlushReport, Outbox, OutboxListing, OutboxScan, RetryPolicy};
 pub use render::{ActionNote, MessageContext, Rendered, header_safe, host_name, html_escape, render, render_test};

@@ -133,6 +133,15 @@ pub struct OutboxListing {
     pub problems: Vec<String>,
 }
 
+/// The outbox folder as read, without touching it ([`Outbox::scan`]).
+#[derive(Debug, Default)]
+pub struct OutboxScan {
+    /// The messages, in no particular order.
+    pub messages: Vec<OutboxMessage>,
+    /// Files that could not be read, with why.
+    pub unreadable: Vec<(PathBuf, StateError)>,
+}
+
 /// What the outbox knows better than its folder, when the folder cannot be written.
 #[derive(Debug, Default)]
 struct Held {
@@ -300,32 +309,51 @@ impl Outbox {
     }
 
     fn list_files(&self, now: DateTime<Utc>, out: &mut OutboxListing) {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        let scan = match self.scan() {
+            Ok(s) => s,
             Err(e) => {
                 out.problems.push(format!("cannot read outbox `{}`: {e}", self.dir.display()));
                 return;
             }
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_none_or(|x| x != "json") {
+        out.messages.extend(scan.messages);
+        for (path, e) in scan.unreadable {
+            out.problems.push(match e {
+                // An unreadable message cannot be sent; keep it aside for a human.
+                StateError::Corrupt { .. } => match quarantine(&path, now) {
+                    Ok(to) => format!("{e}; moved aside to `{}`", to.display()),
+                    Err(m) => format!("{e}; could not move it aside ({m})"),
+                },
+                e => e.to_string(),
+            });
+        }
+    }
+
+    /// The message files as they are, read only (`tradewarden status` beside a running daemon):
+    /// the messages, and each file that could not be read with why. Temp files of interrupted
+    /// writes are not messages. A missing folder is an empty outbox.
+    ///
+    /// # Errors
+    /// When the folder exists but cannot be read.
+    pub fn scan(&self) -> std::io::Result<OutboxScan> {
+        let mut out = OutboxScan::default();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let temp = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(crate::state::TEMP_PREFIX));
+            if temp || path.extension().is_none_or(|x| x != "json") {
                 continue;
             }
             match read_json::<OutboxMessage>(&path) {
                 Ok(Some(m)) => out.messages.push(m),
                 Ok(None) => {}
-                Err(e @ StateError::Corrupt { .. }) => {
-                    // An unreadable message cannot be sent; keep it aside for a human.
-                    out.problems.push(match quarantine(&path, now) {
-                        Ok(to) => format!("{e}; moved aside to `{}`", to.display()),
-                        Err(m) => format!("{e}; could not move it aside ({m})"),
-                    });
-                }
-                Err(e) => out.problems.push(e.to_string()),
+                Err(e) => out.unreadable.push((path, e)),
             }
         }
+        Ok(out)
     }
 
     /// Tries every message due at `now`, oldest first, within the flush budget, each through
